@@ -1,0 +1,357 @@
+"""The ``orderhub`` command: set up, serve, run workers, and look after the data."""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import func, select
+
+from hub import settings as settings_module
+from hub.core import auth, inventory, migrate, stock_import, tenancy
+from hub.core.errors import HubError
+from hub.core.models import StockLevel, Tenant, User
+from hub.runtime import Runtime
+from hub.settings import ConfigError
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _runtime(ctx: click.Context) -> Runtime:
+    if ctx.obj is None:
+        ctx.obj = Runtime(settings_module.load())
+        ctx.call_on_close(ctx.obj.close)
+    return ctx.obj
+
+
+@click.group()
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """OrderHub: take orders in from every channel, reserve stock, ship and track them."""
+
+
+def runtime_command(group: click.Group, *args: Any, **kwargs: Any) -> Any:
+    """A command that gets the runtime first and turns domain errors into clean messages."""
+
+    def decorate(fn: Any) -> Any:
+        def command(**params: Any) -> Any:
+            runtime = _runtime(click.get_current_context())
+            try:
+                return fn(runtime, **params)
+            except HubError as exc:
+                raise click.ClickException(exc.message) from None
+
+        functools.update_wrapper(command, fn)  # keeps the options click attached to fn
+        return group.command(*args, **kwargs)(command)
+
+    return decorate
+
+
+# --- set-up ----------------------------------------------------------------------------------
+
+
+@runtime_command(cli, "init")
+@click.option("--demo", is_flag=True, help="Add a 'demo' tenant with products, stock and users.")
+def init(runtime: Runtime, demo: bool) -> None:
+    """Create or upgrade the database; with --demo, add demo data and print an admin token."""
+    migrate.upgrade(runtime.engine)
+    click.echo(f"database ready at {runtime.engine.url.render_as_string(hide_password=True)}")
+    if demo:
+        from hub.demo import load_demo
+
+        token = load_demo(runtime)
+        click.echo("demo tenant 'demo' ready: user 'admin' (role admin)")
+        click.echo(f"API token: {token}")
+
+
+@cli.group()
+def db() -> None:
+    """Schema migrations."""
+
+
+@runtime_command(db, "upgrade")
+@click.argument("revision", default="heads")
+def db_upgrade(runtime: Runtime, revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    migrate.upgrade(runtime.engine, revision)
+    click.echo(f"at {', '.join(sorted(migrate.current(runtime.engine))) or 'base'}")
+
+
+@runtime_command(db, "downgrade")
+@click.argument("revision")
+def db_downgrade(runtime: Runtime, revision: str) -> None:
+    """Revert migrations down to REVISION ('base' removes every table)."""
+    migrate.downgrade(runtime.engine, revision)
+    click.echo(f"at {', '.join(sorted(migrate.current(runtime.engine))) or 'base'}")
+
+
+@runtime_command(db, "current")
+def db_current(runtime: Runtime) -> None:
+    """Show the schema revision and whether it is the newest."""
+    current, heads = migrate.current(runtime.engine), migrate.head_revisions(runtime.engine)
+    state = "up to date" if current == heads else f"behind (newest: {', '.join(sorted(heads))})"
+    click.echo(f"{', '.join(sorted(current)) or 'base'} ({state})")
+
+
+@cli.group()
+def tenants() -> None:
+    """Merchants served by this hub."""
+
+
+@runtime_command(tenants, "add")
+@click.argument("slug")
+@click.option("--name", help="Display name (default: the slug).")
+def tenants_add(runtime: Runtime, slug: str, name: str | None) -> None:
+    """Add a tenant."""
+    with runtime.transaction() as session:
+        tenancy.create_tenant(session, slug, name)
+    click.echo(f"tenant {slug} added")
+
+
+@cli.group()
+def users() -> None:
+    """Users of a tenant."""
+
+
+@runtime_command(users, "add")
+@click.option("--tenant", "tenant_slug", required=True)
+@click.option("--username", required=True)
+@click.option("--role", required=True, type=click.Choice(sorted(auth.ROLES)))
+@click.option("--password", help="Default: asked for on a terminal, otherwise generated.")
+@click.option("--email")
+@click.option("--full-name")
+def users_add(
+    runtime: Runtime,
+    tenant_slug: str,
+    username: str,
+    role: str,
+    password: str | None,
+    email: str | None,
+    full_name: str | None,
+) -> None:
+    """Add a user (the password is asked for, or generated and printed once)."""
+    generated = False
+    if password is None:
+        if sys.stdin.isatty():
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        else:
+            password, generated = secrets.token_urlsafe(12), True
+    with runtime.transaction() as session:
+        tenant = auth.get_tenant(session, tenant_slug)
+        auth.create_user(
+            session, tenant.id, username, password, role, "cli", email=email, full_name=full_name
+        )
+    click.echo(f"user {username} added to {tenant_slug} as {role}")
+    if generated:
+        click.echo(f"password: {password}")
+
+
+@cli.group()
+def tokens() -> None:
+    """API tokens."""
+
+
+@runtime_command(tokens, "create")
+@click.option("--tenant", "tenant_slug", required=True)
+@click.option("--user", "username", required=True)
+@click.option("--name", help="A label for the token, such as the integration using it.")
+def tokens_create(runtime: Runtime, tenant_slug: str, username: str, name: str | None) -> None:
+    """Issue an API token; prints only the token."""
+    with runtime.transaction() as session:
+        tenant = auth.get_tenant(session, tenant_slug)
+        user = session.scalar(
+            select(User).where(User.tenant_id == tenant.id, User.username == username)
+        )
+        if user is None:
+            raise HubError(f"no user {username!r} in tenant {tenant_slug!r}")
+        token = auth.create_token(session, user, "cli", name)
+    click.echo(token)
+
+
+# --- stock -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def stock() -> None:
+    """Stock movements and checks."""
+
+
+@runtime_command(stock, "import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", "tenant_slug", help="Default: the only tenant, if there is one.")
+@click.option("--kind", type=click.Choice(stock_import.KINDS), default="inbound", show_default=True)
+@click.option("--reference", help="Reference written on every ledger row (e.g. an ASN).")
+@click.option("--reason", help="Reason for adjustments.")
+def stock_import_cmd(
+    runtime: Runtime,
+    file: Path,
+    tenant_slug: str | None,
+    kind: str,
+    reference: str | None,
+    reason: str | None,
+) -> None:
+    """Move stock from a CSV file (warehouse,sku,quantity[,reason]): all rows or none."""
+    text = file.read_text(encoding="utf-8-sig")
+    total = max(text.count("\n") - 1, 1)
+    with runtime.transaction() as session:
+        tenant = _tenant(session, tenant_slug)
+        session.info["orderhub.tenant_id"] = tenant.id
+        with click.progressbar(length=total, label=f"{kind} {file.name}") as bar:
+            moved = stock_import.apply(
+                session,
+                tenant.id,
+                text,
+                kind=kind,
+                actor="cli",
+                reference=reference or file.name,
+                reason=reason,
+                progress=bar.update,
+            )
+    click.echo(f"{moved} rows applied to {tenant.slug}")
+
+
+@runtime_command(stock, "verify")
+def stock_verify(runtime: Runtime) -> None:
+    """Recompute every balance from the ledger and report any drift (exit 1 if there is)."""
+    with runtime.transaction() as session:
+        drifts = inventory.verify(session)
+        checked = session.scalar(select(func.count()).select_from(StockLevel))
+    if not drifts:
+        click.echo(f"no drift: {checked} balances match the ledger")
+        return
+    for d in drifts:
+        click.echo(
+            f"DRIFT tenant={d.tenant_id} warehouse={d.warehouse_id} "
+            f"product={d.product_id}: on_hand {d.on_hand} vs ledger {d.ledger_on_hand}, "
+            f"reserved {d.reserved} vs ledger {d.ledger_reserved}"
+        )
+    raise click.ClickException(f"{len(drifts)} balances drift from the ledger")
+
+
+def _tenant(session: Any, slug: str | None) -> Tenant:
+    if slug:
+        return auth.get_tenant(session, slug)
+    found = session.scalars(select(Tenant).limit(2)).all()
+    if len(found) != 1:
+        raise HubError("name the tenant with --tenant")
+    return found[0]
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+@runtime_command(cli, "serve")
+@click.option("--host", help="Default: server.host in hub.toml, else 127.0.0.1.")
+@click.option("--port", type=int, help="Default: server.port in hub.toml, else 8000.")
+@click.option("--threads", type=int, help="HTTP worker threads.")
+def serve(runtime: Runtime, host: str | None, port: int | None, threads: int | None) -> None:
+    """Serve the API (waitress); with the embedded broker, also run the worker in-process."""
+    from waitress import serve as waitress_serve
+
+    from hub.app import create_app
+
+    runtime.close()  # the app builds its own runtime from the same settings
+    app = create_app(runtime.settings)
+    app_runtime: Runtime = app.extensions["orderhub"]
+    if migrate.current(app_runtime.engine) != migrate.head_revisions(app_runtime.engine):
+        raise HubError(
+            "the database is not up to date: run 'orderhub init' (or 'orderhub db upgrade') first"
+        )
+    if app_runtime.settings.embedded_broker:
+        app_runtime.jobs.start_worker()
+        click.echo("embedded worker running in this process")
+    host = host or runtime.settings.host
+    port = port or runtime.settings.port
+    click.echo(f"OrderHub listening on http://{host}:{port} (API at /api/v1, health at /healthz)")
+    try:
+        waitress_serve(
+            app,
+            host=host,
+            port=port,
+            threads=threads or runtime.settings.server_threads,
+            ident="orderhub",
+            clear_untrusted_proxy_headers=True,
+        )
+    finally:
+        app_runtime.close()
+
+
+@runtime_command(cli, "worker")
+@click.option("--threads", type=int, help="Threads per process.")
+@click.option("--processes", type=int, help="Processes (default: worker.processes, else 1).")
+def worker(runtime: Runtime, threads: int | None, processes: int | None) -> None:
+    """Run background workers against the Redis broker until SIGINT/SIGTERM."""
+    if runtime.settings.embedded_broker:
+        raise HubError(
+            "the broker is embedded: 'orderhub serve' runs the worker itself; set "
+            "ORDERHUB_BROKER_URL=redis://… to run separate workers"
+        )
+    count = processes or runtime.settings.worker_processes
+    if count == 1:
+        _run_worker(runtime, threads)
+        return
+    import multiprocessing
+
+    runtime.close()
+    ctx = multiprocessing.get_context("spawn")
+    children = [
+        ctx.Process(target=_child_worker, args=(threads,), daemon=False) for _ in range(count)
+    ]
+    for child in children:
+        child.start()
+
+    def _forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            if child.is_alive() and child.pid:
+                os.kill(child.pid, signum)
+
+    signal.signal(signal.SIGTERM, _forward)
+    signal.signal(signal.SIGINT, _forward)
+    for child in children:
+        child.join()
+
+
+def _child_worker(threads: int | None) -> None:
+    runtime = Runtime(settings_module.load())
+    _run_worker(runtime, threads)
+
+
+def _run_worker(runtime: Runtime, threads: int | None) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runtime.jobs.start_worker(threads)
+    click.echo(f"worker running against {runtime.settings.broker_url.split('@')[-1]}")
+    stop.wait()
+    click.echo("worker stopping")
+    runtime.close()
+
+
+# --- plugins ---------------------------------------------------------------------------------
+
+
+@runtime_command(cli, "plugins")
+def plugins_cmd(runtime: Runtime) -> None:
+    """List the plugins found, what each provides, and what failed to load and why."""
+    for info in runtime.plugins.describe():
+        provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in info.provides.items())
+        click.echo(f"{info.name}  [{info.source}]")
+        if provides:
+            click.echo(f"    provides  {provides}")
+        if info.hooks:
+            click.echo(f"    hooks     {', '.join(info.hooks)}")
+    for failure in runtime.plugins.failures:
+        click.echo(f"FAILED {failure.name}  [{failure.source}]: {failure.error}")

@@ -1,0 +1,188 @@
+"""Users, roles, permissions and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from hub.core import audit
+from hub.core.db import utcnow
+from hub.core.errors import Conflict, Invalid, NotFound
+from hub.core.models import ApiToken, Tenant, User
+
+PERMISSIONS = frozenset(
+    {
+        "orders.read",
+        "orders.write",
+        "catalog.read",
+        "catalog.write",
+        "stock.read",
+        "stock.write",
+        "customers.read",
+        "reports.read",
+        "users.read",
+        "users.write",
+        "audit.read",
+        "plugins.read",
+    }
+)
+
+_READ = {"orders.read", "catalog.read", "stock.read", "customers.read"}
+
+ROLES: dict[str, frozenset[str]] = {
+    "admin": PERMISSIONS,
+    "operator": frozenset(_READ | {"orders.write", "reports.read"}),
+    "warehouse": frozenset(_READ | {"stock.write", "catalog.write"}),
+    "service": frozenset(_READ),
+    "analyst": frozenset(_READ | {"reports.read"}),
+}
+
+TOKEN_PREFIX = "oh_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: resolved once per request from the bearer token."""
+
+    tenant_id: int
+    tenant_slug: str
+    user_id: int
+    username: str
+    role: str
+
+    def can(self, permission: str) -> bool:
+        return permission in ROLES[self.role]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise Invalid(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    return role
+
+
+def get_tenant(session: Session, slug: str) -> Tenant:
+    tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        raise NotFound(f"no tenant {slug!r}")
+    return tenant
+
+
+def create_user(
+    session: Session,
+    tenant_id: int,
+    username: str,
+    password: str,
+    role: str,
+    actor: str,
+    **contact: str | None,
+) -> User:
+    check_role(role)
+    if len(password) < 8:
+        raise Invalid("password must be at least 8 characters")
+    existing = session.scalar(
+        select(User).where(User.tenant_id == tenant_id, User.username == username)
+    )
+    if existing is not None:
+        raise Conflict(f"user {username!r} already exists")
+    user = User(
+        tenant_id=tenant_id,
+        username=username,
+        password_hash=generate_password_hash(password),
+        role=role,
+        **contact,
+    )
+    session.add(user)
+    session.flush()
+    audit.record(session, tenant_id, actor, "user.create", "user", username, None, user_view(user))
+    return user
+
+
+def user_view(user: User) -> dict[str, object]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "full_name": user.full_name,
+        "email": user.email,
+        "phone": user.phone,
+        "address": user.address,
+        "active": user.active,
+    }
+
+
+def check_password(user: User, password: str) -> bool:
+    return check_password_hash(user.password_hash, password)
+
+
+def set_password(user: User, password: str) -> None:
+    if len(password) < 8:
+        raise Invalid("password must be at least 8 characters")
+    user.password_hash = generate_password_hash(password)
+
+
+def create_token(session: Session, user: User, actor: str, name: str | None = None) -> str:
+    """Returns the token once; only its hash is stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            token_hash=hash_token(token),
+            prefix=token[:10],
+            name=name,
+        )
+    )
+    session.flush()
+    audit.record(
+        session,
+        user.tenant_id,
+        actor,
+        "token.create",
+        "user",
+        user.username,
+        None,
+        {"prefix": token[:10], "name": name},
+    )
+    return token
+
+
+def authenticate(session: Session, token: str) -> Principal | None:
+    row = session.execute(
+        select(User, Tenant.slug)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .join(Tenant, Tenant.id == User.tenant_id)
+        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+        .where(User.active.is_(True))
+    ).first()
+    if row is None:
+        return None
+    user, slug = row
+    return Principal(user.tenant_id, slug, user.id, user.username, user.role)
+
+
+def revoke_tokens(session: Session, user: User, actor: str) -> int:
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for t in tokens:
+        t.revoked_at = utcnow()
+    audit.record(
+        session,
+        user.tenant_id,
+        actor,
+        "token.revoke",
+        "user",
+        user.username,
+        None,
+        {"revoked": len(tokens)},
+    )
+    return len(tokens)

@@ -1,0 +1,42 @@
+"""Domain errors. The web edge maps each to its HTTP status; the CLI prints its message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HubError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(HubError):
+    status = 404
+    code = "not_found"
+
+
+class Invalid(HubError):
+    """The request is well-formed but its content is wrong (unknown SKU, bad quantity …)."""
+
+    status = 422
+    code = "validation_failed"
+
+
+class Conflict(HubError):
+    """The request clashes with the current state (illegal transition, duplicate key …)."""
+
+    status = 409
+    code = "conflict"
+
+
+class InsufficientStock(Conflict):
+    code = "insufficient_stock"
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"

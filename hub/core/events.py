@@ -1,0 +1,39 @@
+"""Domain events, written to the outbox in the caller's transaction.
+
+The session remembers what it emitted; whoever owns the session factory (the runtime) enqueues
+the fan-out after commit. If that enqueue fails the row is still there and the sweeper finds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from hub.core.db import utcnow
+from hub.core.models import Event
+
+ORDER_CREATED = "order_created"
+ORDER_STATUS_CHANGED = "order_status_changed"
+ORDER_UPDATED = "order_updated"
+STOCK_LOW = "stock_low"
+STOCK_REPLENISHED = "stock_replenished"
+
+EVENT_NAMES = (ORDER_CREATED, ORDER_STATUS_CHANGED, ORDER_UPDATED, STOCK_LOW, STOCK_REPLENISHED)
+
+OUTBOX_KEY = "orderhub.outbox"
+
+
+def emit(session: Session, tenant_id: int, name: str, payload: dict[str, Any]) -> None:
+    if name not in EVENT_NAMES:
+        raise ValueError(f"unknown event {name!r}")
+    event_id = session.execute(
+        insert(Event).returning(Event.id),
+        [{"tenant_id": tenant_id, "name": name, "payload": payload, "created_at": utcnow()}],
+    ).scalar_one()
+    session.info.setdefault(OUTBOX_KEY, []).append(event_id)
+
+
+def take_emitted(session: Session) -> list[int]:
+    return session.info.pop(OUTBOX_KEY, [])

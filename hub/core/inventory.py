@@ -1,0 +1,565 @@
+"""Stock: reserve, release, receive, dispatch, adjust, ship — every change with its ledger row in
+the same transaction — plus low-stock alerts and the balance check.
+
+A reservation is a conditional UPDATE (``… WHERE on_hand - reserved >= :qty``) and products are
+always taken in ascending id order, warehouses in priority order, so concurrent orders can
+neither oversell nor deadlock. The CHECK constraints on ``stock_levels`` back this up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from hub.core import events
+from hub.core.db import utcnow
+from hub.core.errors import Conflict, InsufficientStock, Invalid, NotFound
+from hub.core.models import Product, StockLedger, StockLevel, Warehouse
+
+MAX_QUANTITY = 1_000_000
+
+
+@dataclass(frozen=True)
+class Allocated:
+    warehouse_id: int
+    product_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One row of a batch: inbound, outbound or adjustment."""
+
+    warehouse_id: int
+    product_id: int
+    quantity: int
+    reason: str | None = None
+
+
+_NO_SYNC = {"synchronize_session": False}
+
+
+def reserve(
+    session: Session,
+    tenant_id: int,
+    needs: Mapping[int, int],
+    *,
+    reference: str,
+    actor: str,
+    skus: Mapping[int, str],
+) -> list[Allocated]:
+    """Reserve every product in ``needs`` (product id → quantity) or raise InsufficientStock.
+
+    Callers that want all-or-nothing wrap this in a savepoint: on the raise, part of the need
+    may already be reserved.
+    """
+    taken: list[Allocated] = []
+    shortages = []
+    for product_id in sorted(needs):
+        quantity = needs[product_id]
+        got = _reserve_one(session, tenant_id, product_id, quantity)
+        taken.extend(got)
+        have = sum(a.quantity for a in got)
+        if have < quantity:
+            shortages.append({"sku": skus[product_id], "requested": quantity, "available": have})
+    if shortages:
+        raise InsufficientStock(
+            "not enough stock: "
+            + ", ".join(
+                f"{s['sku']} needs {s['requested']}, {s['available']} available" for s in shortages
+            ),
+            {"shortages": shortages},
+        )
+    _ledger(session, tenant_id, "reserve", taken, reference, actor, reserved_sign=1)
+    return taken
+
+
+def _reserve_one(
+    session: Session, tenant_id: int, product_id: int, quantity: int
+) -> list[Allocated]:
+    available = StockLevel.on_hand - StockLevel.reserved
+    # Fast path, one round trip: the first warehouse (by priority) that can fill the whole line.
+    best = (
+        select(StockLevel.id)
+        .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
+        .where(
+            StockLevel.tenant_id == tenant_id,
+            StockLevel.product_id == product_id,
+            Warehouse.active.is_(True),
+            available >= quantity,
+        )
+        .order_by(Warehouse.priority, Warehouse.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    warehouse_id = session.execute(
+        update(StockLevel)
+        .where(StockLevel.id == best, available >= quantity)
+        .values(reserved=StockLevel.reserved + quantity)
+        .returning(StockLevel.warehouse_id)
+        .execution_options(**_NO_SYNC)
+    ).scalar()
+    if warehouse_id is not None:
+        return [Allocated(warehouse_id, product_id, quantity)]
+    # No single warehouse can: take what each has, in priority order.
+    taken: list[Allocated] = []
+    remaining = quantity
+    for _attempt in range(5):
+        rows = session.execute(
+            select(StockLevel.id, StockLevel.warehouse_id, available)
+            .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
+            .where(
+                StockLevel.tenant_id == tenant_id,
+                StockLevel.product_id == product_id,
+                Warehouse.active.is_(True),
+                available > 0,
+            )
+            .order_by(Warehouse.priority, Warehouse.id)
+        ).all()
+        if sum(r[2] for r in rows) < remaining:
+            return taken
+        raced = False
+        for level_id, wh_id, free in rows:
+            take = min(free, remaining)
+            done = session.execute(
+                update(StockLevel)
+                .where(StockLevel.id == level_id, available >= take)
+                .values(reserved=StockLevel.reserved + take)
+                .execution_options(**_NO_SYNC)
+            ).rowcount
+            if not done:
+                raced = True
+                break
+            taken.append(Allocated(wh_id, product_id, take))
+            remaining -= take
+            if remaining == 0:
+                return taken
+        if not raced:
+            return taken
+    return taken
+
+
+def release(
+    session: Session,
+    tenant_id: int,
+    allocations: Sequence[Allocated],
+    *,
+    reference: str,
+    actor: str,
+) -> None:
+    for a in sorted(allocations, key=lambda a: (a.product_id, a.warehouse_id)):
+        done = session.execute(
+            update(StockLevel)
+            .where(
+                StockLevel.tenant_id == tenant_id,
+                StockLevel.warehouse_id == a.warehouse_id,
+                StockLevel.product_id == a.product_id,
+                StockLevel.reserved >= a.quantity,
+            )
+            .values(reserved=StockLevel.reserved - a.quantity)
+            .execution_options(**_NO_SYNC)
+        ).rowcount
+        if not done:
+            raise Conflict(f"cannot release {a.quantity} of product {a.product_id}: not reserved")
+    _ledger(session, tenant_id, "release", allocations, reference, actor, reserved_sign=-1)
+
+
+def ship(
+    session: Session,
+    tenant_id: int,
+    allocations: Sequence[Allocated],
+    *,
+    reference: str,
+    actor: str,
+) -> None:
+    """Reserved stock leaves the warehouse: both on-hand and reserved go down."""
+    for a in sorted(allocations, key=lambda a: (a.product_id, a.warehouse_id)):
+        done = session.execute(
+            update(StockLevel)
+            .where(
+                StockLevel.tenant_id == tenant_id,
+                StockLevel.warehouse_id == a.warehouse_id,
+                StockLevel.product_id == a.product_id,
+                StockLevel.reserved >= a.quantity,
+            )
+            .values(
+                reserved=StockLevel.reserved - a.quantity, on_hand=StockLevel.on_hand - a.quantity
+            )
+            .execution_options(**_NO_SYNC)
+        ).rowcount
+        if not done:
+            raise Conflict(f"cannot ship {a.quantity} of product {a.product_id}: not reserved")
+    _ledger(
+        session, tenant_id, "ship", allocations, reference, actor, reserved_sign=-1, on_hand_sign=-1
+    )
+
+
+def receive(
+    session: Session,
+    tenant_id: int,
+    movements: Sequence[Movement],
+    *,
+    reference: str | None,
+    actor: str,
+) -> None:
+    """Inbound: on-hand goes up, creating the balance row on first receipt."""
+    _ensure_levels(session, tenant_id, {(m.warehouse_id, m.product_id) for m in movements})
+    for m in movements:
+        session.execute(
+            update(StockLevel)
+            .where(
+                StockLevel.tenant_id == tenant_id,
+                StockLevel.warehouse_id == m.warehouse_id,
+                StockLevel.product_id == m.product_id,
+            )
+            .values(on_hand=StockLevel.on_hand + m.quantity, updated_at=utcnow())
+            .execution_options(**_NO_SYNC)
+        )
+    _ledger_movements(session, tenant_id, "inbound", movements, reference, actor, sign=1)
+    check_low_stock(session, tenant_id, {m.product_id for m in movements})
+
+
+def dispatch(
+    session: Session,
+    tenant_id: int,
+    movements: Sequence[Movement],
+    *,
+    reference: str | None,
+    actor: str,
+    line_numbers: Sequence[int] | None = None,
+) -> None:
+    """Outbound outside an order (damaged, samples, transfers out): only free stock may leave."""
+    for index, m in enumerate(movements):
+        done = session.execute(
+            update(StockLevel)
+            .where(
+                StockLevel.tenant_id == tenant_id,
+                StockLevel.warehouse_id == m.warehouse_id,
+                StockLevel.product_id == m.product_id,
+                StockLevel.on_hand - StockLevel.reserved >= m.quantity,
+            )
+            .values(on_hand=StockLevel.on_hand - m.quantity, updated_at=utcnow())
+            .execution_options(**_NO_SYNC)
+        ).rowcount
+        if not done:
+            where = _describe(session, m)
+            line = line_numbers[index] if line_numbers else index + 1
+            raise InsufficientStock(
+                f"line {line}: not enough free stock of {where} to send out {m.quantity}",
+                {"line": line},
+            )
+    _ledger_movements(session, tenant_id, "outbound", movements, reference, actor, sign=-1)
+    check_low_stock(session, tenant_id, {m.product_id for m in movements})
+
+
+def adjust(
+    session: Session,
+    tenant_id: int,
+    counts: Sequence[Movement],
+    *,
+    reason: str,
+    actor: str,
+    absolute: bool,
+    line_numbers: Sequence[int] | None = None,
+) -> list[int]:
+    """Stock-take (``absolute``: quantity is the counted on-hand) or a signed correction.
+
+    On-hand may never fall below what is reserved for orders; returns the deltas applied.
+    """
+    if not reason.strip():
+        raise Invalid("an adjustment needs a reason")
+    _ensure_levels(session, tenant_id, {(m.warehouse_id, m.product_id) for m in counts})
+    deltas = []
+    rows = []
+    for index, m in enumerate(counts):
+        level = session.execute(
+            select(StockLevel.id, StockLevel.on_hand, StockLevel.reserved)
+            .where(
+                StockLevel.tenant_id == tenant_id,
+                StockLevel.warehouse_id == m.warehouse_id,
+                StockLevel.product_id == m.product_id,
+            )
+            .with_for_update()
+        ).one()
+        new_on_hand = m.quantity if absolute else level.on_hand + m.quantity
+        line = line_numbers[index] if line_numbers else index + 1
+        if new_on_hand < level.reserved:
+            raise Conflict(
+                f"line {line}: on-hand of {_describe(session, m)} cannot go to {new_on_hand}:"
+                f" {level.reserved} are reserved for orders",
+                {"line": line},
+            )
+        delta = new_on_hand - level.on_hand
+        deltas.append(delta)
+        session.execute(
+            update(StockLevel)
+            .where(StockLevel.id == level.id)
+            .values(on_hand=new_on_hand, updated_at=utcnow())
+            .execution_options(**_NO_SYNC)
+        )
+        rows.append(Movement(m.warehouse_id, m.product_id, delta, m.reason or reason))
+    _ledger_movements(session, tenant_id, "adjust", rows, None, actor, sign=1, reason=reason)
+    check_low_stock(session, tenant_id, {m.product_id for m in counts})
+    return deltas
+
+
+def check_low_stock(session: Session, tenant_id: int, product_ids: Iterable[int]) -> None:
+    """Raise an alert once when available falls below the threshold; clear it on replenishment."""
+    ids = sorted(set(product_ids))
+    if not ids:
+        return
+    rows = session.execute(
+        select(
+            Product.id,
+            Product.sku,
+            Product.low_stock_threshold,
+            Product.low_stock_since,
+            func.coalesce(func.sum(StockLevel.on_hand - StockLevel.reserved), 0),
+        )
+        .outerjoin(StockLevel, StockLevel.product_id == Product.id)
+        .where(Product.tenant_id == tenant_id, Product.id.in_(ids), Product.low_stock_threshold > 0)
+        .group_by(Product.id, Product.sku, Product.low_stock_threshold, Product.low_stock_since)
+    ).all()
+    for pid, sku, threshold, since, available in rows:
+        payload = {"sku": sku, "available": int(available), "threshold": threshold}
+        if available < threshold and since is None:
+            flipped = session.execute(
+                update(Product)
+                .where(Product.id == pid, Product.low_stock_since.is_(None))
+                .values(low_stock_since=utcnow())
+                .execution_options(**_NO_SYNC)
+            ).rowcount
+            if flipped:
+                events.emit(session, tenant_id, events.STOCK_LOW, payload)
+        elif available >= threshold and since is not None:
+            flipped = session.execute(
+                update(Product)
+                .where(Product.id == pid, Product.low_stock_since.is_not(None))
+                .values(low_stock_since=None)
+                .execution_options(**_NO_SYNC)
+            ).rowcount
+            if flipped:
+                events.emit(session, tenant_id, events.STOCK_REPLENISHED, payload)
+
+
+@dataclass(frozen=True)
+class Drift:
+    tenant_id: int
+    warehouse_id: int
+    product_id: int
+    on_hand: int
+    ledger_on_hand: int
+    reserved: int
+    ledger_reserved: int
+
+
+def verify(session: Session) -> list[Drift]:
+    """Recompute every balance from the ledger; any difference is drift."""
+    sums = (
+        select(
+            StockLedger.tenant_id,
+            StockLedger.warehouse_id,
+            StockLedger.product_id,
+            func.sum(StockLedger.on_hand_delta).label("on_hand"),
+            func.sum(StockLedger.reserved_delta).label("reserved"),
+        )
+        .group_by(StockLedger.tenant_id, StockLedger.warehouse_id, StockLedger.product_id)
+        .subquery()
+    )
+    key = and_(
+        sums.c.warehouse_id == StockLevel.warehouse_id, sums.c.product_id == StockLevel.product_id
+    )
+    drifts = []
+    for level, l_on_hand, l_reserved in session.execute(
+        select(StockLevel, sums.c.on_hand, sums.c.reserved).outerjoin(sums, key)
+    ):
+        l_on_hand, l_reserved = int(l_on_hand or 0), int(l_reserved or 0)
+        if (level.on_hand, level.reserved) != (l_on_hand, l_reserved):
+            drifts.append(
+                Drift(
+                    level.tenant_id,
+                    level.warehouse_id,
+                    level.product_id,
+                    level.on_hand,
+                    l_on_hand,
+                    level.reserved,
+                    l_reserved,
+                )
+            )
+    orphans = select(sums).where(
+        ~select(StockLevel.id).where(key).exists(),
+        (sums.c.on_hand != 0) | (sums.c.reserved != 0),
+    )
+    for row in session.execute(orphans):
+        drifts.append(
+            Drift(
+                row.tenant_id,
+                row.warehouse_id,
+                row.product_id,
+                0,
+                int(row.on_hand),
+                0,
+                int(row.reserved),
+            )
+        )
+    return drifts
+
+
+def resolve_movements(
+    session: Session,
+    tenant_id: int,
+    rows: Sequence[Mapping[str, Any]],
+    default_warehouse: str | None,
+    line_numbers: Sequence[int] | None = None,
+    *,
+    minimum: int = 1,
+) -> list[Movement]:
+    """Turn ``[{"warehouse", "sku", "quantity", "reason"?}]`` into ids, naming the bad line.
+
+    ``minimum`` is 1 for movements, 0 for stock counts and ``-MAX_QUANTITY`` for corrections.
+    """
+    codes = {r.get("warehouse") or default_warehouse for r in rows}
+    skus = {r["sku"] for r in rows}
+    warehouses = dict(
+        session.execute(
+            select(Warehouse.code, Warehouse.id).where(
+                Warehouse.tenant_id == tenant_id, Warehouse.code.in_([c for c in codes if c])
+            )
+        ).tuples().all()
+    )
+    products = dict(
+        session.execute(
+            select(Product.sku, Product.id).where(
+                Product.tenant_id == tenant_id, Product.sku.in_(skus)
+            )
+        ).tuples().all()
+    )
+    out = []
+    for index, r in enumerate(rows):
+        line = line_numbers[index] if line_numbers else index + 1
+        code = r.get("warehouse") or default_warehouse
+        if not code:
+            raise Invalid(f"line {line}: no warehouse given", {"line": line})
+        if code not in warehouses:
+            raise Invalid(f"line {line}: unknown warehouse {code!r}", {"line": line})
+        if r["sku"] not in products:
+            raise Invalid(f"line {line}: unknown SKU {r['sku']!r}", {"line": line})
+        qty = r["quantity"]
+        if not isinstance(qty, int) or isinstance(qty, bool) or abs(qty) > MAX_QUANTITY:
+            raise Invalid(
+                f"line {line}: quantity must be a whole number up to {MAX_QUANTITY}", {"line": line}
+            )
+        if qty < minimum:
+            raise Invalid(f"line {line}: quantity must be at least {minimum}", {"line": line})
+        out.append(Movement(warehouses[code], products[r["sku"]], qty, r.get("reason")))
+    return out
+
+
+def warehouse_by_code(session: Session, tenant_id: int, code: str) -> Warehouse:
+    wh = session.scalar(
+        select(Warehouse).where(Warehouse.tenant_id == tenant_id, Warehouse.code == code)
+    )
+    if wh is None:
+        raise NotFound(f"no warehouse {code!r}")
+    return wh
+
+
+def _describe(session: Session, m: Movement) -> str:
+    sku = session.scalar(select(Product.sku).where(Product.id == m.product_id))
+    code = session.scalar(select(Warehouse.code).where(Warehouse.id == m.warehouse_id))
+    return f"{sku} at {code}"
+
+
+def _ensure_levels(session: Session, tenant_id: int, keys: set[tuple[int, int]]) -> None:
+    if not keys:
+        return
+    dialect = session.get_bind().dialect.name
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        ins(StockLevel)
+        .values(
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "warehouse_id": w,
+                    "product_id": p,
+                    "on_hand": 0,
+                    "reserved": 0,
+                    "updated_at": utcnow(),
+                }
+                for w, p in sorted(keys)
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["warehouse_id", "product_id"])
+    )
+
+
+def _ledger(
+    session: Session,
+    tenant_id: int,
+    kind: str,
+    allocations: Sequence[Allocated],
+    reference: str | None,
+    actor: str,
+    *,
+    reserved_sign: int = 0,
+    on_hand_sign: int = 0,
+) -> None:
+    if not allocations:
+        return
+    now = utcnow()
+    session.execute(
+        insert(StockLedger),
+        [
+            {
+                "tenant_id": tenant_id,
+                "warehouse_id": a.warehouse_id,
+                "product_id": a.product_id,
+                "kind": kind,
+                "on_hand_delta": on_hand_sign * a.quantity,
+                "reserved_delta": reserved_sign * a.quantity,
+                "reference": reference,
+                "actor": actor,
+                "at": now,
+            }
+            for a in allocations
+        ],
+    )
+
+
+def _ledger_movements(
+    session: Session,
+    tenant_id: int,
+    kind: str,
+    movements: Sequence[Movement],
+    reference: str | None,
+    actor: str,
+    *,
+    sign: int,
+    reason: str | None = None,
+) -> None:
+    now = utcnow()
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "warehouse_id": m.warehouse_id,
+            "product_id": m.product_id,
+            "kind": kind,
+            "on_hand_delta": sign * m.quantity,
+            "reserved_delta": 0,
+            "reason": m.reason or reason,
+            "reference": reference,
+            "actor": actor,
+            "at": now,
+        }
+        for m in movements
+        if m.quantity
+    ]
+    if rows:
+        session.execute(insert(StockLedger), rows)

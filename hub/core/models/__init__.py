@@ -1,0 +1,28 @@
+"""The records OrderHub owns, one module per aggregate; importing this registers them all."""
+
+from hub.core.models.audit import AuditEntry
+from hub.core.models.catalog import Product, Warehouse
+from hub.core.models.events import Event, NotificationDelivery
+from hub.core.models.inventory import StockLedger, StockLevel
+from hub.core.models.orders import Allocation, Customer, Order, OrderHistory, OrderLine
+from hub.core.models.tenancy import ApiToken, Counter, Tenant, TenantScoped, User
+
+__all__ = [
+    "Allocation",
+    "ApiToken",
+    "AuditEntry",
+    "Counter",
+    "Customer",
+    "Event",
+    "NotificationDelivery",
+    "Order",
+    "OrderHistory",
+    "OrderLine",
+    "Product",
+    "StockLedger",
+    "StockLevel",
+    "Tenant",
+    "TenantScoped",
+    "User",
+    "Warehouse",
+]

@@ -1,0 +1,121 @@
+"""Customers, orders, their lines, the stock allocated to them and their history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hub.core.db import Base, utcnow
+from hub.core.models.tenancy import TenantScoped
+
+
+class Customer(TenantScoped, Base):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    vip: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Order(TenantScoped, Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "number"),
+        Index("ix_orders_tenant_created", "tenant_id", "created_at"),
+        Index("ix_orders_tenant_status", "tenant_id", "status"),
+        Index("ix_orders_tenant_external", "tenant_id", "channel", "external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(64), default="api")
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    external_name: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24))
+    order_type: Mapped[str] = mapped_column(String(24), default="normal")
+    priority: Mapped[int] = mapped_column(default=0)
+    hold_reason: Mapped[str | None] = mapped_column(String(500))
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal: Mapped[Decimal]
+    shipping_total: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    tax_total: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    discount_total: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    total: Mapped[Decimal]
+    consignee_name: Mapped[str | None] = mapped_column(String(200))
+    consignee_phone: Mapped[str | None] = mapped_column(String(40))
+    ship_line1: Mapped[str | None] = mapped_column(String(200))
+    ship_line2: Mapped[str | None] = mapped_column(String(200))
+    ship_city: Mapped[str | None] = mapped_column(String(100))
+    ship_region: Mapped[str | None] = mapped_column(String(100))
+    ship_postcode: Mapped[str | None] = mapped_column(String(20))
+    ship_country: Mapped[str | None] = mapped_column(String(2))
+    note: Mapped[str | None] = mapped_column(String(1000))
+    # Where this order came from when it was split off, or went when it was merged away.
+    parent_number: Mapped[str | None] = mapped_column(String(32))
+    merged_into: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.line_no", cascade="all, delete-orphan"
+    )
+    customer: Mapped[Customer | None] = relationship(lazy="joined")
+
+
+class OrderLine(TenantScoped, Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_order_lines_tenant_sku", "tenant_id", "sku"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    line_no: Mapped[int]
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(300))
+    quantity: Mapped[int]
+    unit_price: Mapped[Decimal]
+    line_total: Mapped[Decimal]
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class Allocation(TenantScoped, Base):
+    """Stock reserved for an order, per warehouse: what a cancel releases and a shipment ships."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id", ondelete="RESTRICT"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    quantity: Mapped[int]
+
+
+class OrderHistory(TenantScoped, Base):
+    __tablename__ = "order_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str | None] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    actor: Mapped[str | None] = mapped_column(String(100))
+    details: Mapped[dict[str, Any] | None]
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,124 @@
+"""Finding orders: multi-condition search with sorting and a total count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from hub.core.models import Customer, Order, OrderLine
+
+SORTS = {
+    "created_at": Order.created_at,
+    "paid_at": Order.paid_at,
+    "total": Order.total,
+    "number": Order.number,
+    "priority": Order.priority,
+    "status": Order.status,
+}
+
+
+@dataclass
+class OrderQuery:
+    q: str | None = None
+    number: str | None = None
+    status: str | None = None
+    channel: str | None = None
+    sku: str | None = None
+    customer: str | None = None
+    consignee: str | None = None
+    phone: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    paid_from: datetime | None = None
+    paid_to: datetime | None = None
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    sort: str = "-created_at"
+    page: int = 1
+    per_page: int = 50
+
+
+def search(session: Session, tenant_id: int, query: OrderQuery) -> tuple[list[Order], int]:
+    stmt = _filtered(select(Order).where(Order.tenant_id == tenant_id), query)
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    column = SORTS[query.sort.lstrip("-")]
+    ordering = column.desc() if query.sort.startswith("-") else column.asc()
+    rows = session.scalars(
+        stmt.order_by(ordering, Order.id.desc())
+        .options(selectinload(Order.lines))
+        .limit(query.per_page)
+        .offset((query.page - 1) * query.per_page)
+    ).all()
+    return list(rows), int(total or 0)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _filtered(stmt: Select[tuple[Order]], query: OrderQuery) -> Select[tuple[Order]]:
+    customer_match = None
+    if query.q:
+        pattern = _like(query.q.strip())
+        customer_match = exists().where(
+            Customer.id == Order.customer_id,
+            or_(
+                Customer.name.ilike(pattern, escape="\\"),
+                Customer.email.ilike(pattern, escape="\\"),
+                Customer.phone.ilike(pattern, escape="\\"),
+            ),
+        )
+        stmt = stmt.where(
+            or_(
+                Order.number.ilike(pattern, escape="\\"),
+                Order.external_id.ilike(pattern, escape="\\"),
+                Order.external_name.ilike(pattern, escape="\\"),
+                Order.consignee_name.ilike(pattern, escape="\\"),
+                Order.consignee_phone.ilike(pattern, escape="\\"),
+                customer_match,
+            )
+        )
+    if query.number:
+        stmt = stmt.where(Order.number == query.number)
+    if query.status:
+        stmt = stmt.where(Order.status.in_(query.status.split(",")))
+    if query.channel:
+        stmt = stmt.where(Order.channel == query.channel)
+    if query.sku:
+        stmt = stmt.where(
+            exists().where(OrderLine.order_id == Order.id, OrderLine.sku == query.sku)
+        )
+    if query.customer:
+        pattern = _like(query.customer.strip())
+        stmt = stmt.where(
+            exists().where(
+                Customer.id == Order.customer_id,
+                or_(
+                    Customer.name.ilike(pattern, escape="\\"),
+                    Customer.email.ilike(pattern, escape="\\"),
+                    Customer.phone.ilike(pattern, escape="\\"),
+                ),
+            )
+        )
+    if query.consignee:
+        stmt = stmt.where(Order.consignee_name.ilike(_like(query.consignee.strip()), escape="\\"))
+    if query.phone:
+        stmt = stmt.where(Order.consignee_phone.ilike(_like(query.phone.strip()), escape="\\"))
+    if query.created_from:
+        stmt = stmt.where(Order.created_at >= query.created_from)
+    if query.created_to:
+        stmt = stmt.where(Order.created_at < query.created_to)
+    if query.paid_from:
+        stmt = stmt.where(Order.paid_at >= query.paid_from)
+    if query.paid_to:
+        stmt = stmt.where(Order.paid_at < query.paid_to)
+    if query.amount_min is not None:
+        stmt = stmt.where(Order.total >= query.amount_min)
+    if query.amount_max is not None:
+        stmt = stmt.where(Order.total <= query.amount_max)
+    return stmt

@@ -1,0 +1,816 @@
+"""Orders: create, modify, cancel, merge, split, allocate, and the state machine they obey.
+
+Services take a session and never commit; the edge owns the transaction. Stock moves through
+``hub.core.inventory`` only, so every reservation has its ledger row.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, selectinload
+
+from hub.core import audit, events, inventory
+from hub.core.db import utcnow
+from hub.core.errors import IllegalTransition, InsufficientStock, Invalid, NotFound
+from hub.core.models import (
+    Allocation,
+    Customer,
+    Order,
+    OrderHistory,
+    OrderLine,
+    Product,
+    Warehouse,
+)
+from hub.core.money import format_amount, parse_amount
+from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
+from hub.core.tenancy import next_value
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"held", "awaiting_approval", "confirmed", "cancelled"}),
+    "held": frozenset({"held", "awaiting_approval", "confirmed", "cancelled"}),
+    "awaiting_approval": frozenset({"held", "confirmed", "cancelled"}),
+    "confirmed": frozenset({"held", "partially_shipped", "shipped", "cancelled"}),
+    "partially_shipped": frozenset({"shipped"}),
+    "shipped": frozenset({"delivered", "returned"}),
+    "delivered": frozenset({"closed", "returned"}),
+    "returned": frozenset({"closed"}),
+    "closed": frozenset(),
+    "cancelled": frozenset(),
+}
+STATUSES = tuple(TRANSITIONS)
+# Until something has left a warehouse, the order is still ours to change.
+OPEN_STATUSES = frozenset({"new", "held", "awaiting_approval", "confirmed"})
+MAX_LINES = 500
+MAX_LINE_QUANTITY = 10_000
+
+
+# --- creation ------------------------------------------------------------------------------
+
+
+def create(
+    session: Session, tenant_id: int, draft: OrderDraft, *, actor: str, prefix: str = "SO-"
+) -> Order:
+    products = _products_for(session, tenant_id, draft.lines)
+    lines = _priced_lines(draft.lines, products)
+    customer_id = upsert_customer(session, tenant_id, draft.customer)
+    number = f"{prefix}{next_value(session, tenant_id, 'order'):06d}"
+    now = utcnow()
+    subtotal = sum((line["line_total"] for line in lines), Decimal(0))
+    order = Order(
+        tenant_id=tenant_id,
+        number=number,
+        channel=draft.channel,
+        external_id=draft.external_id,
+        external_name=draft.external_name,
+        status="new",
+        priority=draft.priority,
+        customer_id=customer_id,
+        currency=draft.currency,
+        subtotal=subtotal,
+        shipping_total=draft.shipping_total,
+        tax_total=draft.tax_total,
+        discount_total=draft.discount_total,
+        total=_total(subtotal, draft.shipping_total, draft.tax_total, draft.discount_total),
+        note=draft.note,
+        created_at=draft.created_at or now,
+        paid_at=draft.paid_at,
+        updated_at=now,
+        **_consignee_columns(draft.consignee),
+        lines=[OrderLine(tenant_id=tenant_id, **line) for line in lines],
+    )
+    session.add(order)
+    session.flush()
+    _history(session, order, "created", None, "new", actor)
+    _allocate_missing(session, order, actor, products)
+    audit.record(
+        session, tenant_id, actor, "order.create", "order", number, None, order_dict(order)
+    )
+    events.emit(
+        session, tenant_id, events.ORDER_CREATED, {"number": number, "status": order.status}
+    )
+    return order
+
+
+def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None) -> int | None:
+    """One customer per e-mail within a tenant; safe against two orders racing to create it."""
+    if info is None or not (info.email or info.name or info.phone):
+        return None
+    email = info.email.strip().lower() if info.email else None
+    if email is None:
+        customer = Customer(tenant_id=tenant_id, name=info.name, phone=info.phone)
+        session.add(customer)
+        session.flush()
+        return customer.id
+    existing = session.scalar(
+        select(Customer.id).where(Customer.tenant_id == tenant_id, Customer.email == email)
+    )
+    if existing is not None:
+        return existing
+    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        ins(Customer)
+        .values(
+            tenant_id=tenant_id,
+            email=email,
+            name=info.name,
+            phone=info.phone,
+            vip=False,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "email"])
+    )
+    return session.scalar(
+        select(Customer.id).where(Customer.tenant_id == tenant_id, Customer.email == email)
+    )
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def get(session: Session, tenant_id: int, number: str, *, for_update: bool = False) -> Order:
+    stmt = (
+        select(Order)
+        .where(Order.tenant_id == tenant_id, Order.number == number)
+        .options(selectinload(Order.lines))
+    )
+    if for_update:
+        stmt = stmt.with_for_update(of=Order)
+    order = session.scalar(stmt)
+    if order is None:
+        raise NotFound(f"no order {number!r}")
+    return order
+
+
+def allocations_of(session: Session, order: Order) -> list[Allocation]:
+    return list(
+        session.scalars(
+            select(Allocation).where(Allocation.order_id == order.id).order_by(Allocation.id)
+        )
+    )
+
+
+def allocation_rows(session: Session, order: Order) -> list[dict[str, Any]]:
+    """Where the order's stock is reserved: warehouse code, SKU and quantity."""
+    rows = session.execute(
+        select(Warehouse.code, Product.sku, Allocation.quantity)
+        .join(Warehouse, Warehouse.id == Allocation.warehouse_id)
+        .join(Product, Product.id == Allocation.product_id)
+        .where(Allocation.order_id == order.id)
+        .order_by(Product.sku, Warehouse.code)
+    ).all()
+    return [{"warehouse": w, "sku": s, "quantity": q} for w, s, q in rows]
+
+
+def history_of(session: Session, order: Order) -> list[OrderHistory]:
+    return list(
+        session.scalars(
+            select(OrderHistory).where(OrderHistory.order_id == order.id).order_by(OrderHistory.id)
+        )
+    )
+
+
+def order_dict(order: Order) -> dict[str, Any]:
+    """The one JSON shape of an order: API answers, audit snapshots and events all use it."""
+    customer = order.customer
+    return {
+        "number": order.number,
+        "status": order.status,
+        "type": order.order_type,
+        "priority": order.priority,
+        "hold_reason": order.hold_reason,
+        "channel": order.channel,
+        "external_id": order.external_id,
+        "external_name": order.external_name,
+        "currency": order.currency,
+        "subtotal": format_amount(order.subtotal),
+        "shipping_total": format_amount(order.shipping_total),
+        "tax_total": format_amount(order.tax_total),
+        "discount_total": format_amount(order.discount_total),
+        "total": format_amount(order.total),
+        "customer": None
+        if customer is None
+        else {
+            "id": customer.id,
+            "email": customer.email,
+            "name": customer.name,
+            "phone": customer.phone,
+        },
+        "consignee": {
+            "name": order.consignee_name,
+            "phone": order.consignee_phone,
+            "address": {
+                "line1": order.ship_line1,
+                "line2": order.ship_line2,
+                "city": order.ship_city,
+                "region": order.ship_region,
+                "postcode": order.ship_postcode,
+                "country": order.ship_country,
+            },
+        },
+        "lines": [
+            {
+                "line_no": line.line_no,
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": line.quantity,
+                "unit_price": format_amount(line.unit_price),
+                "line_total": format_amount(line.line_total),
+            }
+            for line in order.lines
+        ],
+        "note": order.note,
+        "parent_number": order.parent_number,
+        "merged_into": order.merged_into,
+        "created_at": order.created_at.isoformat(),
+        "paid_at": order.paid_at.isoformat() if order.paid_at else None,
+        "updated_at": order.updated_at.isoformat() if order.updated_at else None,
+    }
+
+
+# --- changes -------------------------------------------------------------------------------
+
+
+def modify(
+    session: Session,
+    tenant_id: int,
+    number: str,
+    *,
+    actor: str,
+    lines: Sequence[LineItem] | None = None,
+    consignee: Consignee | None = None,
+    customer: CustomerInfo | None = None,
+    note: str | None = None,
+    priority: int | None = None,
+) -> Order:
+    order = get(session, tenant_id, number, for_update=True)
+    _require_open(order, "modify")
+    before = order_dict(order)
+    if consignee is not None:
+        for key, value in _consignee_columns(consignee).items():
+            setattr(order, key, value)
+    if customer is not None:
+        order.customer_id = upsert_customer(session, tenant_id, customer)
+    if note is not None:
+        order.note = note
+    if priority is not None:
+        order.priority = priority
+    products = None
+    if lines is not None:
+        products = _products_for(session, tenant_id, lines)
+        priced = _priced_lines(lines, products)
+        order.lines.clear()
+        session.flush()
+        order.lines.extend(OrderLine(tenant_id=tenant_id, **line) for line in priced)
+        _recompute_totals(order)
+        session.flush()
+        _release_excess(session, order, actor)
+        _allocate_missing(session, order, actor, products)
+    order.updated_at = utcnow()
+    session.flush()
+    session.refresh(order, ["customer"])
+    _history(
+        session,
+        order,
+        "modified",
+        order.status,
+        order.status,
+        actor,
+        details={
+            "fields": sorted(
+                k
+                for k, v in {
+                    "lines": lines,
+                    "consignee": consignee,
+                    "customer": customer,
+                    "note": note,
+                    "priority": priority,
+                }.items()
+                if v is not None
+            )
+        },
+    )
+    audit.record(
+        session, tenant_id, actor, "order.modify", "order", number, before, order_dict(order)
+    )
+    events.emit(session, tenant_id, events.ORDER_UPDATED, {"number": number})
+    return order
+
+
+def cancel(
+    session: Session, tenant_id: int, number: str, *, actor: str, reason: str | None = None
+) -> Order:
+    order = get(session, tenant_id, number, for_update=True)
+    before = order_dict(order)
+    _check_transition(order, "cancelled", "cancel")
+    _release_all(session, order, actor)
+    set_status(session, order, "cancelled", "cancelled", actor, reason or "cancelled")
+    audit.record(
+        session, tenant_id, actor, "order.cancel", "order", number, before, order_dict(order)
+    )
+    return order
+
+
+def allocate(session: Session, tenant_id: int, number: str, *, actor: str) -> Order:
+    """Try again to reserve what a held (backorder) order is missing."""
+    order = get(session, tenant_id, number, for_update=True)
+    _require_open(order, "allocate")
+    before = order_dict(order)
+    _allocate_missing(session, order, actor)
+    audit.record(
+        session, tenant_id, actor, "order.allocate", "order", number, before, order_dict(order)
+    )
+    return order
+
+
+def merge(session: Session, tenant_id: int, numbers: Sequence[str], *, actor: str) -> Order:
+    """Fold orders into the first one: same customer, same address, nothing shipped yet."""
+    unique = list(dict.fromkeys(numbers))
+    if len(unique) < 2:
+        raise Invalid("merge needs at least two different order numbers")
+    orders = [get(session, tenant_id, n, for_update=True) for n in sorted(unique)]
+    by_number = {o.number: o for o in orders}
+    target, sources = by_number[unique[0]], [by_number[n] for n in unique[1:]]
+    for o in orders:
+        _require_open(o, "merge")
+    for o in sources:
+        if o.customer_id != target.customer_id:
+            raise Invalid(f"{o.number} belongs to another customer than {target.number}")
+        if _address_key(o) != _address_key(target):
+            raise Invalid(f"{o.number} ships to another address than {target.number}")
+        if o.currency != target.currency:
+            raise Invalid(f"{o.number} is in {o.currency}, {target.number} in {target.currency}")
+    before = order_dict(target)
+    next_no = max((line.line_no for line in target.lines), default=0)
+    for source in sources:
+        source_before = order_dict(source)
+        for line in list(source.lines):
+            next_no += 1
+            source.lines.remove(line)
+            line.line_no = next_no
+            target.lines.append(line)
+        session.execute(
+            update(Allocation)
+            .where(Allocation.order_id == source.id)
+            .values(order_id=target.id)
+            .execution_options(synchronize_session=False)
+        )
+        for field in ("shipping_total", "tax_total", "discount_total"):
+            setattr(target, field, getattr(target, field) + getattr(source, field))
+        source.merged_into = target.number
+        source.subtotal = source.total = Decimal(0)
+        set_status(session, source, "cancelled", "merged", actor, f"merged into {target.number}")
+        audit.record(
+            session,
+            tenant_id,
+            actor,
+            "order.merge",
+            "order",
+            source.number,
+            source_before,
+            order_dict(source),
+        )
+    _recompute_totals(target)
+    session.flush()
+    _allocate_missing(session, target, actor)
+    _history(
+        session,
+        target,
+        "merged",
+        target.status,
+        target.status,
+        actor,
+        reason="merged " + ", ".join(s.number for s in sources),
+    )
+    audit.record(
+        session, tenant_id, actor, "order.merge", "order", target.number, before, order_dict(target)
+    )
+    events.emit(session, tenant_id, events.ORDER_UPDATED, {"number": target.number})
+    return target
+
+
+def split(
+    session: Session,
+    tenant_id: int,
+    number: str,
+    take: Sequence[tuple[str, int]],
+    *,
+    actor: str,
+    prefix: str = "SO-",
+) -> Order:
+    """Move the given (sku, quantity) pairs into a new order, with the stock reserved for them."""
+    order = get(session, tenant_id, number, for_update=True)
+    _require_open(order, "split")
+    if not take:
+        raise Invalid("split needs at least one line")
+    before = order_dict(order)
+    wanted: dict[str, int] = defaultdict(int)
+    for sku, quantity in take:
+        if quantity <= 0:
+            raise Invalid(f"split quantity for {sku!r} must be positive")
+        wanted[sku] += quantity
+    on_order: dict[str, int] = defaultdict(int)
+    for line in order.lines:
+        on_order[line.sku] += line.quantity
+    for sku, quantity in wanted.items():
+        if on_order.get(sku, 0) < quantity:
+            raise Invalid(
+                f"{number} has {on_order.get(sku, 0)} of {sku!r}, cannot split off {quantity}"
+            )
+    if all(on_order[sku] == wanted.get(sku, 0) for sku in on_order):
+        raise Invalid("a split must leave at least one line on the original order")
+
+    child_number = f"{prefix}{next_value(session, tenant_id, 'order'):06d}"
+    child = Order(
+        tenant_id=tenant_id,
+        number=child_number,
+        channel=order.channel,
+        external_id=order.external_id,
+        external_name=order.external_name,
+        status="new",
+        order_type=order.order_type,
+        priority=order.priority,
+        customer_id=order.customer_id,
+        currency=order.currency,
+        subtotal=Decimal(0),
+        total=Decimal(0),
+        note=order.note,
+        parent_number=order.number,
+        created_at=order.created_at,
+        paid_at=order.paid_at,
+        **{k: getattr(order, k) for k in _CONSIGNEE_COLUMNS},
+    )
+    remaining = dict(wanted)
+    moved_products: dict[int, int] = defaultdict(int)
+    for line in list(order.lines):
+        need = remaining.get(line.sku, 0)
+        if not need:
+            continue
+        moved = min(need, line.quantity)
+        remaining[line.sku] = need - moved
+        moved_products[line.product_id] += moved
+        child.lines.append(
+            OrderLine(
+                tenant_id=tenant_id,
+                line_no=len(child.lines) + 1,
+                product_id=line.product_id,
+                sku=line.sku,
+                name=line.name,
+                quantity=moved,
+                unit_price=line.unit_price,
+                line_total=line.unit_price * moved,
+            )
+        )
+        if moved == line.quantity:
+            order.lines.remove(line)
+        else:
+            line.quantity -= moved
+            line.line_total = line.unit_price * line.quantity
+    for i, line in enumerate(order.lines, start=1):
+        line.line_no = i
+    session.add(child)
+    _recompute_totals(order)
+    _recompute_totals(child)
+    session.flush()
+    _history(session, child, "created", None, "new", actor, reason=f"split from {order.number}")
+    _move_allocations(session, order, child, moved_products)
+    _allocate_missing(session, child, actor)
+    _allocate_missing(session, order, actor)
+    _history(
+        session,
+        order,
+        "split",
+        order.status,
+        order.status,
+        actor,
+        reason=f"split into {child_number}",
+    )
+    audit.record(
+        session, tenant_id, actor, "order.split", "order", number, before, order_dict(order)
+    )
+    audit.record(
+        session, tenant_id, actor, "order.create", "order", child_number, None, order_dict(child)
+    )
+    events.emit(
+        session, tenant_id, events.ORDER_CREATED, {"number": child_number, "status": child.status}
+    )
+    return child
+
+
+def set_status(
+    session: Session, order: Order, to: str, action: str, actor: str, reason: str | None = None
+) -> None:
+    """The only way an order's status changes: checked, recorded and announced."""
+    _check_transition(order, to, action)
+    before = order.status
+    order.status = to
+    order.hold_reason = reason if to == "held" else None
+    order.updated_at = utcnow()
+    _history(session, order, action, before, to, actor, reason=reason)
+    if before != to:
+        events.emit(
+            session,
+            order.tenant_id,
+            events.ORDER_STATUS_CHANGED,
+            {"number": order.number, "from": before, "to": to, "reason": reason},
+        )
+
+
+# --- internals -----------------------------------------------------------------------------
+
+_CONSIGNEE_COLUMNS = (
+    "consignee_name",
+    "consignee_phone",
+    "ship_line1",
+    "ship_line2",
+    "ship_city",
+    "ship_region",
+    "ship_postcode",
+    "ship_country",
+)
+
+
+def _consignee_columns(c: Consignee) -> dict[str, Any]:
+    a = c.address
+    country = a.country.upper() if a.country else None
+    values = (c.name, c.phone, a.line1, a.line2, a.city, a.region, a.postcode, country)
+    return dict(zip(_CONSIGNEE_COLUMNS, values, strict=True))
+
+
+def _address_key(o: Order) -> tuple[Any, ...]:
+    return tuple((getattr(o, k) or "").strip().lower() for k in _CONSIGNEE_COLUMNS[2:])
+
+
+def _check_transition(order: Order, to: str, action: str) -> None:
+    if to not in TRANSITIONS[order.status]:
+        raise IllegalTransition(
+            f"cannot {action} order {order.number}: it is {order.status}"
+            f" (from {order.status} it may go to "
+            f"{', '.join(sorted(TRANSITIONS[order.status])) or 'nothing'})",
+            {"status": order.status, "wanted": to},
+        )
+
+
+def _require_open(order: Order, action: str) -> None:
+    if order.status not in OPEN_STATUSES:
+        raise IllegalTransition(
+            f"cannot {action} order {order.number}: it is {order.status};"
+            " orders can be changed only until they ship",
+            {"status": order.status},
+        )
+
+
+def _products_for(
+    session: Session, tenant_id: int, lines: Sequence[LineItem]
+) -> dict[str, Product]:
+    if not lines:
+        raise Invalid("an order needs at least one line")
+    if len(lines) > MAX_LINES:
+        raise Invalid(f"an order may have at most {MAX_LINES} lines")
+    skus = {line.sku for line in lines}
+    products = {
+        p.sku: p
+        for p in session.scalars(
+            select(Product).where(Product.tenant_id == tenant_id, Product.sku.in_(skus))
+        )
+    }
+    for i, line in enumerate(lines, start=1):
+        if line.sku not in products:
+            raise Invalid(f"line {i}: unknown SKU {line.sku!r}", {"line": i, "sku": line.sku})
+        if not products[line.sku].active:
+            raise Invalid(f"line {i}: SKU {line.sku!r} is not for sale", {"line": i})
+        if not 1 <= line.quantity <= MAX_LINE_QUANTITY:
+            raise Invalid(
+                f"line {i}: quantity must be between 1 and {MAX_LINE_QUANTITY}", {"line": i}
+            )
+    return products
+
+
+def _priced_lines(lines: Sequence[LineItem], products: dict[str, Product]) -> list[dict[str, Any]]:
+    out = []
+    for i, line in enumerate(lines, start=1):
+        product = products[line.sku]
+        if line.unit_price is None:
+            if product.price is None:
+                raise Invalid(f"line {i}: no unit_price given and {line.sku!r} has no price")
+            unit = product.price
+        else:
+            unit = parse_amount(line.unit_price, f"line {i} unit_price")
+        out.append(
+            {
+                "line_no": i,
+                "product_id": product.id,
+                "sku": line.sku,
+                "name": line.name or product.name,
+                "quantity": line.quantity,
+                "unit_price": unit,
+                "line_total": unit * line.quantity,
+            }
+        )
+    return out
+
+
+def _total(subtotal: Decimal, shipping: Decimal, tax: Decimal, discount: Decimal) -> Decimal:
+    total = subtotal + shipping + tax - discount
+    if total < 0:
+        raise Invalid("the discount is larger than the order")
+    return total
+
+
+def _recompute_totals(order: Order) -> None:
+    order.subtotal = sum((line.line_total for line in order.lines), Decimal(0))
+    order.total = _total(
+        order.subtotal, order.shipping_total, order.tax_total, order.discount_total
+    )
+
+
+def _needs(order: Order) -> dict[int, int]:
+    needs: dict[int, int] = defaultdict(int)
+    for line in order.lines:
+        needs[line.product_id] += line.quantity
+    return needs
+
+
+def _allocated(session: Session, order: Order) -> dict[int, int]:
+    have: dict[int, int] = defaultdict(int)
+    for product_id, quantity in session.execute(
+        select(Allocation.product_id, Allocation.quantity).where(Allocation.order_id == order.id)
+    ):
+        have[product_id] += quantity
+    return have
+
+
+def _allocate_missing(
+    session: Session, order: Order, actor: str, products: dict[str, Product] | None = None
+) -> None:
+    """Reserve whatever the lines need beyond what is already allocated — all of it or none —
+    then confirm the order, or hold it as a backorder saying what is short."""
+    # A brand-new order has nothing allocated yet: skip the query on the hot path.
+    fresh = order.status == "new" and order.parent_number is None
+    have = {} if fresh else _allocated(session, order)
+    missing = {p: q - have.get(p, 0) for p, q in _needs(order).items() if q > have.get(p, 0)}
+    skus = {line.product_id: line.sku for line in order.lines}
+    if missing:
+        try:
+            with session.begin_nested():
+                taken = inventory.reserve(
+                    session,
+                    order.tenant_id,
+                    missing,
+                    reference=order.number,
+                    actor=actor,
+                    skus=skus,
+                )
+        except InsufficientStock as short:
+            order.order_type = "backorder"
+            if order.status != "held" or order.hold_reason != short.message:
+                set_status(session, order, "held", "backorder", actor, short.message)
+            return
+        session.execute(
+            insert(Allocation),
+            [
+                {
+                    "tenant_id": order.tenant_id,
+                    "order_id": order.id,
+                    "warehouse_id": a.warehouse_id,
+                    "product_id": a.product_id,
+                    "quantity": a.quantity,
+                }
+                for a in taken
+            ],
+        )
+        thresholds = products.values() if products else None
+        low = (
+            {p.id for p in thresholds if p.low_stock_threshold > 0}
+            if thresholds is not None
+            else set(missing)
+        )
+        inventory.check_low_stock(session, order.tenant_id, low & set(missing))
+    if order.status in ("new", "held"):
+        if order.order_type == "backorder":
+            order.order_type = "normal"
+        set_status(session, order, "confirmed", "reserved", actor, "stock reserved")
+
+
+def _release_excess(session: Session, order: Order, actor: str) -> None:
+    needs = _needs(order)
+    allocations = allocations_of(session, order)
+    by_product: dict[int, list[Allocation]] = defaultdict(list)
+    for a in allocations:
+        by_product[a.product_id].append(a)
+    freed: list[inventory.Allocated] = []
+    for product_id, rows in by_product.items():
+        excess = sum(a.quantity for a in rows) - needs.get(product_id, 0)
+        for a in reversed(rows):
+            if excess <= 0:
+                break
+            give = min(excess, a.quantity)
+            freed.append(inventory.Allocated(a.warehouse_id, product_id, give))
+            excess -= give
+            if give == a.quantity:
+                session.delete(a)
+            else:
+                a.quantity -= give
+    if freed:
+        inventory.release(session, order.tenant_id, freed, reference=order.number, actor=actor)
+        inventory.check_low_stock(session, order.tenant_id, {a.product_id for a in freed})
+
+
+def _release_all(session: Session, order: Order, actor: str) -> None:
+    allocations = allocations_of(session, order)
+    if not allocations:
+        return
+    inventory.release(
+        session,
+        order.tenant_id,
+        [inventory.Allocated(a.warehouse_id, a.product_id, a.quantity) for a in allocations],
+        reference=order.number,
+        actor=actor,
+    )
+    session.execute(delete(Allocation).where(Allocation.order_id == order.id))
+    inventory.check_low_stock(session, order.tenant_id, {a.product_id for a in allocations})
+
+
+def _move_allocations(
+    session: Session, source: Order, target: Order, quantities: dict[int, int]
+) -> None:
+    """Hand reserved stock from one order to another without touching the balances."""
+    for a in allocations_of(session, source):
+        want = quantities.get(a.product_id, 0)
+        if not want:
+            continue
+        moved = min(want, a.quantity)
+        quantities[a.product_id] = want - moved
+        if moved == a.quantity:
+            a.order_id = target.id
+        else:
+            a.quantity -= moved
+            session.add(
+                Allocation(
+                    tenant_id=a.tenant_id,
+                    order_id=target.id,
+                    warehouse_id=a.warehouse_id,
+                    product_id=a.product_id,
+                    quantity=moved,
+                )
+            )
+    session.flush()
+
+
+def _history(
+    session: Session,
+    order: Order,
+    action: str,
+    from_status: str | None,
+    to_status: str | None,
+    actor: str,
+    *,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.execute(
+        insert(OrderHistory),
+        [
+            {
+                "tenant_id": order.tenant_id,
+                "order_id": order.id,
+                "action": action,
+                "from_status": from_status,
+                "to_status": to_status,
+                "reason": reason,
+                "actor": actor,
+                "details": details,
+                "at": utcnow(),
+            }
+        ],
+    )
+
+
+def draft_lines(raw: Iterable[dict[str, Any]]) -> list[LineItem]:
+    return [
+        LineItem(
+            sku=r["sku"], quantity=r["quantity"], unit_price=r.get("unit_price"), name=r.get("name")
+        )
+        for r in raw
+    ]
+
+
+def consignee_from(raw: dict[str, Any]) -> Consignee:
+    return Consignee(
+        name=raw.get("name"), phone=raw.get("phone"), address=Address(**(raw.get("address") or {}))
+    )
+
+
+def customer_from(raw: dict[str, Any] | None) -> CustomerInfo | None:
+    return None if raw is None else CustomerInfo(**raw)
+
+
+def draft_dict(draft: OrderDraft) -> dict[str, Any]:
+    return asdict(draft)

@@ -1,0 +1,46 @@
+"""Tenants and their number sequences."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.orm import Session
+
+from hub.core.errors import Conflict, Invalid
+from hub.core.models import Counter, Tenant
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def create_tenant(session: Session, slug: str, name: str | None = None) -> Tenant:
+    if not SLUG.match(slug):
+        raise Invalid(f"tenant slug {slug!r} must be lower-case letters, digits and dashes")
+    if session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
+        raise Conflict(f"tenant {slug!r} already exists")
+    tenant = Tenant(slug=slug, name=name or slug)
+    session.add(tenant)
+    session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        # A sequence hands out numbers without holding a row lock until commit, so concurrent
+        # order creations for one tenant do not queue behind each other.
+        session.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {_sequence(tenant.id, 'order')}"))
+    else:
+        session.execute(insert(Counter).values(tenant_id=tenant.id, name="order", value=0))
+    return tenant
+
+
+def next_value(session: Session, tenant_id: int, name: str) -> int:
+    if session.get_bind().dialect.name == "postgresql":
+        return session.execute(text(f"SELECT nextval('{_sequence(tenant_id, name)}')")).scalar_one()
+    return session.execute(
+        update(Counter)
+        .where(Counter.tenant_id == tenant_id, Counter.name == name)
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+
+
+def _sequence(tenant_id: int, name: str) -> str:
+    return f"orderhub_{name}_seq_{int(tenant_id)}"

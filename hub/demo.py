@@ -1,0 +1,121 @@
+"""Demo data for ``orderhub init --demo``: a tenant to try every route with, made through the
+same services as real data (so the ledger, audit log and alerts are real too)."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+
+from hub.core import auth, catalog, inventory, tenancy
+from hub.core.models import Tenant, User
+from hub.runtime import Runtime
+
+PRODUCTS = [
+    {
+        "sku": "TSHIRT-BLK-M",
+        "name": "T-shirt black M",
+        "category": "apparel",
+        "brand": "Acme",
+        "price": "19.90",
+        "market_price": "24.90",
+        "weight_kg": "0.2",
+        "low_stock_threshold": 10,
+    },
+    {
+        "sku": "TSHIRT-WHT-M",
+        "name": "T-shirt white M",
+        "category": "apparel",
+        "brand": "Acme",
+        "price": "19.90",
+        "market_price": "24.90",
+        "weight_kg": "0.2",
+        "low_stock_threshold": 10,
+    },
+    {
+        "sku": "MUG-LOGO",
+        "name": "Mug with logo",
+        "category": "home",
+        "brand": "Acme",
+        "price": "9.50",
+        "weight_kg": "0.4",
+        "length_cm": "12",
+        "width_cm": "9",
+        "height_cm": "10",
+        "low_stock_threshold": 5,
+    },
+    {
+        "sku": "HOODIE-GRY-L",
+        "name": "Hoodie grey L",
+        "category": "apparel",
+        "brand": "Northwind",
+        "price": "49.00",
+        "market_price": "59.00",
+        "weight_kg": "0.6",
+        "low_stock_threshold": 3,
+    },
+    {
+        "sku": "CAP-RED",
+        "name": "Cap red",
+        "category": "accessories",
+        "brand": "Northwind",
+        "price": "15.00",
+        "weight_kg": "0.1",
+        "low_stock_threshold": 0,
+    },
+]
+WAREHOUSES = [
+    {
+        "code": "MAIN",
+        "name": "Main warehouse",
+        "region": "east",
+        "country": "US",
+        "city": "Newark",
+        "priority": 10,
+    },
+    {
+        "code": "WEST",
+        "name": "West coast hub",
+        "region": "west",
+        "country": "US",
+        "city": "Reno",
+        "priority": 20,
+    },
+]
+STOCK = {
+    "MAIN": {"TSHIRT-BLK-M": 100, "TSHIRT-WHT-M": 60, "MUG-LOGO": 40, "HOODIE-GRY-L": 8},
+    "WEST": {"TSHIRT-BLK-M": 50, "MUG-LOGO": 25, "HOODIE-GRY-L": 4, "CAP-RED": 30},
+}
+
+
+def load_demo(runtime: Runtime) -> str:
+    """Create the demo tenant once; every call returns a fresh admin token."""
+    with runtime.transaction() as session:
+        tenant = session.scalar(select(Tenant).where(Tenant.slug == "demo"))
+        if tenant is None:
+            tenant = tenancy.create_tenant(session, "demo", "Demo Store")
+            session.info["orderhub.tenant_id"] = tenant.id
+            for p in PRODUCTS:
+                catalog.create_product(session, tenant.id, p, "demo")
+            for w in WAREHOUSES:
+                catalog.create_warehouse(session, tenant.id, w, "demo")
+            for code, skus in STOCK.items():
+                rows = [{"sku": sku, "quantity": qty} for sku, qty in skus.items()]
+                moves = inventory.resolve_movements(session, tenant.id, rows, code)
+                inventory.receive(session, tenant.id, moves, reference="demo", actor="demo")
+            auth.create_user(
+                session,
+                tenant.id,
+                "admin",
+                secrets.token_urlsafe(12),
+                "admin",
+                "demo",
+                full_name="Demo admin",
+                email="admin@demo.example",
+            )
+        session.info["orderhub.tenant_id"] = tenant.id
+        admin = session.scalar(
+            select(User).where(User.tenant_id == tenant.id, User.username == "admin")
+        )
+        assert admin is not None
+        return auth.create_token(session, admin, "demo", "init --demo")

@@ -1,0 +1,50 @@
+"""Every hook OrderHub calls. Built-in plugins implement exactly these, like any third party."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("orderhub")
+hookimpl = pluggy.HookimplMarker("orderhub")
+
+
+@hookspec
+def register_channels() -> list[type]:
+    """Return ChannelAdapter subclasses that take orders in from a sales channel."""
+
+
+@hookspec
+def register_carriers() -> list[type]:
+    """Return CarrierAdapter subclasses that quote, ship and track parcels."""
+
+
+@hookspec
+def register_notifiers() -> list[type]:
+    """Return Notifier subclasses that tell people about events."""
+
+
+@hookspec
+def order_created(tenant: str, payload: dict[str, Any]) -> None:
+    """An order was created; payload has its number and status."""
+
+
+@hookspec
+def order_status_changed(tenant: str, payload: dict[str, Any]) -> None:
+    """An order changed status; payload has number, from, to and reason."""
+
+
+@hookspec
+def order_updated(tenant: str, payload: dict[str, Any]) -> None:
+    """An order's lines, consignee or other details were changed; payload has its number."""
+
+
+@hookspec
+def stock_low(tenant: str, payload: dict[str, Any]) -> None:
+    """A SKU's available stock fell below its threshold; payload has sku, available, threshold."""
+
+
+@hookspec
+def stock_replenished(tenant: str, payload: dict[str, Any]) -> None:
+    """A low SKU is back at or above its threshold; payload has sku, available, threshold."""

@@ -1,0 +1,184 @@
+"""The plugin manager: built-ins first, then the ``orderhub`` entry-point group, then the
+config's disable list. Core code calls plugins only through the typed methods here.
+
+Environment switches: ``ORDERHUB_LOAD_PLUGINS`` (comma-separated entry-point names; only these
+load) and ``ORDERHUB_TRACE_PLUGINS=1`` (log every hook call).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from hub import hookspecs
+from hub.core.adapters import Adapter, CarrierAdapter, ChannelAdapter, Notifier
+
+logger = logging.getLogger("orderhub.plugins")
+
+DEFAULT_PLUGINS = ("plugins.notifiers.log",)
+
+FAMILIES: dict[str, tuple[str, type[Adapter]]] = {
+    "channels": ("register_channels", ChannelAdapter),
+    "carriers": ("register_carriers", CarrierAdapter),
+    "notifiers": ("register_notifiers", Notifier),
+}
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    source: str
+    hooks: list[str] = field(default_factory=list)
+    provides: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class PluginFailure:
+    name: str
+    source: str
+    error: str
+
+
+class Plugins:
+    def __init__(self, disabled: Iterable[str] = (), env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ if env is None else env)
+        self.pm = pluggy.PluginManager("orderhub")
+        self.pm.add_hookspecs(hookspecs)
+        self.failures: list[PluginFailure] = []
+        self.sources: dict[str, str] = {}
+        self.disabled = set(disabled)
+        for name in self.disabled:
+            self.pm.set_blocked(name)
+        for module_name in DEFAULT_PLUGINS:
+            self._register(importlib.import_module(module_name), _short(module_name), "built-in")
+        only = {n.strip() for n in env.get("ORDERHUB_LOAD_PLUGINS", "").split(",") if n.strip()}
+        for ep in entry_points(group="orderhub"):
+            if only and ep.name not in only:
+                continue
+            source = f"entry point {ep.value}" + (f" ({ep.dist.name})" if ep.dist else "")
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken plugin is reported, never fatal
+                self._fail(ep.name, source, f"{type(exc).__name__}: {exc}")
+                continue
+            self._register(plugin, ep.name, source)
+        if env.get("ORDERHUB_TRACE_PLUGINS"):
+            self.pm.trace.root.setwriter(logger.info)
+            self.pm.enable_tracing()
+        self._adapters: dict[str, dict[str, tuple[type[Adapter], str]]] = {}
+        for family in FAMILIES:
+            self._adapters[family] = self._collect(family)
+
+    def register(self, plugin: ModuleType | object, name: str, source: str = "test") -> None:
+        """Register one more plugin at run time (tests, embedding applications)."""
+        self._register(plugin, name, source)
+        for family in FAMILIES:
+            self._adapters[family] = self._collect(family)
+
+    def _register(self, plugin: ModuleType | object, name: str, source: str) -> None:
+        if self.pm.is_blocked(name):
+            return
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except Exception as exc:
+            if self.pm.get_plugin(name) is not None:
+                self.pm.unregister(name=name)
+            self._fail(name, source, f"{type(exc).__name__}: {exc}")
+            return
+        self.sources[name] = source
+
+    def _fail(self, name: str, source: str, error: str) -> None:
+        logger.error("plugin %s (%s) failed to load: %s", name, source, error)
+        self.failures.append(PluginFailure(name, source, error))
+
+    def _collect(self, family: str) -> dict[str, tuple[type[Adapter], str]]:
+        hook_name, base = FAMILIES[family]
+        found: dict[str, tuple[type[Adapter], str]] = {}
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            try:
+                classes = impl.function() or []
+            except Exception as exc:
+                self._fail(
+                    impl.plugin_name,
+                    self.sources.get(impl.plugin_name, "?"),
+                    f"{hook_name} raised {type(exc).__name__}: {exc}",
+                )
+                continue
+            for cls in classes:
+                problem = _adapter_problem(cls, base)
+                if problem:
+                    self._fail(impl.plugin_name, self.sources.get(impl.plugin_name, "?"), problem)
+                elif cls.name not in found:  # later registrations win in pluggy's call order
+                    found[cls.name] = (cls, impl.plugin_name)
+        return found
+
+    # --- typed facade ----------------------------------------------------------------------
+
+    def adapters(self, family: str, tenant: Any = None) -> dict[str, type[Adapter]]:
+        """Adapter classes of a family, limited to the plugins a tenant has enabled."""
+        return {
+            name: cls
+            for name, (cls, plugin) in self._adapters[family].items()
+            if tenant is None or tenant.plugin_enabled(plugin)
+        }
+
+    def notifier(self, name: str, tenant: Any = None) -> type[Notifier] | None:
+        return self.adapters("notifiers", tenant).get(name)  # type: ignore[return-value]
+
+    def announce(self, event: str, tenant: Any, payload: dict[str, Any]) -> None:
+        """Call the event's hook on every plugin the tenant has enabled."""
+        blocked = [
+            self.pm.get_plugin(name)
+            for name in self.sources
+            if not tenant.plugin_enabled(name) and self.pm.get_plugin(name) is not None
+        ]
+        caller = (
+            self.pm.subset_hook_caller(event, remove_plugins=blocked)
+            if blocked
+            else getattr(self.pm.hook, event)
+        )
+        caller(tenant=tenant.slug, payload=payload)
+
+    def describe(self) -> list[PluginInfo]:
+        infos = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
+            hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+            provides = {
+                family: sorted(n for n, (_, p) in adapters.items() if p == name)
+                for family, adapters in self._adapters.items()
+            }
+            infos.append(
+                PluginInfo(
+                    name,
+                    self.sources.get(name, "?"),
+                    hooks,
+                    {k: v for k, v in provides.items() if v},
+                )
+            )
+        return sorted(infos, key=lambda i: i.name)
+
+
+def _short(module_name: str) -> str:
+    return module_name.rsplit(".", 1)[-1]
+
+
+def _adapter_problem(cls: object, base: type[Adapter]) -> str | None:
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        return f"{cls!r} is not a {base.__name__} subclass"
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        return f"{cls.__name__} has no name"
+    abstract = getattr(cls, "__abstractmethods__", ())
+    if abstract:
+        return f"{cls.__name__} does not implement {', '.join(sorted(abstract))}"
+    return None

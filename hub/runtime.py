@@ -1,0 +1,63 @@
+"""The runtime: settings, database, plugins and job queue, built once per process and shared
+by the web app, the worker and the CLI (one factory for all three)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from hub.core import events, scoping
+from hub.core.db import make_engine, make_session_factory
+from hub.plugins import Plugins
+from hub.settings import Settings, TenantSettings
+
+logger = logging.getLogger("orderhub")
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        if settings.database_url.startswith("sqlite:///"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(settings.database_url)
+        self.sessions = make_session_factory(self.engine)
+        scoping.install(self.sessions)
+        event.listen(self.sessions, "after_commit", self._after_commit)
+        event.listen(self.sessions, "after_rollback", self._after_rollback)
+        self.plugins = Plugins(disabled=settings.disabled_plugins)
+        from hub.worker.broker import Jobs
+
+        self.jobs = Jobs(self)
+
+    def session(self, tenant_id: int | None = None) -> Session:
+        session = self.sessions()
+        if tenant_id is not None:
+            session.info[scoping.TENANT_KEY] = tenant_id
+        return session
+
+    @contextmanager
+    def transaction(self, tenant_id: int | None = None) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any exception."""
+        with self.session(tenant_id) as session, session.begin():
+            yield session
+
+    def tenant_settings(self, slug: str) -> TenantSettings:
+        return self.settings.tenant(slug)
+
+    def _after_commit(self, session: Session) -> None:
+        for event_id in events.take_emitted(session):
+            self.jobs.send("dispatch_event", event_id)
+
+    def _after_rollback(self, session: Session) -> None:
+        events.take_emitted(session)
+
+    def close(self) -> None:
+        self.jobs.close()
+        self.engine.dispose()
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"<Runtime db={self.engine.url!r} broker={self.settings.broker_url!r}>"

@@ -1,0 +1,271 @@
+"""Settings: ``config/hub.toml``, ``config/tenants/<slug>.toml`` and ``ORDERHUB_*`` variables.
+
+Every file is validated against a JSON Schema at start-up, so a typo stops the hub with the
+file, the key and what is wrong instead of surfacing as a strange failure hours later. Secrets
+are written as ``{"$env": "NAME"}`` and resolved here; literals in config are for non-secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+ENV_REF = {
+    "type": "object",
+    "properties": {"$env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}},
+    "required": ["$env"],
+    "additionalProperties": False,
+}
+SECRET = {"anyOf": [{"type": "string"}, ENV_REF]}
+NAMES = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+
+HUB_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "database_url": SECRET,
+        "broker_url": SECRET,
+        "secret_key": SECRET,
+        "data_dir": {"type": "string"},
+        "log_level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
+        "server": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "host": {"type": "string"},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "threads": {"type": "integer", "minimum": 1, "maximum": 256},
+            },
+        },
+        "worker": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "processes": {"type": "integer", "minimum": 1, "maximum": 64},
+                "threads": {"type": "integer", "minimum": 1, "maximum": 256},
+                "sweep_seconds": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        "api": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "max_body_bytes": {"type": "integer", "minimum": 1024},
+                "max_upload_bytes": {"type": "integer", "minimum": 1024},
+                "max_per_page": {"type": "integer", "minimum": 1, "maximum": 10000},
+            },
+        },
+        "plugins": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"disabled": NAMES},
+        },
+    },
+}
+
+TENANT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "order_number_prefix": {"type": "string", "pattern": "^[A-Z0-9-]{0,10}$"},
+        "plugins": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"enabled": NAMES, "disabled": NAMES},
+        },
+        "notifiers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "plugin"],
+                "properties": {
+                    "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"},
+                    "plugin": {"type": "string"},
+                    "events": NAMES,
+                    "settings": {"type": "object"},
+                },
+            },
+        },
+    },
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the admin who has to fix the file."""
+
+    def __init__(self, file: str, key: str, problem: str) -> None:
+        super().__init__(f"{file}: {key}: {problem}" if key else f"{file}: {problem}")
+        self.file, self.key, self.problem = file, key, problem
+
+
+@dataclass
+class TenantSettings:
+    slug: str
+    name: str
+    currency: str = "USD"
+    order_number_prefix: str = "SO-"
+    enabled_plugins: list[str] | None = None
+    disabled_plugins: list[str] = field(default_factory=list)
+    notifiers: list[dict[str, Any]] = field(default_factory=list)
+
+    def plugin_enabled(self, name: str) -> bool:
+        if name in self.disabled_plugins:
+            return False
+        return self.enabled_plugins is None or name in self.enabled_plugins
+
+
+@dataclass
+class Settings:
+    config_dir: Path
+    data_dir: Path
+    database_url: str
+    broker_url: str
+    secret_key: str
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    server_threads: int = 8
+    worker_processes: int = 1
+    worker_threads: int = 4
+    sweep_seconds: float = 30.0
+    max_body_bytes: int = 1_048_576
+    max_upload_bytes: int = 33_554_432
+    max_per_page: int = 500
+    disabled_plugins: list[str] = field(default_factory=list)
+    tenants: dict[str, TenantSettings] = field(default_factory=dict)
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url in ("embedded", "stub://", "")
+
+    def tenant(self, slug: str) -> TenantSettings:
+        return self.tenants.get(slug) or TenantSettings(slug=slug, name=slug)
+
+
+def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Defaults, then hub.toml, then ORDERHUB_* variables, then explicit overrides (tests)."""
+    env = dict(os.environ if env is None else env)
+    overrides = dict(overrides or {})
+    config_dir = Path(
+        overrides.pop("config_dir", None) or env.get("ORDERHUB_CONFIG_DIR") or "config"
+    )
+    hub_file = config_dir / "hub.toml"
+    raw = _read_toml(hub_file, HUB_SCHEMA) if hub_file.exists() else {}
+    raw = _resolve_env(raw, str(hub_file), "", env)
+
+    data_dir = Path(
+        overrides.pop("data_dir", None)
+        or env.get("ORDERHUB_DATA_DIR")
+        or raw.get("data_dir")
+        or "var"
+    )
+    database_url = (
+        overrides.pop("database_url", None)
+        or env.get("ORDERHUB_DATABASE_URL")
+        or raw.get("database_url")
+        or f"sqlite:///{(data_dir / 'orderhub.db')}"
+    )
+    broker_url = (
+        overrides.pop("broker_url", None)
+        or env.get("ORDERHUB_BROKER_URL")
+        or raw.get("broker_url")
+        or "embedded"
+    )
+    secret_key = (
+        overrides.pop("secret_key", None)
+        or env.get("ORDERHUB_SECRET_KEY")
+        or raw.get("secret_key")
+        or _dev_secret(data_dir)
+    )
+    server, worker, api = raw.get("server", {}), raw.get("worker", {}), raw.get("api", {})
+    settings = Settings(
+        config_dir=config_dir,
+        data_dir=data_dir,
+        database_url=database_url,
+        broker_url=broker_url,
+        secret_key=secret_key,
+        log_level=env.get("ORDERHUB_LOG_LEVEL") or raw.get("log_level", "INFO"),
+        host=server.get("host", "127.0.0.1"),
+        port=server.get("port", 8000),
+        server_threads=server.get("threads", 8),
+        worker_processes=worker.get("processes", 1),
+        worker_threads=worker.get("threads", 4),
+        sweep_seconds=worker.get("sweep_seconds", 30.0),
+        max_body_bytes=api.get("max_body_bytes", 1_048_576),
+        max_upload_bytes=api.get("max_upload_bytes", 33_554_432),
+        max_per_page=api.get("max_per_page", 500),
+        disabled_plugins=raw.get("plugins", {}).get("disabled", []),
+        tenants=load_tenants(config_dir, env),
+    )
+    for key, value in overrides.items():
+        if not hasattr(settings, key):
+            raise ConfigError("overrides", key, "is not a setting")
+        setattr(settings, key, value)
+    return settings
+
+
+def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSettings]:
+    tenants = {}
+    for path in sorted((config_dir / "tenants").glob("*.toml")):
+        raw = _resolve_env(_read_toml(path, TENANT_SCHEMA), str(path), "", env)
+        plugins = raw.get("plugins", {})
+        tenants[path.stem] = TenantSettings(
+            slug=path.stem,
+            name=raw.get("name", path.stem),
+            currency=raw.get("currency", "USD"),
+            order_number_prefix=raw.get("order_number_prefix", "SO-"),
+            enabled_plugins=plugins.get("enabled"),
+            disabled_plugins=plugins.get("disabled", []),
+            notifiers=raw.get("notifiers", []),
+        )
+    return tenants
+
+
+def _read_toml(path: Path, schema: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"is not valid TOML: {exc}") from exc
+    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        problem = err.message
+        if err.validator == "additionalProperties":
+            problem = f"unknown key ({err.message})"
+        raise ConfigError(str(path), key, problem)
+    return data
+
+
+def _resolve_env(value: Any, file: str, key: str, env: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$env"}:
+            name = value["$env"]
+            if name not in env:
+                raise ConfigError(file, key, f"environment variable {name} is not set")
+            return env[name]
+        return {k: _resolve_env(v, file, f"{key}.{k}" if key else k, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, file, f"{key}[{i}]", env) for i, v in enumerate(value)]
+    return value
+
+
+def _dev_secret(data_dir: Path) -> str:
+    """Embedded mode keeps a generated key in the data folder so restarts keep working."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key

@@ -1,0 +1,12 @@
+"""The JSON REST API under /api/v1. Importing the route modules registers their routes."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+
+def blueprint() -> Blueprint:
+    from hub.web.api import admin, catalog, openapi, orders, stock  # noqa: F401
+    from hub.web.api.framework import bp
+
+    return bp

@@ -1,0 +1,218 @@
+"""Who am I, users and their tokens, the audit log, customers and plugins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from hub.core import audit as audit_log
+from hub.core import auth
+from hub.core.errors import Conflict, NotFound
+from hub.core.models import AuditEntry, Customer, User
+from hub.web.api import schemas
+from hub.web.api.framework import Ctx, Param, route
+
+
+@route(
+    "/me", permission=None, summary="The caller: user, role, tenant and permissions", tag="admin"
+)
+def me(ctx: Ctx) -> dict[str, Any]:
+    p = ctx.principal
+    return {
+        "username": p.username,
+        "role": p.role,
+        "tenant": p.tenant_slug,
+        "permissions": sorted(auth.ROLES[p.role]),
+    }
+
+
+@route("/users", permission="users.read", summary="List users", tag="admin")
+def list_users(ctx: Ctx) -> dict[str, Any]:
+    users = ctx.session.scalars(
+        select(User).where(User.tenant_id == ctx.tenant_id).order_by(User.username)
+    ).all()
+    return {"items": [auth.user_view(u) for u in users], "total": len(users)}
+
+
+@route(
+    "/users",
+    "POST",
+    permission="users.write",
+    summary="Create a user",
+    tag="admin",
+    body=schemas.USER_CREATE,
+    status=201,
+)
+def create_user(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    contact = {k: body.get(k) for k in ("full_name", "email", "phone", "address")}
+    user = auth.create_user(
+        ctx.session,
+        ctx.tenant_id,
+        body["username"],
+        body["password"],
+        body["role"],
+        ctx.actor,
+        **contact,
+    )
+    return auth.user_view(user)
+
+
+@route(
+    "/users/<username>",
+    "PATCH",
+    permission="users.write",
+    tag="admin",
+    summary="Change a user's role, contact, password or active flag",
+    body=schemas.USER_UPDATE,
+)
+def update_user(ctx: Ctx, username: str, body: dict[str, Any]) -> dict[str, Any]:
+    user = _user(ctx, username)
+    if user.id == ctx.principal.user_id and (
+        body.get("active") is False or body.get("role", "admin") != "admin"
+    ):
+        raise Conflict("you cannot demote or deactivate yourself")
+    before = auth.user_view(user)
+    for key in ("role", "full_name", "email", "phone", "address", "active"):
+        if key in body:
+            setattr(user, key, body[key])
+    if "password" in body:
+        auth.set_password(user, body["password"])
+    if body.get("active") is False:
+        auth.revoke_tokens(ctx.session, user, ctx.actor)
+    ctx.session.flush()
+    audit_log.record(
+        ctx.session,
+        ctx.tenant_id,
+        ctx.actor,
+        "user.update",
+        "user",
+        username,
+        before,
+        auth.user_view(user),
+    )
+    return auth.user_view(user)
+
+
+@route(
+    "/users/<username>/tokens",
+    "POST",
+    permission="users.write",
+    tag="admin",
+    summary="Issue an API token for a user (shown once)",
+    body=schemas.TOKEN_CREATE,
+    status=201,
+)
+def create_token(ctx: Ctx, username: str, body: dict[str, Any]) -> dict[str, Any]:
+    user = _user(ctx, username)
+    return {"token": auth.create_token(ctx.session, user, ctx.actor, body.get("name"))}
+
+
+@route(
+    "/users/<username>/tokens/revoke",
+    "POST",
+    permission="users.write",
+    tag="admin",
+    summary="Revoke every API token of a user",
+)
+def revoke_tokens(ctx: Ctx, username: str) -> dict[str, Any]:
+    return {"revoked": auth.revoke_tokens(ctx.session, _user(ctx, username), ctx.actor)}
+
+
+@route(
+    "/audit",
+    permission="audit.read",
+    summary="The audit log, newest first",
+    tag="admin",
+    paged=True,
+    query=(Param("entity_type"), Param("entity_id"), Param("actor"), Param("action")),
+)
+def list_audit(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    stmt = select(AuditEntry).where(AuditEntry.tenant_id == ctx.tenant_id)
+    for key in ("entity_type", "entity_id", "actor", "action"):
+        if key in args:
+            stmt = stmt.where(getattr(AuditEntry, key) == args[key])
+    page, per_page = (
+        args.get("page", 1),
+        min(args.get("per_page", 50), ctx.runtime.settings.max_per_page),
+    )
+    total = ctx.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = ctx.session.scalars(
+        stmt.order_by(AuditEntry.id.desc()).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    items = [
+        {
+            "id": e.id,
+            "at": e.at.isoformat(),
+            "actor": e.actor,
+            "action": e.action,
+            "entity_type": e.entity_type,
+            "entity_id": e.entity_id,
+            "before": e.before,
+            "after": e.after,
+        }
+        for e in rows
+    ]
+    return {"items": items, "total": total, "page": page, "per_page": per_page}
+
+
+@route(
+    "/customers",
+    permission="customers.read",
+    summary="Find customers",
+    tag="admin",
+    paged=True,
+    query=(Param("q", description="name, e-mail or phone contains"),),
+)
+def list_customers(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    stmt = select(Customer).where(Customer.tenant_id == ctx.tenant_id)
+    if args.get("q"):
+        pattern = f"%{args['q']}%"
+        stmt = stmt.where(
+            Customer.name.ilike(pattern)
+            | Customer.email.ilike(pattern)
+            | Customer.phone.ilike(pattern)
+        )
+    page, per_page = (
+        args.get("page", 1),
+        min(args.get("per_page", 50), ctx.runtime.settings.max_per_page),
+    )
+    total = ctx.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = ctx.session.scalars(
+        stmt.order_by(Customer.id).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    items = [
+        {"id": c.id, "email": c.email, "name": c.name, "phone": c.phone, "vip": c.vip} for c in rows
+    ]
+    return {"items": items, "total": total, "page": page, "per_page": per_page}
+
+
+@route(
+    "/plugins",
+    permission="plugins.read",
+    tag="admin",
+    summary="Plugins found, what each provides, and which failed to load",
+)
+def list_plugins(ctx: Ctx) -> dict[str, Any]:
+    plugins = ctx.runtime.plugins
+    items = [
+        {
+            "name": i.name,
+            "source": i.source,
+            "hooks": i.hooks,
+            "provides": i.provides,
+            "enabled": ctx.tenant.plugin_enabled(i.name),
+        }
+        for i in plugins.describe()
+    ]
+    failures = [{"name": f.name, "source": f.source, "error": f.error} for f in plugins.failures]
+    return {"items": items, "total": len(items), "failures": failures}
+
+
+def _user(ctx: Ctx, username: str) -> User:
+    user = ctx.session.scalar(
+        select(User).where(User.tenant_id == ctx.tenant_id, User.username == username)
+    )
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    return user

@@ -1,0 +1,169 @@
+"""Stock routes: balances, inbound, outbound, adjustments, CSV import, ledger and alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from hub.core import inventory, stock_import, stock_queries
+from hub.core.errors import Invalid
+from hub.web.api import schemas
+from hub.web.api.framework import ApiError, Ctx, Param, route
+
+TAG = "stock"
+
+
+@route(
+    "/stock",
+    permission="stock.read",
+    summary="Stock balances per warehouse and SKU",
+    tag=TAG,
+    paged=True,
+    query=(
+        Param("sku"),
+        Param("name", description="product name contains"),
+        Param("category"),
+        Param("brand"),
+        Param("warehouse", description="code"),
+        Param("low_only", "boolean", "only SKUs with an open low-stock alert"),
+    ),
+)
+def list_stock(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    per_page = min(args.pop("per_page", 50), ctx.runtime.settings.max_per_page)
+    items, total = stock_queries.balances(ctx.session, ctx.tenant_id, per_page=per_page, **args)
+    return {"items": items, "total": total, "page": args.get("page", 1), "per_page": per_page}
+
+
+@route(
+    "/stock/inbound",
+    "POST",
+    permission="stock.write",
+    summary="Receive stock (a batch)",
+    tag=TAG,
+    body=schemas.STOCK_MOVE,
+)
+def inbound(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    moves = inventory.resolve_movements(
+        ctx.session, ctx.tenant_id, body["items"], body.get("warehouse")
+    )
+    inventory.receive(
+        ctx.session, ctx.tenant_id, moves, reference=body.get("reference"), actor=ctx.actor
+    )
+    return {"received": len(moves)}
+
+
+@route(
+    "/stock/outbound",
+    "POST",
+    permission="stock.write",
+    tag=TAG,
+    body=schemas.STOCK_MOVE,
+    summary="Send free stock out of a warehouse (a batch, all or nothing)",
+)
+def outbound(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    moves = inventory.resolve_movements(
+        ctx.session, ctx.tenant_id, body["items"], body.get("warehouse")
+    )
+    inventory.dispatch(
+        ctx.session, ctx.tenant_id, moves, reference=body.get("reference"), actor=ctx.actor
+    )
+    return {"dispatched": len(moves)}
+
+
+@route(
+    "/stock/adjust",
+    "POST",
+    permission="stock.write",
+    tag=TAG,
+    body=schemas.STOCK_ADJUST,
+    summary="Adjust stock with a reason: counted quantity or a signed delta",
+)
+def adjust(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    counted = [i for i in body["items"] if "quantity" in i]
+    deltas = [dict(i, quantity=i["delta"]) for i in body["items"] if "delta" in i]
+    applied = 0
+    for rows, absolute in ((counted, True), (deltas, False)):
+        if not rows:
+            continue
+        moves = inventory.resolve_movements(
+            ctx.session,
+            ctx.tenant_id,
+            rows,
+            body.get("warehouse"),
+            minimum=0 if absolute else -inventory.MAX_QUANTITY,
+        )
+        inventory.adjust(
+            ctx.session,
+            ctx.tenant_id,
+            moves,
+            reason=body["reason"],
+            actor=ctx.actor,
+            absolute=absolute,
+        )
+        applied += len(moves)
+    return {"adjusted": applied}
+
+
+@route(
+    "/stock/import",
+    "POST",
+    permission="stock.write",
+    tag=TAG,
+    body={},
+    body_kind="csv",
+    summary="Move stock from a CSV file (warehouse,sku,quantity[,reason]); all or nothing",
+    query=(Param("kind", enum=stock_import.KINDS), Param("reference"), Param("reason")),
+)
+def import_csv(ctx: Ctx, body: Any, args: dict[str, Any]) -> dict[str, Any]:
+    request.max_content_length = ctx.runtime.settings.max_upload_bytes
+    upload = request.files.get("file")
+    if upload is not None:
+        raw = upload.read()
+    elif request.mimetype in ("text/csv", "text/plain"):
+        raw = request.get_data()
+    else:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send text/csv, or multipart/form-data with a 'file' part",
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Invalid("the CSV file is not UTF-8") from None
+    moved = stock_import.apply(
+        ctx.session,
+        ctx.tenant_id,
+        text,
+        kind=args.get("kind", "inbound"),
+        actor=ctx.actor,
+        reference=args.get("reference"),
+        reason=args.get("reason"),
+    )
+    return {"rows": moved, "kind": args.get("kind", "inbound")}
+
+
+@route(
+    "/stock/ledger",
+    permission="stock.read",
+    summary="The stock ledger",
+    tag=TAG,
+    paged=True,
+    query=(
+        Param("sku"),
+        Param("warehouse"),
+        Param("kind", enum=("inbound", "outbound", "adjust", "reserve", "release", "ship")),
+        Param("reference"),
+    ),
+)
+def ledger(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    per_page = min(args.pop("per_page", 50), ctx.runtime.settings.max_per_page)
+    items, total = stock_queries.ledger(ctx.session, ctx.tenant_id, per_page=per_page, **args)
+    return {"items": items, "total": total, "page": args.get("page", 1), "per_page": per_page}
+
+
+@route("/stock/alerts", permission="stock.read", summary="Open low-stock alerts", tag=TAG)
+def alerts(ctx: Ctx) -> dict[str, Any]:
+    items = stock_queries.alerts(ctx.session, ctx.tenant_id)
+    return {"items": items, "total": len(items)}

@@ -1,0 +1,53 @@
+"""Every error leaves as ``{"error": {"code", "message", "details"}}`` with a 4xx for bad input;
+a 500 is always our bug, logged with its traceback and answered without internals."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
+
+from hub.core.errors import HubError
+
+logger = logging.getLogger("orderhub.web")
+
+
+def error_body(status: int, code: str, message: str, details: Any = None) -> Response:
+    response = jsonify({"error": {"code": code, "message": message, "details": details}})
+    response.status_code = status
+    return response
+
+
+def install(app: Flask) -> None:
+    @app.errorhandler(HubError)
+    def _hub_error(exc: HubError) -> ResponseReturnValue:
+        return error_body(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> ResponseReturnValue:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        message = exc.description or exc.name
+        if exc.code == 413:
+            message = "the request body is too large"
+        response = error_body(exc.code or 500, code, message)
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(exc: IntegrityError) -> ResponseReturnValue:
+        # A uniqueness race the service's own check could not see (two requests at once).
+        logger.info("integrity error answered as 409: %s", exc.orig)
+        return error_body(
+            409, "conflict", "the change conflicts with data written at the same time; try again"
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
+        logger.exception("unhandled error")
+        return error_body(500, "internal_error", "an internal error occurred; it was logged")

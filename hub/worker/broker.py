@@ -1,0 +1,107 @@
+"""The job queue: Dramatiq on Redis in production, or the in-process stub broker (embedded).
+
+Actors are bound to a runtime here rather than at import time, so one process can build
+several runtimes (tests do) and no module-level broker is ever created by accident.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+
+from hub.worker import actors
+
+if TYPE_CHECKING:
+    from hub.runtime import Runtime
+
+logger = logging.getLogger("orderhub.worker")
+
+
+class Jobs:
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        if settings.embedded_broker:
+            self.broker: dramatiq.Broker = StubBroker()
+            self.broker.emit_after("process_boot")
+        else:
+            self.broker = RedisBroker(url=settings.broker_url, namespace="orderhub")
+        self.actors: dict[str, dramatiq.Actor[Any, Any]] = {}
+        for name, (fn, options) in actors.ACTORS.items():
+            self.actors[name] = dramatiq.actor(
+                _bound(fn, runtime), actor_name=name, broker=self.broker, **options
+            )
+        self.worker: dramatiq.Worker | None = None
+        self._sweeper: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.runtime = runtime
+
+    def send(self, actor: str, *args: Any) -> bool:
+        """Enqueue; on a broker outage log and return False — the outbox sweeper retries."""
+        try:
+            self.actors[actor].send(*args)
+        except Exception as exc:
+            logger.warning("could not enqueue %s%r: %s (the sweeper will retry)", actor, args, exc)
+            return False
+        return True
+
+    def health(self) -> dict[str, object]:
+        if isinstance(self.broker, StubBroker):
+            return {"ok": True, "kind": "embedded", "worker": self.worker is not None}
+        try:
+            self.broker.client.ping()  # type: ignore[attr-defined]
+        except Exception as exc:
+            return {"ok": False, "kind": "redis", "error": f"{type(exc).__name__}: {exc}"}
+        return {"ok": True, "kind": "redis"}
+
+    def start_worker(self, threads: int | None = None, *, sweep: bool = True) -> dramatiq.Worker:
+        self.worker = dramatiq.Worker(
+            self.broker,
+            worker_threads=threads or self.runtime.settings.worker_threads,
+            worker_timeout=100,
+        )
+        self.worker.start()
+        if sweep:
+            self._sweeper = threading.Thread(
+                target=self._sweep_loop, name="orderhub-sweeper", daemon=True
+            )
+            self._sweeper.start()
+        return self.worker
+
+    def _sweep_loop(self) -> None:
+        interval = self.runtime.settings.sweep_seconds
+        while not self._stop.wait(interval):
+            try:
+                actors.sweep(self.runtime)
+            except Exception:
+                logger.exception("outbox sweep failed")
+
+    def join(self, timeout_ms: int = 30_000) -> None:
+        """Wait until every queued job has run (stub broker: tests and embedded shutdown)."""
+        if isinstance(self.broker, StubBroker):
+            for queue in list(self.broker.queues):
+                self.broker.join(queue, timeout=timeout_ms, fail_fast=True)
+        if self.worker is not None:
+            self.worker.join()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        self.broker.close()
+
+
+def _bound(fn: Callable[..., None], runtime: Runtime) -> Callable[..., None]:
+    def job(*args: Any) -> None:
+        fn(runtime, *args)
+
+    job.__name__ = fn.__name__
+    job.__qualname__ = fn.__qualname__
+    job.__doc__ = fn.__doc__
+    return job
