@@ -431,14 +431,14 @@ def resolve_movements(
             select(Warehouse.code, Warehouse.id).where(
                 Warehouse.tenant_id == tenant_id, Warehouse.code.in_([c for c in codes if c])
             )
-        ).tuples().all()
+        ).all()
     )
     products = dict(
         session.execute(
             select(Product.sku, Product.id).where(
                 Product.tenant_id == tenant_id, Product.sku.in_(skus)
             )
-        ).tuples().all()
+        ).all()
     )
     out = []
     for index, r in enumerate(rows):

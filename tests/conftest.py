@@ -1,0 +1,225 @@
+"""Fixtures: a migrated database per test on SQLite and on PostgreSQL, the app on the stub
+broker, and a tenant with a user (and token) for every role plus a stranger tenant.
+
+PostgreSQL and Redis tests skip when the service is missing on a developer's machine, and
+fail instead when ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from hub import create_app
+from hub.core import auth, catalog, inventory, migrate, tenancy
+from hub.core.db import make_engine
+from hub.runtime import Runtime
+
+CI = os.environ.get("CI") == "true"
+PG_ADMIN_URL = os.environ.get("ORDERHUB_TEST_POSTGRES_URL",
+                              "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("ORDERHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PG_TEST_DB = "orderhub_test"
+ROLES = ("admin", "operator", "warehouse", "service", "analyst")
+
+
+def missing_service(what: str, why: object) -> None:
+    message = f"{what} is not reachable ({why})"
+    if CI:
+        pytest.fail(f"{message}; CI=true requires it", pytrace=False)
+    pytest.skip(message)
+
+
+# --- databases -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "hub.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A fresh database for this run, migrated once; tests truncate it between them."""
+    admin = create_engine(_psycopg(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {PG_TEST_DB} WITH (FORCE)"))
+            conn.execute(text(f"CREATE DATABASE {PG_TEST_DB}"))
+    except Exception as exc:
+        missing_service("PostgreSQL", exc)
+    finally:
+        admin.dispose()
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_TEST_DB}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def _psycopg(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def reset_postgres(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        tables = [r[0] for r in conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename <> 'alembic_version'"))]
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        for (seq,) in conn.execute(text(
+                "SELECT sequencename FROM pg_sequences WHERE sequencename LIKE 'orderhub_%'")):
+            conn.execute(text(f"DROP SEQUENCE {seq}"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each database test runs on both engines."""
+    if request.param == "sqlite":
+        path = tmp_path / "hub.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_url")
+    reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """An empty config folder; tests write hub.toml or tenants/*.toml into it as needed."""
+    path = tmp_path / "config"
+    (path / "tenants").mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def app(db_url: str, config_dir: Path, tmp_path: Path) -> Iterator[Flask]:
+    app = create_app({"database_url": db_url, "broker_url": "embedded",
+                      "config_dir": config_dir, "data_dir": tmp_path / "var",
+                      "secret_key": "test"})
+    yield app
+    app.extensions["orderhub"].close()
+
+
+@pytest.fixture
+def runtime(app: Flask) -> Runtime:
+    return app.extensions["orderhub"]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Api:
+    """Thin helper over the test client: JSON in, (status, JSON) out, with a bearer token."""
+
+    client: FlaskClient
+    token: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def call(self, method: str, path: str, body: Any = None, *, token: str | None = None,
+             **kwargs: Any) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        response = self.client.open(f"/api/v1{path}", method=method, json=body,
+                                    headers=headers, **kwargs)
+        return response.status_code, response.get_json(silent=True)
+
+    def get(self, path: str, **kw: Any) -> tuple[int, Any]:
+        return self.call("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+        return self.call("POST", path, {} if body is None else body, **kw)
+
+    def patch(self, path: str, body: Any, **kw: Any) -> tuple[int, Any]:
+        return self.call("PATCH", path, body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> tuple[int, Any]:
+        return self.call("DELETE", path, **kw)
+
+
+def seed_tenant(runtime: Runtime, slug: str, stock: dict[str, dict[str, int]] | None = None,
+                products: list[dict[str, Any]] | None = None) -> dict[str, str]:
+    """A tenant with two warehouses, products, stock, and a user + token per role."""
+    tokens = {}
+    with runtime.transaction() as session:
+        tenant = tenancy.create_tenant(session, slug)
+        session.info["orderhub.tenant_id"] = tenant.id
+        for w in ({"code": "MAIN", "name": "Main", "region": "east", "country": "US",
+                   "priority": 10},
+                  {"code": "WEST", "name": "West", "region": "west", "country": "US",
+                   "priority": 20}):
+            catalog.create_warehouse(session, tenant.id, w, "seed")
+        for p in products or [
+            {"sku": "SKU-A", "name": "Alpha", "category": "tools", "brand": "Acme",
+             "price": "10.00", "low_stock_threshold": 5},
+            {"sku": "SKU-B", "name": "Bravo", "category": "tools", "brand": "Bolt",
+             "price": "25.50", "low_stock_threshold": 0},
+            {"sku": "SKU-C", "name": "Charlie", "category": "toys", "brand": "Acme",
+             "price": "3.99", "low_stock_threshold": 2},
+        ]:
+            catalog.create_product(session, tenant.id, p, "seed")
+        for code, skus in (stock if stock is not None else
+                           {"MAIN": {"SKU-A": 20, "SKU-B": 10, "SKU-C": 5},
+                            "WEST": {"SKU-A": 10, "SKU-C": 5}}).items():
+            if skus:
+                rows = [{"sku": s, "quantity": q} for s, q in skus.items()]
+                inventory.receive(session, tenant.id,
+                                  inventory.resolve_movements(session, tenant.id, rows, code),
+                                  reference="seed", actor="seed")
+        for role in ROLES:
+            user = auth.create_user(session, tenant.id, role, "password-" + role, role, "seed")
+            tokens[role] = auth.create_token(session, user, "seed")
+    return tokens
+
+
+@pytest.fixture
+def api(client: FlaskClient, runtime: Runtime) -> Api:
+    """Tenant 'acme' with every role's token (``api.tokens``) and a stranger tenant 'other'."""
+    tokens = seed_tenant(runtime, "acme")
+    other = seed_tenant(runtime, "other")
+    tokens["stranger"] = other["admin"]
+    return Api(client, tokens["admin"], tokens)
+
+
+ORDER = {
+    "lines": [{"sku": "SKU-A", "quantity": 2, "unit_price": "10.00"},
+              {"sku": "SKU-B", "quantity": 1, "unit_price": "25.50"}],
+    "consignee": {"name": "Ann Lee", "phone": "+1 555 0100",
+                  "address": {"line1": "1 Main St", "city": "Newark", "region": "NJ",
+                              "postcode": "07101", "country": "US"}},
+    "customer": {"email": "ann@example.com", "name": "Ann Lee"},
+}
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except Exception as exc:
+        missing_service("Redis", exc)
+    client.flushdb()
+    client.close()
+    return REDIS_URL
