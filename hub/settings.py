@@ -31,6 +31,7 @@ HUB_SCHEMA: dict[str, Any] = {
     "properties": {
         "database_url": SECRET,
         "broker_url": SECRET,
+        "broker_namespace": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
         "secret_key": SECRET,
         "data_dir": {"type": "string"},
         "log_level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
@@ -130,6 +131,8 @@ class Settings:
     database_url: str
     broker_url: str
     secret_key: str
+    # Key prefix on Redis, so several hubs (or test runs) can share one server.
+    broker_namespace: str = "orderhub"
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -193,6 +196,8 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         database_url=database_url,
         broker_url=broker_url,
         secret_key=secret_key,
+        broker_namespace=env.get("ORDERHUB_BROKER_NAMESPACE")
+        or raw.get("broker_namespace", "orderhub"),
         log_level=env.get("ORDERHUB_LOG_LEVEL") or raw.get("log_level", "INFO"),
         host=server.get("host", "127.0.0.1"),
         port=server.get("port", 8000),

@@ -28,7 +28,9 @@ CI = os.environ.get("CI") == "true"
 PG_ADMIN_URL = os.environ.get("ORDERHUB_TEST_POSTGRES_URL",
                               "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("ORDERHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-PG_TEST_DB = "orderhub_test"
+# Per run, so two runs on one machine (a developer and CI, say) never drop each other's data.
+PG_TEST_DB = f"orderhub_test_{os.getpid()}"
+REDIS_NAMESPACE = f"orderhub-test-{os.getpid()}"
 ROLES = ("admin", "operator", "warehouse", "service", "analyst")
 
 
@@ -52,11 +54,15 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
     """A fresh database for this run, migrated once; tests truncate it between them."""
     admin = create_engine(_psycopg(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
+            for (name,) in conn.execute(text(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'orderhub_test_%'")):
+                if not _pid_alive(name.rsplit("_", 1)[-1]):  # left by a killed run
+                    conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             conn.execute(text(f"DROP DATABASE IF EXISTS {PG_TEST_DB} WITH (FORCE)"))
             conn.execute(text(f"CREATE DATABASE {PG_TEST_DB}"))
     except Exception as exc:
@@ -67,7 +73,20 @@ def postgres_url() -> str:
     engine = make_engine(url)
     migrate.upgrade(engine)
     engine.dispose()
-    return url
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {PG_TEST_DB} WITH (FORCE)"))
+    admin.dispose()
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _psycopg(url: str) -> str:
@@ -212,7 +231,9 @@ ORDER = {
 
 
 @pytest.fixture
-def redis_url() -> str:
+def redis_url() -> Iterator[str]:
+    """The real Redis broker; queues live under a per-run namespace (setting
+    ``broker_namespace``), removed afterwards."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -220,6 +241,7 @@ def redis_url() -> str:
         client.ping()
     except Exception as exc:
         missing_service("Redis", exc)
-    client.flushdb()
+    yield REDIS_URL
+    for key in client.scan_iter(f"{REDIS_NAMESPACE}*"):
+        client.delete(key)
     client.close()
-    return REDIS_URL

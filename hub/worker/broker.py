@@ -30,7 +30,7 @@ class Jobs:
             self.broker: dramatiq.Broker = StubBroker()
             self.broker.emit_after("process_boot")
         else:
-            self.broker = RedisBroker(url=settings.broker_url, namespace="orderhub")
+            self.broker = RedisBroker(url=settings.broker_url, namespace=settings.broker_namespace)
         self.actors: dict[str, dramatiq.Actor[Any, Any]] = {}
         for name, (fn, options) in actors.ACTORS.items():
             self.actors[name] = dramatiq.actor(
