@@ -32,6 +32,8 @@ REDIS_URL = os.environ.get("ORDERHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 PG_TEST_DB = f"orderhub_test_{os.getpid()}"
 REDIS_NAMESPACE = f"orderhub-test-{os.getpid()}"
 ROLES = ("admin", "operator", "warehouse", "service", "analyst")
+# Seeding hashes ten passwords per test; the production method would cost a second each time.
+auth.PASSWORD_METHOD = "pbkdf2:sha256:1000"
 
 
 def missing_service(what: str, why: object) -> None:

@@ -43,6 +43,8 @@ ROLES: dict[str, frozenset[str]] = {
 }
 
 TOKEN_PREFIX = "oh_"
+# Werkzeug's memory-hard default. Test suites may swap in a cheap method, as Django's do.
+PASSWORD_METHOD = "scrypt"
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def create_user(
     user = User(
         tenant_id=tenant_id,
         username=username,
-        password_hash=generate_password_hash(password),
+        password_hash=generate_password_hash(password, method=PASSWORD_METHOD),
         role=role,
         **contact,
     )
@@ -126,7 +128,7 @@ def check_password(user: User, password: str) -> bool:
 def set_password(user: User, password: str) -> None:
     if len(password) < 8:
         raise Invalid("password must be at least 8 characters")
-    user.password_hash = generate_password_hash(password)
+    user.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
 
 
 def create_token(session: Session, user: User, actor: str, name: str | None = None) -> str:

@@ -63,11 +63,12 @@ def reserve(
     shortages = []
     for product_id in sorted(needs):
         quantity = needs[product_id]
-        got = _reserve_one(session, tenant_id, product_id, quantity)
+        got, available = _reserve_one(session, tenant_id, product_id, quantity)
         taken.extend(got)
-        have = sum(a.quantity for a in got)
-        if have < quantity:
-            shortages.append({"sku": skus[product_id], "requested": quantity, "available": have})
+        if sum(a.quantity for a in got) < quantity:
+            shortages.append(
+                {"sku": skus[product_id], "requested": quantity, "available": available}
+            )
     if shortages:
         raise InsufficientStock(
             "not enough stock: "
@@ -82,7 +83,8 @@ def reserve(
 
 def _reserve_one(
     session: Session, tenant_id: int, product_id: int, quantity: int
-) -> list[Allocated]:
+) -> tuple[list[Allocated], int]:
+    """What was reserved, and how much was available when it fell short."""
     available = StockLevel.on_hand - StockLevel.reserved
     # Fast path, one round trip: the first warehouse (by priority) that can fill the whole line.
     best = (
@@ -106,7 +108,7 @@ def _reserve_one(
         .execution_options(**_NO_SYNC)
     ).scalar()
     if warehouse_id is not None:
-        return [Allocated(warehouse_id, product_id, quantity)]
+        return [Allocated(warehouse_id, product_id, quantity)], quantity
     # No single warehouse can: take what each has, in priority order.
     taken: list[Allocated] = []
     remaining = quantity
@@ -122,8 +124,9 @@ def _reserve_one(
             )
             .order_by(Warehouse.priority, Warehouse.id)
         ).all()
-        if sum(r[2] for r in rows) < remaining:
-            return taken
+        free_total = sum(r[2] for r in rows)
+        if free_total < remaining:
+            return taken, free_total + quantity - remaining
         raced = False
         for level_id, wh_id, free in rows:
             take = min(free, remaining)
@@ -139,10 +142,10 @@ def _reserve_one(
             taken.append(Allocated(wh_id, product_id, take))
             remaining -= take
             if remaining == 0:
-                return taken
+                return taken, quantity
         if not raced:
-            return taken
-    return taken
+            return taken, quantity - remaining
+    return taken, quantity - remaining
 
 
 def release(
