@@ -32,7 +32,9 @@ def test_create_reserves_stock_and_returns_the_order(api):
     assert created["consignee"]["address"]["city"] == "Newark"
     assert created["customer"]["email"] == "ann@example.com"
     assert [(line["sku"], line["quantity"]) for line in created["lines"]] == [
-        ("SKU-A", 2), ("SKU-B", 1)]
+        ("SKU-A", 2),
+        ("SKU-B", 1),
+    ]
     assert stock_of(api, "SKU-A") == {"MAIN": (20, 2), "WEST": (10, 0)}
     assert stock_of(api, "SKU-B") == {"MAIN": (10, 1)}
 
@@ -66,8 +68,9 @@ def test_a_line_no_single_warehouse_can_fill_is_split_across_warehouses(api):
 
 
 def test_short_stock_holds_the_order_as_a_backorder_until_stock_arrives(api):
-    status, held = api.post("/orders", order(lines=[{"sku": "SKU-A", "quantity": 40},
-                                                     {"sku": "SKU-B", "quantity": 1}]))
+    status, held = api.post(
+        "/orders", order(lines=[{"sku": "SKU-A", "quantity": 40}, {"sku": "SKU-B", "quantity": 1}])
+    )
 
     assert status == 201
     assert held["status"] == "held"
@@ -80,8 +83,7 @@ def test_short_stock_holds_the_order_as_a_backorder_until_stock_arrives(api):
     status, still = api.post(f"/orders/{held['number']}/allocate")
     assert status == 200 and still["status"] == "held"
 
-    api.post("/stock/inbound", {"warehouse": "WEST", "items": [{"sku": "SKU-A",
-                                                                 "quantity": 15}]})
+    api.post("/stock/inbound", {"warehouse": "WEST", "items": [{"sku": "SKU-A", "quantity": 15}]})
     status, confirmed = api.post(f"/orders/{held['number']}/allocate")
     assert status == 200
     assert confirmed["status"] == "confirmed"
@@ -91,12 +93,25 @@ def test_short_stock_holds_the_order_as_a_backorder_until_stock_arrives(api):
 
 def test_find_orders_by_text_status_channel_sku_dates_and_amount(api):
     _, first = api.post("/orders", order())
-    _, second = api.post("/orders", order(
-        lines=[{"sku": "SKU-C", "quantity": 1}], channel="web", external_name="#1001",
-        consignee={"name": "Bob Stone", "phone": "+44 20 7946 0000",
-                   "address": {"line1": "2 High St", "city": "London", "postcode": "N1",
-                               "country": "GB"}},
-        customer={"email": "bob@example.org", "name": "Bob Stone"}))
+    _, second = api.post(
+        "/orders",
+        order(
+            lines=[{"sku": "SKU-C", "quantity": 1}],
+            channel="web",
+            external_name="#1001",
+            consignee={
+                "name": "Bob Stone",
+                "phone": "+44 20 7946 0000",
+                "address": {
+                    "line1": "2 High St",
+                    "city": "London",
+                    "postcode": "N1",
+                    "country": "GB",
+                },
+            },
+            customer={"email": "bob@example.org", "name": "Bob Stone"},
+        ),
+    )
     api.post(f"/orders/{second['number']}/cancel", {"reason": "customer asked"})
 
     def numbers(query):
@@ -111,7 +126,9 @@ def test_find_orders_by_text_status_channel_sku_dates_and_amount(api):
     assert numbers(f"q={first['number']}") == ([first["number"]], 1)
     assert numbers("status=cancelled") == ([second["number"]], 1)
     assert numbers("status=confirmed,cancelled&sort=number") == (
-        [first["number"], second["number"]], 2)
+        [first["number"], second["number"]],
+        2,
+    )
     assert numbers("channel=web") == ([second["number"]], 1)
     assert numbers("sku=SKU-B") == ([first["number"]], 1)
     assert numbers("amount_min=40&amount_max=50") == ([first["number"]], 1)
@@ -127,19 +144,32 @@ def test_modify_replaces_lines_and_re_reserves_stock(api):
     _, created = api.post("/orders", order())
     number = created["number"]
 
-    status, changed = api.patch(f"/orders/{number}", {
-        "lines": [{"sku": "SKU-A", "quantity": 5}, {"sku": "SKU-C", "quantity": 1}],
-        "consignee": {"name": "Ann Lee-Smith", "phone": "+1 555 0199",
-                      "address": {"line1": "9 Elm St", "city": "Trenton", "country": "us"}},
-    })
+    status, changed = api.patch(
+        f"/orders/{number}",
+        {
+            "lines": [{"sku": "SKU-A", "quantity": 5}, {"sku": "SKU-C", "quantity": 1}],
+            "consignee": {
+                "name": "Ann Lee-Smith",
+                "phone": "+1 555 0199",
+                "address": {"line1": "9 Elm St", "city": "Trenton", "country": "us"},
+            },
+        },
+    )
 
     assert status == 200, changed
     assert [(line["sku"], line["quantity"]) for line in changed["lines"]] == [
-        ("SKU-A", 5), ("SKU-C", 1)]
+        ("SKU-A", 5),
+        ("SKU-C", 1),
+    ]
     assert changed["subtotal"] == "53.99"
     assert changed["consignee"]["address"] == {
-        "line1": "9 Elm St", "line2": None, "city": "Trenton", "region": None,
-        "postcode": None, "country": "US"}
+        "line1": "9 Elm St",
+        "line2": None,
+        "city": "Trenton",
+        "region": None,
+        "postcode": None,
+        "country": "US",
+    }
     assert stock_of(api, "SKU-A") == {"MAIN": (20, 5), "WEST": (10, 0)}
     assert stock_of(api, "SKU-B") == {"MAIN": (10, 0)}
     assert stock_of(api, "SKU-C") == {"MAIN": (5, 1), "WEST": (5, 0)}
@@ -147,8 +177,9 @@ def test_modify_replaces_lines_and_re_reserves_stock(api):
 
 def test_modify_beyond_stock_holds_the_order(api):
     _, created = api.post("/orders", order())
-    status, changed = api.patch(f"/orders/{created['number']}",
-                                {"lines": [{"sku": "SKU-B", "quantity": 11}]})
+    status, changed = api.patch(
+        f"/orders/{created['number']}", {"lines": [{"sku": "SKU-B", "quantity": 11}]}
+    )
     assert status == 200
     assert changed["status"] == "held"
     assert "SKU-B needs" in changed["hold_reason"]
@@ -172,19 +203,23 @@ def test_cancel_releases_stock_and_cannot_be_repeated(api):
 
 
 def test_split_moves_lines_and_their_reservation_to_a_new_order(api):
-    _, created = api.post("/orders", order(lines=[{"sku": "SKU-A", "quantity": 3},
-                                                  {"sku": "SKU-B", "quantity": 2}]))
+    _, created = api.post(
+        "/orders", order(lines=[{"sku": "SKU-A", "quantity": 3}, {"sku": "SKU-B", "quantity": 2}])
+    )
     number = created["number"]
 
-    status, child = api.post(f"/orders/{number}/split",
-                             {"lines": [{"sku": "SKU-A", "quantity": 1},
-                                        {"sku": "SKU-B", "quantity": 2}]})
+    status, child = api.post(
+        f"/orders/{number}/split",
+        {"lines": [{"sku": "SKU-A", "quantity": 1}, {"sku": "SKU-B", "quantity": 2}]},
+    )
 
     assert status == 201, child
     assert child["parent_number"] == number
     assert child["status"] == "confirmed"
     assert [(line["sku"], line["quantity"]) for line in child["lines"]] == [
-        ("SKU-A", 1), ("SKU-B", 2)]
+        ("SKU-A", 1),
+        ("SKU-B", 2),
+    ]
     _, parent = api.get(f"/orders/{number}")
     assert [(line["sku"], line["quantity"]) for line in parent["lines"]] == [("SKU-A", 2)]
     assert parent["total"] == "20.00"
@@ -195,51 +230,58 @@ def test_split_moves_lines_and_their_reservation_to_a_new_order(api):
     _, ledger = api.get("/stock/ledger?sku=SKU-A&kind=release")
     assert ledger["total"] == 0
 
-    status, error = api.post(f"/orders/{number}/split", {"lines": [{"sku": "SKU-A",
-                                                                    "quantity": 2}]})
+    status, error = api.post(
+        f"/orders/{number}/split", {"lines": [{"sku": "SKU-A", "quantity": 2}]}
+    )
     assert status == 422
     assert "at least one line" in error["error"]["message"]
-    status, error = api.post(f"/orders/{number}/split", {"lines": [{"sku": "SKU-C",
-                                                                    "quantity": 1}]})
+    status, error = api.post(
+        f"/orders/{number}/split", {"lines": [{"sku": "SKU-C", "quantity": 1}]}
+    )
     assert status == 422
 
 
 def test_merge_folds_orders_of_one_customer_and_address_into_the_first(api):
     _, first = api.post("/orders", order(lines=[{"sku": "SKU-A", "quantity": 1}]))
-    _, second = api.post("/orders", order(lines=[{"sku": "SKU-C", "quantity": 2}],
-                                          shipping_total="5.00"))
+    _, second = api.post(
+        "/orders", order(lines=[{"sku": "SKU-C", "quantity": 2}], shipping_total="5.00")
+    )
 
-    status, merged = api.post("/orders/merge", {"numbers": [first["number"],
-                                                           second["number"]]})
+    status, merged = api.post("/orders/merge", {"numbers": [first["number"], second["number"]]})
 
     assert status == 200, merged
     assert merged["number"] == first["number"]
     assert [(line["sku"], line["quantity"]) for line in merged["lines"]] == [
-        ("SKU-A", 1), ("SKU-C", 2)]
+        ("SKU-A", 1),
+        ("SKU-C", 2),
+    ]
     assert merged["total"] == "22.98"
     _, gone = api.get(f"/orders/{second['number']}")
     assert gone["status"] == "cancelled"
     assert gone["merged_into"] == first["number"]
     assert gone["allocations"] == []
     _, kept = api.get(f"/orders/{first['number']}")
-    assert {(a["sku"], a["quantity"]) for a in kept["allocations"]} == {("SKU-A", 1),
-                                                                         ("SKU-C", 2)}
+    assert {(a["sku"], a["quantity"]) for a in kept["allocations"]} == {("SKU-A", 1), ("SKU-C", 2)}
     assert stock_of(api, "SKU-C") == {"MAIN": (5, 2), "WEST": (5, 0)}
 
 
 def test_merge_refuses_other_addresses_and_shipped_or_cancelled_orders(api):
     _, first = api.post("/orders", order())
-    _, elsewhere = api.post("/orders", order(consignee={
-        "name": "Ann Lee", "address": {"line1": "5 Other Rd", "city": "Newark",
-                                       "country": "US"}}))
-    status, error = api.post("/orders/merge", {"numbers": [first["number"],
-                                                          elsewhere["number"]]})
+    _, elsewhere = api.post(
+        "/orders",
+        order(
+            consignee={
+                "name": "Ann Lee",
+                "address": {"line1": "5 Other Rd", "city": "Newark", "country": "US"},
+            }
+        ),
+    )
+    status, error = api.post("/orders/merge", {"numbers": [first["number"], elsewhere["number"]]})
     assert status == 422
     assert "another address" in error["error"]["message"]
 
     api.post(f"/orders/{elsewhere['number']}/cancel", {})
-    status, error = api.post("/orders/merge", {"numbers": [first["number"],
-                                                          elsewhere["number"]]})
+    status, error = api.post("/orders/merge", {"numbers": [first["number"], elsewhere["number"]]})
     assert status == 409
 
 
@@ -253,9 +295,12 @@ def test_history_records_every_transition_with_its_reason(api):
 
     assert status == 200
     steps = [(h["action"], h["from"], h["to"]) for h in history["items"]]
-    assert steps == [("created", None, "new"), ("reserved", "new", "confirmed"),
-                     ("modified", "confirmed", "confirmed"),
-                     ("cancelled", "confirmed", "cancelled")]
+    assert steps == [
+        ("created", None, "new"),
+        ("reserved", "new", "confirmed"),
+        ("modified", "confirmed", "confirmed"),
+        ("cancelled", "confirmed", "cancelled"),
+    ]
     assert history["items"][-1]["reason"] == "customer asked"
     assert {h["actor"] for h in history["items"]} == {"admin"}
 
@@ -271,10 +316,11 @@ def test_statistics_count_and_sum_by_day_status_and_channel(api):
     assert status == 200
     assert stats["total"] == [{"currency": "USD", "count": 3, "amount": "136.50"}]
     today = datetime.now(UTC).date().isoformat()
-    assert stats["by_day"] == [{"key": today, "currency": "USD", "count": 3,
-                                "amount": "136.50"}]
-    assert {(s["key"], s["count"]) for s in stats["by_status"]} == {("confirmed", 2),
-                                                                     ("cancelled", 1)}
+    assert stats["by_day"] == [{"key": today, "currency": "USD", "count": 3, "amount": "136.50"}]
+    assert {(s["key"], s["count"]) for s in stats["by_status"]} == {
+        ("confirmed", 2),
+        ("cancelled", 1),
+    }
     assert {(s["key"], s["count"]) for s in stats["by_channel"]} == {("api", 1), ("web", 2)}
 
 
