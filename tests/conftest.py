@@ -134,7 +134,11 @@ def app(db_url: str, config_dir: Path, tmp_path: Path) -> Iterator[Flask]:
                       "config_dir": config_dir, "data_dir": tmp_path / "var",
                       "secret_key": "test"})
     yield app
-    app.extensions["orderhub"].close()
+    runtime = app.extensions["orderhub"]
+    # Whatever a test did, the ledger must still explain every balance.
+    with runtime.transaction() as session:
+        assert inventory.verify(session) == [], "stock balances drift from the ledger"
+    runtime.close()
 
 
 @pytest.fixture

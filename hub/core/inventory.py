@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from hub.core import events
+from hub.core import audit, events
 from hub.core.db import utcnow
 from hub.core.errors import Conflict, InsufficientStock, Invalid, NotFound
 from hub.core.models import Product, StockLedger, StockLevel, Warehouse
@@ -566,3 +566,47 @@ def _ledger_movements(
     ]
     if rows:
         session.execute(insert(StockLedger), rows)
+        _audit_batch(session, tenant_id, kind, rows, reference, reason, actor)
+
+
+def _audit_batch(
+    session: Session,
+    tenant_id: int,
+    kind: str,
+    rows: list[dict[str, Any]],
+    reference: str | None,
+    reason: str | None,
+    actor: str,
+) -> None:
+    """One audit entry per batch, naming SKUs and warehouses as the user wrote them."""
+    skus = dict(
+        session.execute(
+            select(Product.id, Product.sku).where(Product.id.in_({r["product_id"] for r in rows}))
+        ).all()
+    )
+    codes = dict(
+        session.execute(
+            select(Warehouse.id, Warehouse.code).where(
+                Warehouse.id.in_({r["warehouse_id"] for r in rows})
+            )
+        ).all()
+    )
+    movements = [
+        {
+            "warehouse": codes[r["warehouse_id"]],
+            "sku": skus[r["product_id"]],
+            "on_hand_delta": r["on_hand_delta"],
+            "reason": r["reason"],
+        }
+        for r in rows
+    ]
+    audit.record(
+        session,
+        tenant_id,
+        actor,
+        f"stock.{kind}",
+        "stock",
+        reference or kind,
+        None,
+        {"reference": reference, "reason": reason, "movements": movements},
+    )
