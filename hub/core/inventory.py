@@ -54,11 +54,9 @@ def reserve(
     actor: str,
     skus: Mapping[int, str],
 ) -> list[Allocated]:
-    """Reserve every product in ``needs`` (product id → quantity) or raise InsufficientStock.
-
-    Callers that want all-or-nothing wrap this in a savepoint: on the raise, part of the need
-    may already be reserved.
-    """
+    """Reserve every product in ``needs`` (product id → quantity), all or nothing: on a
+    shortage whatever was taken is handed back (before any ledger row was written) and
+    InsufficientStock names every short SKU. No savepoint, so no extra round trips."""
     taken: list[Allocated] = []
     shortages = []
     for product_id in sorted(needs):
@@ -70,6 +68,7 @@ def reserve(
                 {"sku": skus[product_id], "requested": quantity, "available": available}
             )
     if shortages:
+        _hand_back(session, taken)
         raise InsufficientStock(
             "not enough stock: "
             + ", ".join(
@@ -79,6 +78,16 @@ def reserve(
         )
     _ledger(session, tenant_id, "reserve", taken, reference, actor, reserved_sign=1)
     return taken
+
+
+def _hand_back(session: Session, taken: Sequence[Allocated]) -> None:
+    for a in taken:
+        session.execute(
+            update(StockLevel)
+            .where(StockLevel.warehouse_id == a.warehouse_id, StockLevel.product_id == a.product_id)
+            .values(reserved=StockLevel.reserved - a.quantity)
+            .execution_options(**_NO_SYNC)
+        )
 
 
 def _reserve_one(

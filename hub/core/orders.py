@@ -58,10 +58,32 @@ MAX_LINE_QUANTITY = 10_000
 def create(
     session: Session, tenant_id: int, draft: OrderDraft, *, actor: str, prefix: str = "SO-"
 ) -> Order:
+    """The hot path of intake: about a dozen statements, no savepoint, no ORM reloads."""
     products = _products_for(session, tenant_id, draft.lines)
     lines = _priced_lines(draft.lines, products)
-    customer_id = upsert_customer(session, tenant_id, draft.customer)
+    customer = upsert_customer(session, tenant_id, draft.customer)
     number = f"{prefix}{next_value(session, tenant_id, 'order'):06d}"
+    needs: dict[int, int] = defaultdict(int)
+    for line in lines:
+        needs[line["product_id"]] += line["quantity"]
+    try:
+        taken = inventory.reserve(
+            session,
+            tenant_id,
+            needs,
+            reference=number,
+            actor=actor,
+            skus={p.id: p.sku for p in products.values()},
+        )
+        status, order_type, hold_reason, step = "confirmed", "normal", None, "reserved"
+    except InsufficientStock as short:
+        taken, status, order_type, hold_reason, step = (
+            [],
+            "held",
+            "backorder",
+            short.message,
+            "backorder",
+        )
     now = utcnow()
     subtotal = sum((line["line_total"] for line in lines), Decimal(0))
     order = Order(
@@ -70,9 +92,11 @@ def create(
         channel=draft.channel,
         external_id=draft.external_id,
         external_name=draft.external_name,
-        status="new",
+        status=status,
+        order_type=order_type,
+        hold_reason=hold_reason,
         priority=draft.priority,
-        customer_id=customer_id,
+        customer=customer,
         currency=draft.currency,
         subtotal=subtotal,
         shipping_total=draft.shipping_total,
@@ -88,18 +112,57 @@ def create(
     )
     session.add(order)
     session.flush()
-    _history(session, order, "created", None, "new", actor)
-    _allocate_missing(session, order, actor, products)
+    if taken:
+        session.execute(
+            insert(Allocation),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "order_id": order.id,
+                    "warehouse_id": a.warehouse_id,
+                    "product_id": a.product_id,
+                    "quantity": a.quantity,
+                }
+                for a in taken
+            ],
+        )
+        watched = {p.id for p in products.values() if p.low_stock_threshold > 0}
+        inventory.check_low_stock(session, tenant_id, watched & set(needs))
+    session.execute(
+        insert(OrderHistory),
+        [
+            {
+                "tenant_id": tenant_id,
+                "order_id": order.id,
+                "action": "created",
+                "from_status": None,
+                "to_status": "new",
+                "reason": None,
+                "actor": actor,
+                "details": None,
+                "at": now,
+            },
+            {
+                "tenant_id": tenant_id,
+                "order_id": order.id,
+                "action": step,
+                "from_status": "new",
+                "to_status": status,
+                "reason": hold_reason or "stock reserved",
+                "actor": actor,
+                "details": None,
+                "at": now,
+            },
+        ],
+    )
     audit.record(
         session, tenant_id, actor, "order.create", "order", number, None, order_dict(order)
     )
-    events.emit(
-        session, tenant_id, events.ORDER_CREATED, {"number": number, "status": order.status}
-    )
+    events.emit(session, tenant_id, events.ORDER_CREATED, {"number": number, "status": status})
     return order
 
 
-def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None) -> int | None:
+def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None) -> Customer | None:
     """One customer per e-mail within a tenant; safe against two orders racing to create it."""
     if info is None or not (info.email or info.name or info.phone):
         return None
@@ -108,14 +171,14 @@ def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None)
         customer = Customer(tenant_id=tenant_id, name=info.name, phone=info.phone)
         session.add(customer)
         session.flush()
-        return customer.id
+        return customer
     existing = session.scalar(
-        select(Customer.id).where(Customer.tenant_id == tenant_id, Customer.email == email)
+        select(Customer).where(Customer.tenant_id == tenant_id, Customer.email == email)
     )
     if existing is not None:
         return existing
     ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
+    created = session.scalar(
         ins(Customer)
         .values(
             tenant_id=tenant_id,
@@ -126,9 +189,13 @@ def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None)
             created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["tenant_id", "email"])
+        .returning(Customer)
     )
+    if created is not None:
+        return created
+    # Another order created this customer a moment ago.
     return session.scalar(
-        select(Customer.id).where(Customer.tenant_id == tenant_id, Customer.email == email)
+        select(Customer).where(Customer.tenant_id == tenant_id, Customer.email == email)
     )
 
 
@@ -257,12 +324,11 @@ def modify(
         for key, value in _consignee_columns(consignee).items():
             setattr(order, key, value)
     if customer is not None:
-        order.customer_id = upsert_customer(session, tenant_id, customer)
+        order.customer = upsert_customer(session, tenant_id, customer)
     if note is not None:
         order.note = note
     if priority is not None:
         order.priority = priority
-    products = None
     if lines is not None:
         products = _products_for(session, tenant_id, lines)
         priced = _priced_lines(lines, products)
@@ -272,7 +338,7 @@ def modify(
         _recompute_totals(order)
         session.flush()
         _release_excess(session, order, actor)
-        _allocate_missing(session, order, actor, products)
+        _allocate_missing(session, order, actor)
     order.updated_at = utcnow()
     session.flush()
     session.refresh(order, ["customer"])
@@ -650,27 +716,21 @@ def _allocated(session: Session, order: Order) -> dict[int, int]:
     return have
 
 
-def _allocate_missing(
-    session: Session, order: Order, actor: str, products: dict[str, Product] | None = None
-) -> None:
+def _allocate_missing(session: Session, order: Order, actor: str) -> None:
     """Reserve whatever the lines need beyond what is already allocated — all of it or none —
     then confirm the order, or hold it as a backorder saying what is short."""
-    # A brand-new order has nothing allocated yet: skip the query on the hot path.
-    fresh = order.status == "new" and order.parent_number is None
-    have = {} if fresh else _allocated(session, order)
+    have = _allocated(session, order)
     missing = {p: q - have.get(p, 0) for p, q in _needs(order).items() if q > have.get(p, 0)}
-    skus = {line.product_id: line.sku for line in order.lines}
     if missing:
         try:
-            with session.begin_nested():
-                taken = inventory.reserve(
-                    session,
-                    order.tenant_id,
-                    missing,
-                    reference=order.number,
-                    actor=actor,
-                    skus=skus,
-                )
+            taken = inventory.reserve(
+                session,
+                order.tenant_id,
+                missing,
+                reference=order.number,
+                actor=actor,
+                skus={line.product_id: line.sku for line in order.lines},
+            )
         except InsufficientStock as short:
             order.order_type = "backorder"
             if order.status != "held" or order.hold_reason != short.message:
@@ -689,13 +749,7 @@ def _allocate_missing(
                 for a in taken
             ],
         )
-        thresholds = products.values() if products else None
-        low = (
-            {p.id for p in thresholds if p.low_stock_threshold > 0}
-            if thresholds is not None
-            else set(missing)
-        )
-        inventory.check_low_stock(session, order.tenant_id, low & set(missing))
+        inventory.check_low_stock(session, order.tenant_id, set(missing))
     if order.status in ("new", "held"):
         if order.order_type == "backorder":
             order.order_type = "normal"
