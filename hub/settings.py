@@ -16,6 +16,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from hub.core.events import EVENT_NAMES
+
 ENV_REF = {
     "type": "object",
     "properties": {"$env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}},
@@ -91,7 +93,7 @@ TENANT_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"},
                     "plugin": {"type": "string"},
-                    "events": NAMES,
+                    "events": {**NAMES, "items": {"enum": list(EVENT_NAMES)}},
                     "settings": {"type": "object"},
                 },
             },
@@ -189,6 +191,15 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         or raw.get("secret_key")
         or _dev_secret(data_dir)
     )
+    for name, key in (
+        ("ORDERHUB_LOG_LEVEL", "log_level"),
+        ("ORDERHUB_BROKER_NAMESPACE", "broker_namespace"),
+    ):
+        value, schema = env.get(name), HUB_SCHEMA["properties"][key]
+        # variables skip hub.toml's schema, so check them against the same rule
+        error = next(Draft202012Validator(schema).iter_errors(value), None) if value else None
+        if error is not None:
+            raise ConfigError(f"environment variable {name}", key, error.message)
     server, worker, api = raw.get("server", {}), raw.get("worker", {}), raw.get("api", {})
     settings = Settings(
         config_dir=config_dir,

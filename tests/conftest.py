@@ -95,16 +95,30 @@ def _psycopg(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
+# One round trip: DELETE (with triggers and foreign keys off for this transaction) is far
+# quicker than TRUNCATE on small tables; identities restart and per-tenant sequences go.
+RESET_SQL = """
+DO $$ DECLARE r record; BEGIN
+  PERFORM set_config('session_replication_role', 'replica', true);
+  FOR r IN SELECT tablename FROM pg_tables
+           WHERE schemaname = 'public' AND tablename <> 'alembic_version' LOOP
+    EXECUTE format('DELETE FROM %I', r.tablename);
+  END LOOP;
+  FOR r IN SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' LOOP
+    IF r.sequencename LIKE 'orderhub\\_%' THEN
+      EXECUTE format('DROP SEQUENCE %I', r.sequencename);
+    ELSE
+      EXECUTE format('ALTER SEQUENCE %I RESTART', r.sequencename);
+    END IF;
+  END LOOP;
+END $$;
+"""
+
+
 def reset_postgres(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
-        tables = [r[0] for r in conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-            " AND tablename <> 'alembic_version'"))]
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        for (seq,) in conn.execute(text(
-                "SELECT sequencename FROM pg_sequences WHERE sequencename LIKE 'orderhub_%'")):
-            conn.execute(text(f"DROP SEQUENCE {seq}"))
+        conn.exec_driver_sql(RESET_SQL.replace("%", "%%"))  # no parameters: escape %
     engine.dispose()
 
 

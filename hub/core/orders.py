@@ -29,7 +29,7 @@ from hub.core.models import (
     Product,
     Warehouse,
 )
-from hub.core.money import format_amount, parse_amount
+from hub.core.money import MAX_AMOUNT, format_amount, parse_amount
 from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
 from hub.core.tenancy import next_value
 
@@ -690,6 +690,9 @@ def _total(subtotal: Decimal, shipping: Decimal, tax: Decimal, discount: Decimal
     total = subtotal + shipping + tax - discount
     if total < 0:
         raise Invalid("the discount is larger than the order")
+    # Lines are at most the subtotal; anything larger would overflow the amount columns.
+    if max(subtotal, total) >= MAX_AMOUNT:
+        raise Invalid(f"the order total is too large (limit {MAX_AMOUNT - 1})")
     return total
 
 

@@ -89,7 +89,7 @@ def update_user(ctx: Ctx, username: str, body: dict[str, Any]) -> dict[str, Any]
         "user",
         username,
         before,
-        auth.user_view(user),
+        auth.user_view(user) | ({"password_changed": True} if "password" in body else {}),
     )
     return auth.user_view(user)
 

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -75,7 +75,7 @@ class Param:
                     raise ValueError("no time zone")
             else:
                 value = raw
-        except ValueError:
+        except (ValueError, InvalidOperation):  # Decimal("x") raises the latter
             raise ApiError(
                 400,
                 "bad_query",
@@ -175,6 +175,9 @@ def route(
         @functools.wraps(fn)
         def view(**path: Any) -> Any:
             runtime: Runtime = current_app.extensions["orderhub"]
+            for name, value in path.items():
+                if _bad_text(value):
+                    raise ApiError(400, "bad_path", f"path segment {name!r} {_bad_text(value)}")
             args = _parse_query(spec)
             payload = _parse_body(spec) if spec.body is not None else None
             with runtime.transaction() as session:
@@ -228,6 +231,8 @@ def _parse_query(spec: Route) -> dict[str, Any]:
     for name, values in request.args.lists():
         if len(values) > 1:
             raise ApiError(400, "bad_query", f"query parameter {name!r} given more than once")
+        if _bad_text(values[0]):
+            raise ApiError(400, "bad_query", f"query parameter {name!r} {_bad_text(values[0])}")
         out[name] = known[name].parse(values[0])
     return out
 
@@ -242,6 +247,8 @@ def _parse_body(spec: Route) -> Any:
         data = json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "the body is nested too deeply") from None
     assert spec.validator is not None
     errors = sorted(
         spec.validator.iter_errors(data), key=lambda e: (len(e.path), list(map(str, e.path)))
@@ -253,7 +260,46 @@ def _parse_body(spec: Route) -> Any:
             _describe(errors[0]),
             [{"field": _path(e), "problem": e.message} for e in errors[:20]],
         )
+    bad = _first_bad_text(data, "")
+    if bad:
+        where, problem = bad
+        raise ApiError(
+            422,
+            "validation_failed",
+            f"{where or '(body)'}: {problem}",
+            [{"field": where or "(body)", "problem": problem}],
+        )
     return data
+
+
+def _bad_text(value: str) -> str | None:
+    """Why a text cannot be stored (a NUL, or a lone surrogate from a JSON \\ud800 escape),
+    which the database would reject with an error of its own."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone UTF-16 surrogate"
+    return None
+
+
+def _first_bad_text(data: Any, where: str) -> tuple[str, str] | None:
+    """The first string in a parsed JSON body that cannot be stored, with where it is."""
+    if isinstance(data, str):
+        problem = _bad_text(data)
+        return (where, problem) if problem else None
+    if isinstance(data, dict):
+        items: Any = ((f"{where}.{k}" if where else k, v) for k, v in data.items())
+    elif isinstance(data, list):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(data))
+    else:
+        return None
+    for at, value in items:
+        found = _first_bad_text(value, at)
+        if found:
+            return found
+    return None
 
 
 def _no_constant(name: str) -> Any:
@@ -271,6 +317,10 @@ def _describe(error: Any) -> str:
     where = _path(error)
     if error.validator == "additionalProperties":
         return f"{where}: unknown field ({error.message})"
+    if error.validator in ("anyOf", "oneOf"):
+        hint = error.schema.get("description") if isinstance(error.schema, dict) else None
+        if hint:
+            return f"{where}: {error.instance!r} is not valid: {hint}"
     if error.validator == "required":
         return f"{where}: {error.message}"
     return f"{where}: {error.message}"

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 MONEY: dict[str, Any] = {
-    "description": 'A decimal amount as a string ("19.99"); JSON numbers are accepted too.',
+    "description": 'an amount is a decimal string with at most 4 decimals, such as "19.99"'
+    " (JSON numbers are accepted too)",
     "anyOf": [
         {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,4})?$"},
         {"type": "number", "minimum": 0, "maximum": 999_999_999_999},
@@ -170,6 +171,7 @@ _ADJUST_ITEM = closed(
     },
     ("sku",),
     oneOf=[{"required": ["quantity"]}, {"required": ["delta"]}],
+    description="give either quantity (the counted on-hand) or delta (a signed change)",
 )
 STOCK_ADJUST = closed(
     {

@@ -80,17 +80,21 @@ def outbound(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     summary="Adjust stock with a reason: counted quantity or a signed delta",
 )
 def adjust(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    counted = [i for i in body["items"] if "quantity" in i]
-    deltas = [dict(i, quantity=i["delta"]) for i in body["items"] if "delta" in i]
+    # Errors name the line as sent, though counts and deltas are applied as two groups.
+    numbered = list(enumerate(body["items"], start=1))
+    counted = [(n, i) for n, i in numbered if "quantity" in i]
+    deltas = [(n, dict(i, quantity=i["delta"])) for n, i in numbered if "delta" in i]
     applied = 0
-    for rows, absolute in ((counted, True), (deltas, False)):
-        if not rows:
+    for group, absolute in ((counted, True), (deltas, False)):
+        if not group:
             continue
+        lines = [n for n, _ in group]
         moves = inventory.resolve_movements(
             ctx.session,
             ctx.tenant_id,
-            rows,
+            [i for _, i in group],
             body.get("warehouse"),
+            lines,
             minimum=0 if absolute else -inventory.MAX_QUANTITY,
         )
         inventory.adjust(
@@ -100,6 +104,7 @@ def adjust(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             reason=body["reason"],
             actor=ctx.actor,
             absolute=absolute,
+            line_numbers=lines,
         )
         applied += len(moves)
     return {"adjusted": applied}

@@ -1,0 +1,1385 @@
+"""Order-creation benchmark: the hub's HTTP API on PostgreSQL against a raw-SQL ceiling.
+
+Why this exists: "how many orders per second" means little on its own, because the machine,
+PostgreSQL's fsync and the number of cores decide most of it. So the same run also measures a
+ceiling — the minimum database work an order needs (one transaction with an order row, two
+order lines, two conditional stock reservations and two ledger rows), done in raw psycopg on
+the same PostgreSQL — and reports ``ratio = hub orders/s / ceiling orders/s``. The ratio is
+what to track and optimise; the absolute figures are only comparable on one machine.
+
+It creates two scratch databases (one for the hub, one for the ceiling), runs
+``orderhub init --demo`` on both (same schema, same demo tenant), seeds plenty of stock, then:
+
+1. the raw ceiling: 4 processes, one psycopg connection each;
+2. the hub under each server kind asked for (waitress, gunicorn sync, gunicorn gthread), driven
+   by a multi-process HTTP load generator with keep-alive connections;
+3. a profiled single-threaded server (cProfile plus SQL statement counts per request), written
+   to ``bench/results/orders-profile.txt`` and summarised in the JSON.
+
+Everything it starts is stopped and both databases are dropped at the end, even on failure.
+Run: ``.venv/bin/python bench/orders.py`` (see ``--help``); results go to
+``bench/results/orders.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import datetime as dt
+import http.client
+import io
+import json
+import multiprocessing as mp
+import os
+import platform
+import pstats
+import random
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+SKUS = ("TSHIRT-BLK-M", "TSHIRT-WHT-M", "MUG-LOGO", "HOODIE-GRY-L", "CAP-RED")
+SEED_WAREHOUSE = "MAIN"
+SEED_QUANTITY = 1_000_000  # the hub's per-movement maximum; far more than a run takes
+CONSIGNEE = {
+    "name": "Ann Lee",
+    "phone": "+1 555 0100",
+    "address": {
+        "line1": "1 Main St",
+        "city": "Newark",
+        "region": "NJ",
+        "postcode": "07101",
+        "country": "US",
+    },
+}
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list (0 when empty)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, round(q / 100 * len(sorted_values) + 0.5))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def free_port() -> int:
+    """A free loopback TCP port (the kernel picks; we close it straight away)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def db_url(admin_url: str, name: str) -> str:
+    """The admin URL with another database name."""
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def git_state() -> dict[str, Any]:
+    """Which code was measured: the commit and whether hub/ had local changes."""
+
+    def run(*args: str) -> str:
+        out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+    return {
+        "commit": run("git", "rev-parse", "HEAD"),
+        "hub_dirty": bool(run("git", "status", "--porcelain", "--", "hub")),
+    }
+
+
+# --- scratch databases -----------------------------------------------------------------------
+
+
+@dataclass
+class Scratch:
+    """A scratch database made ready for the benchmark: migrated, demo tenant, plenty of stock."""
+
+    name: str
+    url: str
+    token: str = ""
+
+
+def create_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def hub_env(url: str, workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every hub process gets: our database, embedded broker, quiet logs."""
+    config = workdir / "config"
+    (config / "tenants").mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        ORDERHUB_DATABASE_URL=url,
+        ORDERHUB_BROKER_URL="embedded",
+        ORDERHUB_CONFIG_DIR=str(config),
+        ORDERHUB_DATA_DIR=str(workdir / "var"),
+        ORDERHUB_SECRET_KEY="bench-only-secret",
+        ORDERHUB_LOG_LEVEL="WARNING",
+    )
+    env.update(extra or {})
+    return env
+
+
+def prepare(admin_url: str, name: str, workdir: Path) -> Scratch:
+    """Create, migrate (``orderhub init --demo``) and seed stock through the hub's own CLI."""
+    create_database(admin_url, name)
+    scratch = Scratch(name, db_url(admin_url, name))
+    env = hub_env(scratch.url, workdir)
+    out = subprocess.run(
+        [str(VENV_BIN / "orderhub"), "init", "--demo"],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    match = re.search(r"^API token: (\S+)$", out, re.M)
+    if not match:
+        raise RuntimeError(f"no 'API token:' line from orderhub init --demo:\n{out}")
+    scratch.token = match.group(1)
+    csv = workdir / f"{name}-stock.csv"
+    csv.write_text(
+        "warehouse,sku,quantity\n"
+        + "".join(f"{SEED_WAREHOUSE},{sku},{SEED_QUANTITY}\n" for sku in SKUS)
+    )
+    subprocess.run(
+        [str(VENV_BIN / "orderhub"), "stock", "import", "--tenant", "demo", str(csv)],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return scratch
+
+
+def analyze(url: str) -> None:
+    """Fresh statistics before each run, as autovacuum would keep them in a live database.
+
+    Without them the generic plans psycopg's prepared statements get can pick a tenant-only
+    index (e.g. customers by tenant_id, then filter on e-mail), which costs O(customers) per
+    order and would penalise whichever server runs later, on a bigger table.
+    """
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
+def pg_counters(url: str) -> dict[str, int]:
+    """This database's cumulative counters (transactions, rows) from pg_stat_database."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted,"
+            " tup_returned, tup_fetched FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    keys = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_deleted")
+    return dict(zip((*keys, "tup_returned", "tup_fetched"), (int(v) for v in row), strict=True))
+
+
+def per_order(before: dict[str, int], after: dict[str, int], orders: int) -> dict[str, float]:
+    return {k: round((after[k] - before[k]) / orders, 2) for k in before} if orders else {}
+
+
+# --- raw SQL ceiling -------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerResult:
+    """What one load process measured: latencies (s) of requests completed in the window."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    warmup_done: int = 0
+    first_start: float = float("inf")
+    last_end: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+def _raw_worker(
+    url: str,
+    worker: int,
+    warm_end: float,
+    stop_at: float,
+    ids: dict[str, Any],
+    out: Any,
+) -> None:
+    """One connection doing the minimum per-order transaction until ``stop_at``."""
+    rng = random.Random(worker)
+    cpu0 = os.times()
+    result = WorkerResult()
+    tenant, warehouse = ids["tenant_id"], ids["warehouse_id"]
+    products: dict[str, tuple[int, Decimal]] = ids["products"]
+    with psycopg.connect(url) as conn:
+        i = 0
+        while True:
+            t0 = time.monotonic()
+            if t0 >= stop_at:
+                break
+            i += 1
+            pair = sorted(rng.sample(SKUS, 2), key=lambda s: products[s][0])
+            number = f"RAW-{worker}-{i}"
+            subtotal = sum((products[s][1] for s in pair), Decimal(0))
+            now = dt.datetime.now(dt.UTC)
+            try:
+                with conn.transaction():
+                    order_id = conn.execute(
+                        "INSERT INTO orders (tenant_id, number, channel, status, order_type,"
+                        " priority, currency, subtotal, shipping_total, tax_total,"
+                        " discount_total, total, consignee_name, consignee_phone, ship_line1,"
+                        " ship_city, ship_region, ship_postcode, ship_country, created_at,"
+                        " updated_at) VALUES (%s, %s, 'api', 'confirmed', 'normal', 0, 'USD',"
+                        " %s, 0, 0, 0, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                        (
+                            tenant,
+                            number,
+                            subtotal,
+                            subtotal,
+                            CONSIGNEE["name"],
+                            CONSIGNEE["phone"],
+                            "1 Main St",
+                            "Newark",
+                            "NJ",
+                            "07101",
+                            "US",
+                            now,
+                            now,
+                        ),
+                    ).fetchone()[0]  # type: ignore[index]
+                    conn.execute(
+                        "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, sku,"
+                        " name, quantity, unit_price, line_total) VALUES"
+                        " (%s, %s, 1, %s, %s, %s, 1, %s, %s), (%s, %s, 2, %s, %s, %s, 1, %s, %s)",
+                        [
+                            v
+                            for s in pair
+                            for v in (
+                                tenant,
+                                order_id,
+                                products[s][0],
+                                s,
+                                s,
+                                products[s][1],
+                                products[s][1],
+                            )
+                        ],
+                    )
+                    for s in pair:
+                        cur = conn.execute(
+                            "UPDATE stock_levels SET reserved = reserved + 1, updated_at = %s"
+                            " WHERE warehouse_id = %s AND product_id = %s"
+                            " AND on_hand - reserved >= 1",
+                            (now, warehouse, products[s][0]),
+                        )
+                        if cur.rowcount != 1:
+                            raise RuntimeError("out of stock")
+                    conn.execute(
+                        "INSERT INTO stock_ledger (tenant_id, warehouse_id, product_id, kind,"
+                        " on_hand_delta, reserved_delta, reference, actor, at) VALUES"
+                        " (%s, %s, %s, 'reserve', 0, 1, %s, 'bench', %s),"
+                        " (%s, %s, %s, 'reserve', 0, 1, %s, 'bench', %s)",
+                        [v for s in pair for v in (tenant, warehouse, products[s][0], number, now)],
+                    )
+                ok = True
+            except Exception as exc:
+                result.errors[type(exc).__name__] += 1
+                ok = False
+            t1 = time.monotonic()
+            if ok and warm_end <= t1 <= stop_at:
+                result.latencies.append(t1 - t0)
+            elif ok:
+                result.warmup_done += 1
+    cpu1 = os.times()
+    result.cpu_seconds = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    out.put(result)
+
+
+def raw_ids(url: str) -> dict[str, Any]:
+    """Tenant, warehouse and product ids/prices the raw workers write against."""
+    with psycopg.connect(url) as conn:
+        tenant_id = conn.execute("SELECT id FROM tenants WHERE slug = 'demo'").fetchone()[0]  # type: ignore[index]
+        warehouse_id = conn.execute(
+            "SELECT id FROM warehouses WHERE tenant_id = %s AND code = %s",
+            (tenant_id, SEED_WAREHOUSE),
+        ).fetchone()[0]  # type: ignore[index]
+        products = {
+            sku: (pid, price)
+            for sku, pid, price in conn.execute(
+                "SELECT sku, id, price FROM products WHERE tenant_id = %s", (tenant_id,)
+            )
+        }
+    return {"tenant_id": tenant_id, "warehouse_id": warehouse_id, "products": products}
+
+
+def run_raw(url: str, connections: int, warmup: float, duration: float) -> dict[str, Any]:
+    """The ceiling: ``connections`` processes doing the minimum transaction for ``duration``."""
+    ids = raw_ids(url)
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    start = time.monotonic() + 0.5
+    warm_end, stop_at = start + warmup, start + warmup + duration
+    before = pg_counters(url)
+    procs = [
+        ctx.Process(target=_raw_worker, args=(url, w, warm_end, stop_at, ids, queue))
+        for w in range(connections)
+    ]
+    cpu = CpuWindow(None, url.rsplit("/", 1)[1], warm_end, stop_at)
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=warmup + duration + 60) for _ in procs]
+    for p in procs:
+        p.join(10)
+    time.sleep(1.0)  # let PostgreSQL flush its statistics
+    after = pg_counters(url)
+    summary = summarise(results, duration, None)
+    cpu_ms = cpu.per_order_ms(summary["ok"])
+    cpu_ms.pop("server", None)
+    done = summary["requests"] + summary["warmup_requests"]
+    if done:
+        cpu_ms["raw_sql_clients"] = round(sum(r.cpu_seconds for r in results) / done * 1000, 3)
+    summary["cpu_ms_per_order"] = cpu_ms
+    summary.update(
+        connections=connections,
+        kind="raw psycopg, one process per connection",
+        pg_per_order=per_order(before, after, summary["requests"] + summary["warmup_requests"]),
+        statements_per_order=(
+            "BEGIN; INSERT orders RETURNING id; INSERT 2 order_lines (one statement);"
+            " 2x UPDATE stock_levels SET reserved = reserved + 1 WHERE warehouse_id AND"
+            " product_id AND on_hand - reserved >= 1; INSERT 2 stock_ledger rows"
+            " (one statement); COMMIT"
+        ),
+    )
+    return summary
+
+
+# --- CPU accounting ----------------------------------------------------------------------
+
+
+def cpu_snapshot(server_sid: int | None, dbname: str) -> dict[str, dict[int, float]]:
+    """CPU seconds so far: the server's process session, PostgreSQL backends of the bench
+    database, other postgres processes, and the whole machine's busy time.
+
+    Read from /proc so the breakdown is measured, not guessed: with two cores shared by load
+    generator, server and database (and whatever else runs on the box), who burns the CPU per
+    order decides the throughput.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, dict[int, float]] = {
+        "server": {},
+        "postgres_bench_db": {},
+        "postgres_other": {},
+    }
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                raw = f.read().decode(errors="replace")
+            comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+            fields = raw[raw.rindex(")") + 2 :].split()
+            # fields[0] is stat field 3 (state): session is field 6, utime/stime 14/15
+            session, used = int(fields[3]), (int(fields[11]) + int(fields[12])) / tick
+            pid = int(entry.name)
+            if server_sid is not None and session == server_sid:
+                out["server"][pid] = used
+            elif comm == "postgres":
+                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                    cmdline = f.read().decode(errors="replace")
+                key = "postgres_bench_db" if f" {dbname} " in cmdline else "postgres_other"
+                out[key][pid] = used
+        except (OSError, ValueError, IndexError):
+            continue
+    with open("/proc/stat") as f:
+        cpu = [int(v) for v in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...: busy is all but idle and iowait
+    out["machine_busy"] = {0: (sum(cpu[:8]) - cpu[3] - cpu[4]) / tick}
+    return out
+
+
+class CpuWindow:
+    """Snapshots CPU use at the start and the end of the measured window, on a timer thread."""
+
+    def __init__(self, server_sid: int | None, dbname: str, start: float, end: float) -> None:
+        self.sid, self.db, self.start, self.end = server_sid, dbname, start, end
+        self.before: dict[str, dict[int, float]] = {}
+        self.after: dict[str, dict[int, float]] = {}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        time.sleep(max(0.0, self.start - time.monotonic()))
+        self.before = cpu_snapshot(self.sid, self.db)
+        time.sleep(max(0.0, self.end - time.monotonic()))
+        self.after = cpu_snapshot(self.sid, self.db)
+
+    def per_order_ms(self, orders: int) -> dict[str, float]:
+        self.thread.join(30)
+        if not (self.before and self.after and orders):
+            return {}
+        # Per process: a process that exited inside the window drops out instead of
+        # making the difference negative; one that started inside it counts from zero.
+        return {
+            k: round(
+                sum(v - self.before[k].get(pid, 0.0) for pid, v in self.after[k].items())
+                / orders
+                * 1000,
+                3,
+            )
+            for k in self.before
+        }
+
+
+# --- HTTP load generator ---------------------------------------------------------------------
+
+
+def _order_body(rng: random.Random, email: str) -> bytes:
+    a, b = rng.sample(SKUS, 2)
+    return json.dumps(
+        {
+            "lines": [{"sku": a, "quantity": 1}, {"sku": b, "quantity": 1}],
+            "consignee": CONSIGNEE,
+            "customer": {"email": email, "name": "Bench Customer"},
+        }
+    ).encode()
+
+
+def _client_thread(
+    port: int,
+    token: str,
+    tag: str,
+    warm_end: float,
+    stop_at: float,
+    quota: int | None,
+    result: WorkerResult,
+    lock: threading.Lock,
+) -> None:
+    rng = random.Random(tag)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    warm = 0
+    first, last = float("inf"), 0.0
+    i = 0
+    while True:
+        t0 = time.monotonic()
+        if quota is None and t0 >= stop_at:
+            break
+        if quota is not None and t0 >= warm_end and len(latencies) >= quota:
+            break
+        i += 1
+        body = _order_body(rng, f"{tag}-{i}@bench.example")
+        try:
+            conn.request("POST", "/api/v1/orders", body, headers)
+            response = conn.getresponse()
+            response.read()
+            status = str(response.status)
+        except (OSError, http.client.HTTPException) as exc:
+            status = type(exc).__name__
+            conn.close()
+        t1 = time.monotonic()
+        measured = warm_end <= t1 <= stop_at if quota is None else t0 >= warm_end
+        if not measured:
+            warm += 1
+            continue
+        first, last = min(first, t0), max(last, t1)
+        if status == "201":
+            latencies.append(t1 - t0)
+        else:
+            errors[status] += 1
+    conn.close()
+    with lock:
+        result.latencies.extend(latencies)
+        result.errors.update(errors)
+        result.warmup_done += warm
+        result.first_start = min(result.first_start, first)
+        result.last_end = max(result.last_end, last)
+
+
+def _client_process(
+    port: int,
+    token: str,
+    threads: int,
+    tag: str,
+    warm_end: float,
+    stop_at: float,
+    quota: int | None,
+    out: Any,
+) -> None:
+    cpu0 = os.times()
+    result, lock = WorkerResult(), threading.Lock()
+    workers = [
+        threading.Thread(
+            target=_client_thread,
+            args=(
+                port,
+                token,
+                f"{tag}-t{t}",
+                warm_end,
+                stop_at,
+                None if quota is None else quota // threads + (t < quota % threads),
+                result,
+                lock,
+            ),
+        )
+        for t in range(threads)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    cpu1 = os.times()
+    result.cpu_seconds = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    out.put(result)
+
+
+def drive(
+    port: int,
+    token: str,
+    tag: str,
+    clients: int,
+    processes: int,
+    warmup: float,
+    duration: float,
+    total: int | None,
+    server_sid: int | None = None,
+    dbname: str = "",
+) -> dict[str, Any]:
+    """Run ``clients`` keep-alive connections spread over ``processes`` and summarise."""
+    processes = max(1, min(processes, clients))
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    start = time.monotonic() + 0.3
+    warm_end, stop_at = start + warmup, start + warmup + duration
+    procs = []
+    for p in range(processes):
+        threads = clients // processes + (p < clients % processes)
+        quota = None if total is None else total // processes + (p < total % processes)
+        procs.append(
+            ctx.Process(
+                target=_client_process,
+                args=(port, token, threads, f"{tag}-p{p}", warm_end, stop_at, quota, queue),
+            )
+        )
+    cpu = CpuWindow(server_sid, dbname, warm_end, stop_at) if total is None else None
+    for proc in procs:
+        proc.start()
+    limit = warmup + duration + 120 if total is None else 600
+    results = [queue.get(timeout=limit) for _ in procs]
+    for proc in procs:
+        proc.join(10)
+    summary = summarise(results, duration, total)
+    all_requests = summary["requests"] + summary["warmup_requests"]
+    cpu_ms = cpu.per_order_ms(summary["ok"]) if cpu else {}
+    if all_requests:
+        cpu_ms["load_generator"] = round(
+            sum(r.cpu_seconds for r in results) / all_requests * 1000, 3
+        )
+    summary["cpu_ms_per_order"] = cpu_ms
+    return summary
+
+
+def summarise(results: list[WorkerResult], duration: float, total: int | None) -> dict[str, Any]:
+    latencies = sorted(x for r in results for x in r.latencies)
+    errors: Counter[str] = Counter()
+    for r in results:
+        errors.update(r.errors)
+    if total is None:
+        elapsed = duration
+    else:
+        first = min(r.first_start for r in results)
+        last = max(r.last_end for r in results)
+        elapsed = max(last - first, 1e-9)
+    ok = len(latencies)
+    return {
+        "orders_per_s": round(ok / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+        "mean_ms": round(sum(latencies) / ok * 1000, 2) if ok else 0.0,
+        "requests": ok + sum(errors.values()),
+        "ok": ok,
+        "errors": sum(errors.values()),
+        "error_kinds": dict(errors),
+        "warmup_requests": sum(r.warmup_done for r in results),
+        "measured_seconds": round(elapsed, 2),
+    }
+
+
+# --- hub servers -----------------------------------------------------------------------------
+
+
+@dataclass
+class ServerKind:
+    """One way of serving the hub: a name, its command line and its concurrency."""
+
+    name: str
+    command: Callable[[int], list[str]]
+    workers: int
+    threads: int
+    note: str = ""
+
+
+def server_kinds(args: argparse.Namespace) -> dict[str, ServerKind]:
+    gunicorn = str(VENV_BIN / "gunicorn")
+    return {
+        "waitress": ServerKind(
+            "waitress",
+            lambda port: [
+                str(VENV_BIN / "orderhub"),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--threads",
+                str(args.waitress_threads),
+            ],
+            1,
+            args.waitress_threads,
+            "one process (GIL-bound); embedded event worker runs in-process",
+        ),
+        "gunicorn-sync": ServerKind(
+            "gunicorn-sync",
+            lambda port: [
+                gunicorn,
+                "-w",
+                str(args.gunicorn_workers),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "hub:create_app()",
+            ],
+            args.gunicorn_workers,
+            1,
+            "sync workers close the connection after each response (no keep-alive);"
+            " no embedded event worker (events stay queued in memory)",
+        ),
+        "gunicorn-gthread": ServerKind(
+            "gunicorn-gthread",
+            lambda port: [
+                gunicorn,
+                "-w",
+                str(args.gunicorn_workers),
+                "-k",
+                "gthread",
+                "--threads",
+                str(args.gthread_threads),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "hub:create_app()",
+            ],
+            args.gunicorn_workers,
+            args.gthread_threads,
+            "keep-alive; no embedded event worker (events stay queued in memory)",
+        ),
+    }
+
+
+@contextlib.contextmanager
+def running(
+    command: list[str], env: dict[str, str], cwd: Path, port: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process group, wait for /healthz, and always stop it afterwards."""
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            _wait_healthy(proc, log, port)
+            yield proc
+        finally:
+            stop(proc)
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], log: Any, port: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"server exited: {log.read().decode(errors='replace')[-2000:]}")
+        with contextlib.suppress(OSError):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    return
+            finally:
+                conn.close()
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not become healthy within 60 s")
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group we started, then SIGKILL it if it lingers."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def count_orders(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return int(conn.execute("SELECT count(*) FROM orders").fetchone()[0])  # type: ignore[index]
+
+
+# --- profiled server (runs as a child process of this script) --------------------------------
+
+
+def _component(key: tuple[str, int, str]) -> str:
+    """Which layer a profiled function belongs to, for the where-the-time-goes breakdown."""
+    filename, _, name = key
+    if filename == "~":
+        if "psycopg" in name:
+            return "psycopg (C)"
+        if "json" in name:
+            return "json"
+        return "builtins / C"
+    if filename.endswith("psycopg/connection.py") and name == "wait":
+        return "waiting for PostgreSQL (network + server)"
+    for marker, label in (
+        ("/psycopg", "psycopg (Python)"),
+        ("/sqlalchemy/", "SQLAlchemy"),
+        ("/jsonschema", "jsonschema"),
+        ("/referencing/", "jsonschema"),
+        ("/flask/", "Flask/Werkzeug"),
+        ("/werkzeug/", "Flask/Werkzeug"),
+        ("/waitress/", "waitress"),
+        ("/dramatiq/", "dramatiq (enqueue)"),
+        ("/pluggy/", "pluggy"),
+        (f"{ROOT}/hub/", "hub (own code)"),
+    ):
+        if marker in filename:
+            return label
+    return "stdlib / other"
+
+
+_HOT = (
+    ("hub/web/api/framework.py", "view", "whole view (auth + validation + txn + handler)"),
+    ("hub/web/api/framework.py", "_parse_body", "JSON parse + jsonschema validation"),
+    ("hub/web/api/framework.py", "_authenticate", "token lookup"),
+    ("hub/web/api/orders.py", "create_order", "create_order handler (incl. order_dict)"),
+    ("hub/core/orders.py", "create", "orders.create service"),
+    ("hub/core/orders.py", "upsert_customer", "customer upsert"),
+    ("hub/core/orders.py", "_products_for", "product lookup"),
+    ("hub/core/orders.py", "_allocate_missing", "allocation (savepoint, reserve, insert)"),
+    ("hub/core/inventory.py", "reserve", "inventory.reserve"),
+    ("hub/core/inventory.py", "check_low_stock", "low-stock check"),
+    ("hub/core/orders.py", "order_dict", "order_dict (serialisation)"),
+    ("hub/core/audit.py", "record", "audit.record"),
+    ("hub/core/events.py", "emit", "events.emit"),
+    ("hub/core/tenancy.py", "next_value", "order number (nextval)"),
+    ("hub/core/scoping.py", "_scope", "tenant scoping hook (with_loader_criteria)"),
+    ("hub/runtime.py", "_after_commit", "after-commit enqueue of events"),
+    ("sqlalchemy/orm/session.py", "flush", "ORM flush"),
+    ("sqlalchemy/orm/session.py", "commit", "session commit"),
+    ("sqlalchemy/engine/base.py", "_execute_context", "SQLAlchemy statement execution"),
+    ("sqlalchemy/sql/compiler.py", "__init__", "SQL compilation (cache misses)"),
+    ("sqlalchemy/pool/base.py", "checkout", "pool checkout (incl. pre-ping)"),
+    ("psycopg/connection.py", "wait", "waiting for PostgreSQL"),
+)
+
+
+def _statement_kind(statement: str) -> str:
+    s = " ".join(statement.split())
+    m = re.match(r"(?i)(INSERT INTO|UPDATE|DELETE FROM)\s+(\w+)", s)
+    if m:
+        return f"{m.group(1).split()[0].upper()} {m.group(2)}"
+    m = re.match(r"(?i)SELECT\s+nextval", s)
+    if m:
+        return "SELECT nextval"
+    m = re.match(r"(?i)SELECT .*? FROM (\w+)", s)
+    if m:
+        return f"SELECT {m.group(1)}"
+    return s.split(" ", 1)[0].upper()
+
+
+def profile_server(port: int, out_path: Path) -> None:
+    """Serve the hub on one waitress thread with cProfile on around each request.
+
+    One request thread keeps cProfile honest (it only sees the thread it was enabled in) and
+    lets SQL statements be attributed to requests through a thread-local flag; statements run
+    by other threads (the embedded event worker) are counted separately.
+    """
+    from sqlalchemy import event
+    from waitress import serve
+
+    from hub import create_app
+
+    app = create_app()
+    runtime = app.extensions["orderhub"]
+    runtime.jobs.start_worker()
+    local = threading.local()
+    profiler = cProfile.Profile()
+    lock = threading.Lock()
+    state: dict[str, Any] = {
+        "requests": 0,
+        "wall": 0.0,
+        "sql": 0.0,
+        "statements": Counter(),
+        "other_statements": Counter(),
+        "checkouts": 0,
+        "commits": 0,
+        "statuses": Counter(),
+    }
+
+    @event.listens_for(runtime.engine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        kind = _statement_kind(statement)
+        if getattr(local, "active", False):
+            state["statements"][kind] += 1
+            local.t0 = time.perf_counter()
+        else:
+            with lock:
+                state["other_statements"][kind] += 1
+
+    @event.listens_for(runtime.engine, "after_cursor_execute")
+    def _after(*_: Any) -> None:
+        if getattr(local, "active", False):
+            state["sql"] += time.perf_counter() - local.t0
+
+    @event.listens_for(runtime.engine, "checkout")
+    def _checkout(*_: Any) -> None:
+        if getattr(local, "active", False):
+            state["checkouts"] += 1
+
+    @event.listens_for(runtime.engine, "commit")
+    def _commit(*_: Any) -> None:
+        if getattr(local, "active", False):
+            state["commits"] += 1
+
+    def dump() -> dict[str, Any]:
+        n = max(state["requests"], 1)
+        stats = pstats.Stats(profiler)
+        raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+        by_component: Counter[str] = Counter()
+        for key, (_cc, _nc, tt, _ct, _callers) in raw.items():
+            by_component[_component(key)] += tt
+        profiled = sum(by_component.values())
+        hot = []
+        for path, name, label in _HOT:
+            ct = sum(v[3] for k, v in raw.items() if k[0].endswith(path) and k[2] == name)
+            calls = sum(v[1] for k, v in raw.items() if k[0].endswith(path) and k[2] == name)
+            if calls:
+                hot.append(
+                    {
+                        "what": label,
+                        "function": f"{path}:{name}",
+                        "ms_per_request": round(ct / n * 1000, 3),
+                        "calls_per_request": round(calls / n, 2),
+                    }
+                )
+        text = io.StringIO()
+        text.write(
+            f"# OrderHub POST /api/v1/orders under cProfile: {state['requests']} requests,"
+            f" one waitress thread\n# profiled wall per request"
+            f" {state['wall'] / n * 1000:.2f} ms (cProfile inflates Python time)\n\n"
+        )
+        text.write("## time by component (tottime per request)\n")
+        for comp, tt in by_component.most_common():
+            text.write(f"{tt / n * 1000:9.3f} ms  {tt / profiled:6.1%}  {comp}\n")
+        text.write("\n## selected functions (cumulative per request)\n")
+        for h in hot:
+            text.write(
+                f"{h['ms_per_request']:9.3f} ms  x{h['calls_per_request']:<6}"
+                f" {h['what']} ({h['function']})\n"
+            )
+        text.write("\n## SQL statements per request (request thread)\n")
+        for kind, count in state["statements"].most_common():
+            text.write(f"{count / n:7.2f}  {kind}\n")
+        text.write(f"{state['checkouts'] / n:7.2f}  pool checkouts (each a pre-ping round trip)\n")
+        text.write(f"{state['commits'] / n:7.2f}  commits\n")
+        text.write("\n## SQL statements per order in other threads (embedded event worker)\n")
+        for kind, count in state["other_statements"].most_common():
+            text.write(f"{count / n:7.2f}  {kind}\n")
+        text.write("\n## top 40 by cumulative time\n")
+        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
+        text.write("\n## top 30 by own time\n")
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
+        out_path.write_text(text.getvalue())
+        return {
+            "requests": state["requests"],
+            "python_function_calls_per_request": round(sum(v[1] for v in raw.values()) / n),
+            "statuses": dict(state["statuses"]),
+            "profiled_wall_ms_per_request": round(state["wall"] / n * 1000, 3),
+            "sql_execute_ms_per_request": round(state["sql"] / n * 1000, 3),
+            "by_component_ms_per_request": {
+                k: round(v / n * 1000, 3) for k, v in by_component.most_common()
+            },
+            "by_component_share": {
+                k: round(v / profiled, 3) for k, v in by_component.most_common()
+            },
+            "hot_functions": hot,
+            "sql_statements_per_request": {
+                k: round(v / n, 2) for k, v in state["statements"].most_common()
+            },
+            "sql_statements_total_per_request": round(sum(state["statements"].values()) / n, 2),
+            "pool_checkouts_per_request": round(state["checkouts"] / n, 2),
+            "commits_per_request": round(state["commits"] / n, 2),
+            "other_thread_statements_per_request": {
+                k: round(v / n, 2) for k, v in state["other_statements"].most_common()
+            },
+        }
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ.get("PATH_INFO") == "/_bench/profile":
+            runtime.jobs.join(10_000)
+            body = json.dumps(dump()).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        if environ.get("PATH_INFO") != "/api/v1/orders":
+            return list(app(environ, start_response))
+
+        def recording_start(status: str, headers: Any, exc_info: Any = None) -> Any:
+            state["statuses"][status.split(" ", 1)[0]] += 1
+            return start_response(status, headers, exc_info)
+
+        local.active = True
+        t0 = time.perf_counter()
+        profiler.enable()
+        try:
+            body_parts = list(app(environ, recording_start))
+        finally:
+            profiler.disable()
+            state["wall"] += time.perf_counter() - t0
+            state["requests"] += 1
+            local.active = False
+        return body_parts
+
+    serve(wsgi, host="127.0.0.1", port=port, threads=1, ident="orderhub-bench")
+
+
+def run_profile(
+    scratch: Scratch, workdir: Path, warmup: float, duration: float, clients: int
+) -> dict[str, Any]:
+    """Drive the profiled server briefly, then fetch its summary (the text goes to a file)."""
+    port = free_port()
+    out_path = RESULTS / "orders-profile.txt"
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "profile-server",
+        "--port",
+        str(port),
+        "--out",
+        str(out_path),
+    ]
+    with running(command, hub_env(scratch.url, workdir), workdir, port):
+        # Warm up unprofiled? The profile includes the warm-up requests too: statement caches
+        # fill in the first few requests, so a short warm-up changes little; keep it simple.
+        load = drive(port, scratch.token, "profile", clients, 1, warmup, duration, None)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        conn.request("GET", "/_bench/profile")
+        summary = json.loads(conn.getresponse().read())
+        conn.close()
+    summary["load_under_profiler"] = {k: load[k] for k in ("orders_per_s", "p50_ms", "ok")}
+    summary["text_report"] = str(out_path.relative_to(ROOT))
+    summary["command"] = shlex.join(command)
+    return summary
+
+
+# --- sampling profile of the real server (py-spy) --------------------------------------------
+
+
+def _frame_component(frame: str) -> str:
+    m = re.search(r"\((.*?):\d+\)$", frame)
+    path = m.group(1) if m else ""
+    return _component((f"/{path}" if path else "~", 0, frame))
+
+
+def _matches(frame: str, path: str, name: str) -> bool:
+    m = re.match(r"(.*) \((.*?)(?::\d+)?\)$", frame)
+    if not m:
+        return False
+    func, file = m.groups()
+    return (func == name or func.endswith(f".{name}")) and path.endswith(file)
+
+
+def summarise_pyspy(raw_text: str, top: int = 30) -> dict[str, Any]:
+    """Aggregate py-spy's collapsed stacks: own samples by layer, inclusive by function."""
+    total = 0
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    hot: Counter[str] = Counter()
+    for line in raw_text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f for f in stack.split(";") if not f.startswith("process ")]
+        if not frames:
+            continue
+        total += count
+        own[_frame_component(frames[-1])] += count
+        for name in {re.sub(r":\d+\)$", ")", f) for f in frames}:
+            inclusive[name] += count
+        for path, name, label in _HOT:
+            if any(_matches(f, path, name) for f in frames):
+                hot[label] += count
+    total = max(total, 1)
+    return {
+        "samples": total,
+        "own_time_by_layer": {k: round(v / total, 3) for k, v in own.most_common()},
+        "inclusive_share": [
+            {"what": label, "function": f"{path}:{name}", "share": round(hot[label] / total, 3)}
+            for path, name, label in _HOT
+            if hot[label]
+        ],
+        "top_inclusive": [
+            {"function": f, "share": round(c / total, 3)} for f, c in inclusive.most_common(top)
+        ],
+    }
+
+
+def run_pyspy(
+    kind: ServerKind,
+    scratch: Scratch,
+    workdir: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Sample the fastest server kind under the same load with py-spy (CPU only, not idle)."""
+    pyspy = VENV_BIN / "py-spy"
+    if not pyspy.exists():
+        return {"skipped": "py-spy is not installed (.venv/bin/pip install py-spy)"}
+    port = free_port()
+    command = kind.command(port)
+    raw_path = workdir / "pyspy.txt"
+    with running(command, hub_env(scratch.url, workdir), workdir, port) as server:
+        spy_cmd = [
+            str(pyspy),
+            "record",
+            "--pid",
+            str(server.pid),
+            "--subprocesses",
+            "--nonblocking",
+            "--gil",
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(raw_path),
+            "--duration",
+            str(int(args.profile_duration)),
+        ]
+        spy = subprocess.Popen(
+            spy_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            load = drive(
+                port,
+                scratch.token,
+                f"pyspy-{kind.name}",
+                args.clients,
+                args.load_processes,
+                0.5,
+                args.profile_duration,
+                None,
+            )
+            spy_out = spy.communicate(timeout=60)[0].decode(errors="replace")
+        finally:
+            stop(spy)  # type: ignore[arg-type]
+    if not raw_path.exists():
+        return {"skipped": f"py-spy wrote nothing: {spy_out[-500:]}"}
+    summary = summarise_pyspy(raw_path.read_text())
+    summary.update(
+        server=kind.name,
+        load_while_sampling={k: load[k] for k in ("orders_per_s", "p50_ms", "ok")},
+        command=shlex.join(["py-spy", *spy_cmd[1:]]),
+        note="py-spy --gil samples only threads holding the GIL, so shares are of the"
+        " server's Python CPU time (waits on PostgreSQL excluded); py-spy itself takes CPU",
+    )
+    return summary
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("-c", "--clients", type=int, default=8, help="concurrent HTTP clients")
+    p.add_argument("-n", "--requests", type=int, help="fixed number of measured requests")
+    p.add_argument("--duration", type=float, default=15.0, help="measured seconds per server")
+    p.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds (not measured)")
+    p.add_argument("--load-processes", type=int, default=2, help="load generator processes")
+    p.add_argument(
+        "--servers",
+        default="waitress,gunicorn-sync,gunicorn-gthread",
+        help="comma-separated: waitress, gunicorn-sync, gunicorn-gthread",
+    )
+    p.add_argument("--waitress-threads", type=int, default=4)
+    p.add_argument("--gunicorn-workers", type=int, default=2)
+    p.add_argument("--gthread-threads", type=int, default=4)
+    p.add_argument("--raw-connections", type=int, default=4)
+    p.add_argument("--raw-duration", type=float, default=10.0)
+    p.add_argument("--no-profile", action="store_true", help="skip the profiled server run")
+    p.add_argument("--profile-duration", type=float, default=8.0)
+    p.add_argument("--admin-url", default=os.environ.get("ORDERHUB_BENCH_ADMIN_URL"))
+    p.add_argument("--out", type=Path, default=RESULTS / "orders.json")
+    p.add_argument("--keep-db", action="store_true", help="do not drop the scratch databases")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the whole benchmark and write the JSON; returns what it wrote."""
+    args = parse_args(argv)
+    admin_url = args.admin_url or DEFAULT_ADMIN_URL
+    if "127.0.0.1" not in admin_url and "localhost" not in admin_url:
+        raise SystemExit("only a loopback PostgreSQL is allowed")
+    kinds = server_kinds(args)
+    chosen = [s.strip() for s in args.servers.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in kinds]
+    if unknown:
+        raise SystemExit(f"unknown server kind(s): {', '.join(unknown)}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    hub_db, raw_db = f"orderhub_bench_{os.getpid()}", f"orderhub_bench_raw_{os.getpid()}"
+    report: dict[str, Any] = {
+        "benchmark": "POST /api/v1/orders (2 lines, quantity 1, new customer e-mail each order)",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "nproc": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "note": "load generator, hub server(s) and PostgreSQL share these cores",
+        },
+        "code": git_state(),
+    }
+    with tempfile.TemporaryDirectory(prefix="orderhub-bench-") as tmp:
+        workdir = Path(tmp)
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                report["postgres"] = {
+                    "version": conn.execute("SHOW server_version").fetchone()[0],  # type: ignore[index]
+                    "synchronous_commit": conn.execute("SHOW synchronous_commit").fetchone()[0],  # type: ignore[index]
+                }
+            print("preparing scratch databases …", flush=True)
+            hub = prepare(admin_url, hub_db, workdir)
+            raw = prepare(admin_url, raw_db, workdir)
+
+            print(f"raw SQL ceiling: {args.raw_connections} connections …", flush=True)
+            ceiling = run_raw(raw.url, args.raw_connections, args.warmup, args.raw_duration)
+            report["ceiling"] = ceiling
+
+            runs = []
+            for name in chosen:
+                kind = kinds[name]
+                port = free_port()
+                command = kind.command(port)
+                print(f"hub on {name}: {' '.join(command[1:])} …", flush=True)
+                analyze(hub.url)
+                with running(command, hub_env(hub.url, workdir), workdir, port) as server:
+                    before_orders, before = count_orders(hub.url), pg_counters(hub.url)
+                    result = drive(
+                        port,
+                        hub.token,
+                        name,
+                        args.clients,
+                        args.load_processes,
+                        args.warmup,
+                        args.duration,
+                        args.requests,
+                        server.pid,
+                        hub.name,
+                    )
+                    time.sleep(1.0)
+                    made = count_orders(hub.url) - before_orders
+                    after = pg_counters(hub.url)
+                result.update(
+                    server=name,
+                    workers=kind.workers,
+                    threads=kind.threads,
+                    note=kind.note,
+                    client_concurrency=args.clients,
+                    load_processes=args.load_processes,
+                    orders_in_db_during_run=made,
+                    pg_per_order=per_order(before, after, made),
+                    ratio=round(result["orders_per_s"] / ceiling["orders_per_s"], 3),
+                    server_command=shlex.join(command),
+                )
+                runs.append(result)
+            report["hub_runs"] = runs
+            best = max(runs, key=lambda r: r["orders_per_s"]) if runs else None
+            if best is not None:
+                report["hub"] = {
+                    k: best[k]
+                    for k in (
+                        "server",
+                        "workers",
+                        "threads",
+                        "orders_per_s",
+                        "p50_ms",
+                        "p99_ms",
+                        "requests",
+                        "errors",
+                        "client_concurrency",
+                    )
+                }
+                report["ratio"] = best["ratio"]
+                report["goal_ratio"] = 0.30
+                report["goal_met"] = best["ratio"] >= 0.30
+
+            if not args.no_profile and best is not None:
+                print(f"sampling {best['server']} with py-spy …", flush=True)
+                report["pyspy"] = run_pyspy(kinds[best["server"]], hub, workdir, args)
+            if not args.no_profile:
+                print("counting SQL per request on one instrumented waitress thread …", flush=True)
+                report["profile"] = run_profile(hub, workdir, 1.0, args.profile_duration, clients=2)
+        finally:
+            if not args.keep_db:
+                for name in (hub_db, raw_db):
+                    with contextlib.suppress(Exception):
+                        drop_database(admin_url, name)
+
+    env_line = (
+        f"ORDERHUB_DATABASE_URL={db_url(admin_url, hub_db)} ORDERHUB_BROKER_URL=embedded"
+        " ORDERHUB_CONFIG_DIR=<tmp>/config ORDERHUB_DATA_DIR=<tmp>/var"
+    )
+    report["reproduce"] = {
+        "benchmark": ".venv/bin/python bench/orders.py "
+        + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "hub_setup": f"{env_line} .venv/bin/orderhub init --demo"
+        " && orderhub stock import --tenant demo <csv: MAIN,<sku>,1000000 per demo SKU>",
+        "servers": {r["server"]: f"{env_line} {r['server_command']}" for r in report["hub_runs"]},
+        "lint": ".venv/bin/ruff check bench/ && .venv/bin/ruff format bench/",
+    }
+    report["total_seconds"] = round(time.monotonic() - started, 1)
+    report["where_the_time_goes"] = where_the_time_goes(report)
+    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print_summary(report)
+    print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    return report
+
+
+def where_the_time_goes(report: dict[str, Any]) -> list[str]:
+    """A few plain sentences from the measurements, so the JSON reads on its own."""
+    notes = []
+    chosen = report.get("hub", {}).get("server")
+    best = next((r for r in report.get("hub_runs", []) if r["server"] == chosen), None)
+    ceiling = report.get("ceiling", {})
+    if best and best.get("cpu_ms_per_order"):
+        cpu, raw_cpu = best["cpu_ms_per_order"], ceiling.get("cpu_ms_per_order", {})
+        notes.append(
+            f"CPU per order on {best['server']} (from /proc, measured window):"
+            f" hub server {cpu.get('server', 0):.1f} ms, PostgreSQL (bench db)"
+            f" {cpu.get('postgres_bench_db', 0):.1f} ms, load generator"
+            f" {cpu.get('load_generator', 0):.1f} ms; the ceiling needs PostgreSQL"
+            f" {raw_cpu.get('postgres_bench_db', 0):.2f} ms + client"
+            f" {raw_cpu.get('raw_sql_clients', 0):.2f} ms. Whole machine busy"
+            f" {cpu.get('machine_busy', 0):.1f} ms per hub order (other processes on the box"
+            " included). The hub is bound by its own Python CPU."
+        )
+    spy = report.get("pyspy", {})
+    if spy.get("samples"):
+        layers = ", ".join(f"{k} {v:.0%}" for k, v in list(spy["own_time_by_layer"].items())[:6])
+        inc = ", ".join(f"{h['what']} {h['share']:.0%}" for h in spy["inclusive_share"])
+        notes.append(f"py-spy (GIL-holding samples) own time by layer: {layers}.")
+        notes.append(f"py-spy inclusive shares of server Python time: {inc}.")
+    prof = report.get("profile")
+    if prof:
+        per = prof["sql_statements_per_request"]
+        listing = ", ".join(f"{v:g}x {k}" for k, v in per.items())
+        notes.append(
+            f"{prof['sql_statements_total_per_request']:g} SQL statements per order in the"
+            f" request ({listing}) + {prof['pool_checkouts_per_request']:g} pool pre-ping +"
+            f" {prof['commits_per_request']:g} commit, vs 5 statements + commit in the ceiling;"
+            f" the embedded event worker adds"
+            f" {sum(prof['other_thread_statements_per_request'].values()):.0f} statements and"
+            " 2 transactions per order (waitress only)."
+        )
+        notes.append(
+            f"About {prof['python_function_calls_per_request']} Python function calls per"
+            " request (cProfile count on one thread; see bench/results/orders-profile.txt)."
+        )
+    return notes
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    c = report["ceiling"]
+    rows = [
+        (
+            "raw SQL ceiling",
+            f"{c['connections']} conns",
+            c["orders_per_s"],
+            c["p50_ms"],
+            c["p99_ms"],
+            c["requests"],
+            c["errors"],
+            "",
+        )
+    ]
+    for r in report.get("hub_runs", []):
+        rows.append(
+            (
+                f"hub {r['server']}",
+                f"{r['workers']}w x {r['threads']}t, c={r['client_concurrency']}",
+                r["orders_per_s"],
+                r["p50_ms"],
+                r["p99_ms"],
+                r["requests"],
+                r["errors"],
+                f"{r['ratio']:.3f}",
+            )
+        )
+    head = ("run", "concurrency", "orders/s", "p50 ms", "p99 ms", "requests", "errors", "ratio")
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
+    for row in (head, *rows):
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
+    if "ratio" in report:
+        print(f"\nbest ratio {report['ratio']:.3f} (goal 0.30) on {report['hub']['server']}")
+    for note in report.get("where_the_time_goes", []):
+        print(f"- {note}")
+
+
+def _profile_main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args(argv)
+    profile_server(a.port, a.out)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "profile-server":
+        _profile_main(sys.argv[2:])
+    else:
+        main()
