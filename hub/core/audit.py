@@ -21,8 +21,9 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
+    # Core, not the ORM bulk path: this runs on every change, the order hot path included.
     session.execute(
-        insert(AuditEntry),
+        insert(AuditEntry.__table__),
         [
             {
                 "tenant_id": tenant_id,

@@ -56,9 +56,10 @@ def utcnow() -> datetime:
 
 
 def normalise_url(url: str) -> URL:
-    """Accept plain ``postgresql://`` URLs and always drive them with psycopg 3."""
+    """Accept plain ``postgresql://`` (and Heroku-style ``postgres://``) URLs and always drive
+    them with psycopg 3."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
+    if parsed.get_backend_name() in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 
@@ -69,7 +70,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         engine = create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
         _tune_sqlite(engine)
         return engine
-    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping: it would cost a round trip per request; a connection broken by a database
+    # restart fails once and the pool is invalidated (SQLAlchemy's disconnect handling).
+    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -29,7 +29,7 @@ def emit(session: Session, tenant_id: int, name: str, payload: dict[str, Any]) -
     if name not in EVENT_NAMES:
         raise ValueError(f"unknown event {name!r}")
     event_id = session.execute(
-        insert(Event).returning(Event.id),
+        insert(Event.__table__).returning(Event.__table__.c.id),
         [{"tenant_id": tenant_id, "name": name, "payload": payload, "created_at": utcnow()}],
     ).scalar_one()
     session.info.setdefault(OUTBOX_KEY, []).append(event_id)

@@ -53,20 +53,42 @@ def reserve(
     reference: str,
     actor: str,
     skus: Mapping[int, str],
+    thresholds: Mapping[int, int] | None = None,
 ) -> list[Allocated]:
-    """Reserve every product in ``needs`` (product id → quantity), all or nothing: on a
-    shortage whatever was taken is handed back (before any ledger row was written) and
-    InsufficientStock names every short SKU. No savepoint, so no extra round trips."""
+    """Reserve every product in ``needs`` (product id → quantity) with its ledger rows."""
+    taken = take(session, tenant_id, needs, skus=skus, thresholds=thresholds)
+    record_reservation(session, tenant_id, taken, reference=reference, actor=actor)
+    return taken
+
+
+def take(
+    session: Session,
+    tenant_id: int,
+    needs: Mapping[int, int],
+    *,
+    skus: Mapping[int, str],
+    thresholds: Mapping[int, int] | None = None,
+) -> list[Allocated]:
+    """Move stock from available to reserved, all or nothing, without the ledger rows (the
+    caller writes them with ``record_reservation`` once it knows the reference).
+
+    On a shortage whatever was taken is handed back and InsufficientStock names every short
+    SKU; no savepoint is needed. ``thresholds`` (product id → low-stock threshold) lets the
+    low-stock check skip products whose warehouse still holds plenty after the reservation.
+    """
     taken: list[Allocated] = []
     shortages = []
+    maybe_low = set()
     for product_id in sorted(needs):
         quantity = needs[product_id]
-        got, available = _reserve_one(session, tenant_id, product_id, quantity)
+        got, available, left = _reserve_one(session, tenant_id, product_id, quantity)
         taken.extend(got)
         if sum(a.quantity for a in got) < quantity:
             shortages.append(
                 {"sku": skus[product_id], "requested": quantity, "available": available}
             )
+        elif thresholds is None or left is None or left < thresholds.get(product_id, 0):
+            maybe_low.add(product_id)
     if shortages:
         _hand_back(session, taken)
         raise InsufficientStock(
@@ -76,8 +98,14 @@ def reserve(
             ),
             {"shortages": shortages},
         )
-    _ledger(session, tenant_id, "reserve", taken, reference, actor, reserved_sign=1)
+    check_low_stock(session, tenant_id, maybe_low)
     return taken
+
+
+def record_reservation(
+    session: Session, tenant_id: int, taken: Sequence[Allocated], *, reference: str, actor: str
+) -> None:
+    _ledger(session, tenant_id, "reserve", taken, reference, actor, reserved_sign=1)
 
 
 def _hand_back(session: Session, taken: Sequence[Allocated]) -> None:
@@ -92,8 +120,9 @@ def _hand_back(session: Session, taken: Sequence[Allocated]) -> None:
 
 def _reserve_one(
     session: Session, tenant_id: int, product_id: int, quantity: int
-) -> tuple[list[Allocated], int]:
-    """What was reserved, and how much was available when it fell short."""
+) -> tuple[list[Allocated], int, int | None]:
+    """What was reserved; how much was available when it fell short; and, on the fast path,
+    what is left free in the warehouse it came from (a lower bound of what is left overall)."""
     available = StockLevel.on_hand - StockLevel.reserved
     # Fast path, one round trip: the first warehouse (by priority) that can fill the whole line.
     best = (
@@ -109,15 +138,15 @@ def _reserve_one(
         .limit(1)
         .scalar_subquery()
     )
-    warehouse_id = session.execute(
+    hit = session.execute(
         update(StockLevel)
         .where(StockLevel.id == best, available >= quantity)
         .values(reserved=StockLevel.reserved + quantity)
-        .returning(StockLevel.warehouse_id)
+        .returning(StockLevel.warehouse_id, available)
         .execution_options(**_NO_SYNC)
-    ).scalar()
-    if warehouse_id is not None:
-        return [Allocated(warehouse_id, product_id, quantity)], quantity
+    ).first()
+    if hit is not None:
+        return [Allocated(hit[0], product_id, quantity)], quantity, hit[1]
     # No single warehouse can: take what each has, in priority order.
     taken: list[Allocated] = []
     remaining = quantity
@@ -135,7 +164,7 @@ def _reserve_one(
         ).all()
         free_total = sum(r[2] for r in rows)
         if free_total < remaining:
-            return taken, free_total + quantity - remaining
+            return taken, free_total + quantity - remaining, None
         raced = False
         for level_id, wh_id, free in rows:
             take = min(free, remaining)
@@ -151,10 +180,10 @@ def _reserve_one(
             taken.append(Allocated(wh_id, product_id, take))
             remaining -= take
             if remaining == 0:
-                return taken, quantity
+                return taken, quantity, None
         if not raced:
-            return taken, quantity - remaining
-    return taken, quantity - remaining
+            return taken, quantity - remaining, None
+    return taken, quantity - remaining, None
 
 
 def release(
@@ -527,7 +556,7 @@ def _ledger(
         return
     now = utcnow()
     session.execute(
-        insert(StockLedger),
+        insert(StockLedger.__table__),
         [
             {
                 "tenant_id": tenant_id,
@@ -574,7 +603,7 @@ def _ledger_movements(
         if m.quantity
     ]
     if rows:
-        session.execute(insert(StockLedger), rows)
+        session.execute(insert(StockLedger.__table__), rows)
         _audit_batch(session, tenant_id, kind, rows, reference, reason, actor)
 
 

@@ -10,9 +10,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
@@ -57,83 +58,69 @@ MAX_LINE_QUANTITY = 10_000
 
 def create(
     session: Session, tenant_id: int, draft: OrderDraft, *, actor: str, prefix: str = "SO-"
-) -> Order:
-    """The hot path of intake: about a dozen statements, no savepoint, no ORM reloads."""
+) -> Any:
+    """The hot path of intake, in SQLAlchemy Core: a dozen statements, no savepoint, no ORM
+    unit of work. Returns a read-only view of the new order that ``order_dict`` accepts."""
     products = _products_for(session, tenant_id, draft.lines)
     lines = _priced_lines(draft.lines, products)
     customer = upsert_customer(session, tenant_id, draft.customer)
-    number = f"{prefix}{next_value(session, tenant_id, 'order'):06d}"
     needs: dict[int, int] = defaultdict(int)
     for line in lines:
         needs[line["product_id"]] += line["quantity"]
     try:
-        taken = inventory.reserve(
+        taken = inventory.take(
             session,
             tenant_id,
             needs,
-            reference=number,
-            actor=actor,
             skus={p.id: p.sku for p in products.values()},
+            thresholds={p.id: p.low_stock_threshold for p in products.values()},
         )
         status, order_type, hold_reason, step = "confirmed", "normal", None, "reserved"
     except InsufficientStock as short:
-        taken, status, order_type, hold_reason, step = (
-            [],
-            "held",
-            "backorder",
-            short.message,
-            "backorder",
-        )
+        taken, status, order_type, hold_reason = [], "held", "backorder", short.message
+        step = "backorder"
+    number = f"{prefix}{next_value(session, tenant_id, 'order'):06d}"
     now = utcnow()
     subtotal = sum((line["line_total"] for line in lines), Decimal(0))
-    order = Order(
-        tenant_id=tenant_id,
-        number=number,
-        channel=draft.channel,
-        external_id=draft.external_id,
-        external_name=draft.external_name,
-        status=status,
-        order_type=order_type,
-        hold_reason=hold_reason,
-        priority=draft.priority,
-        customer=customer,
-        currency=draft.currency,
-        subtotal=subtotal,
-        shipping_total=draft.shipping_total,
-        tax_total=draft.tax_total,
-        discount_total=draft.discount_total,
-        total=_total(subtotal, draft.shipping_total, draft.tax_total, draft.discount_total),
-        note=draft.note,
-        created_at=draft.created_at or now,
-        paid_at=draft.paid_at,
-        updated_at=now,
+    values = {
+        "tenant_id": tenant_id,
+        "number": number,
+        "channel": draft.channel,
+        "external_id": draft.external_id,
+        "external_name": draft.external_name,
+        "status": status,
+        "order_type": order_type,
+        "hold_reason": hold_reason,
+        "priority": draft.priority,
+        "customer_id": customer.id if customer else None,
+        "currency": draft.currency,
+        "subtotal": subtotal,
+        "shipping_total": draft.shipping_total,
+        "tax_total": draft.tax_total,
+        "discount_total": draft.discount_total,
+        "total": _total(subtotal, draft.shipping_total, draft.tax_total, draft.discount_total),
+        "note": draft.note,
+        "created_at": draft.created_at or now,
+        "paid_at": draft.paid_at,
+        "updated_at": now,
+        "parent_number": None,
+        "merged_into": None,
         **_consignee_columns(draft.consignee),
-        lines=[OrderLine(tenant_id=tenant_id, **line) for line in lines],
-    )
-    session.add(order)
-    session.flush()
-    if taken:
-        session.execute(
-            insert(Allocation),
-            [
-                {
-                    "tenant_id": tenant_id,
-                    "order_id": order.id,
-                    "warehouse_id": a.warehouse_id,
-                    "product_id": a.product_id,
-                    "quantity": a.quantity,
-                }
-                for a in taken
-            ],
-        )
-        watched = {p.id for p in products.values() if p.low_stock_threshold > 0}
-        inventory.check_low_stock(session, tenant_id, watched & set(needs))
+    }
+    orders_t, lines_t = Order.__table__, OrderLine.__table__
+    order_id = session.execute(insert(orders_t).returning(orders_t.c.id), [values]).scalar_one()
     session.execute(
-        insert(OrderHistory),
+        insert(lines_t), [{"tenant_id": tenant_id, "order_id": order_id, **line} for line in lines]
+    )
+    if taken:
+        inventory.record_reservation(session, tenant_id, taken, reference=number, actor=actor)
+        _insert_allocations(session, tenant_id, order_id, taken)
+    session.execute(
+        insert(OrderHistory.__table__),
         [
             {
                 "tenant_id": tenant_id,
-                "order_id": order.id,
+                "order_id": order_id,
                 "action": "created",
                 "from_status": None,
                 "to_status": "new",
@@ -144,7 +131,7 @@ def create(
             },
             {
                 "tenant_id": tenant_id,
-                "order_id": order.id,
+                "order_id": order_id,
                 "action": step,
                 "from_status": "new",
                 "to_status": status,
@@ -155,47 +142,64 @@ def create(
             },
         ],
     )
-    audit.record(
-        session, tenant_id, actor, "order.create", "order", number, None, order_dict(order)
+    view = SimpleNamespace(
+        id=order_id,
+        order_type=order_type,
+        customer=customer,
+        lines=[SimpleNamespace(**line) for line in lines],
+        **{k: v for k, v in values.items() if k != "order_type"},
     )
+    audit.record(session, tenant_id, actor, "order.create", "order", number, None, order_dict(view))
     events.emit(session, tenant_id, events.ORDER_CREATED, {"number": number, "status": status})
-    return order
+    return view
 
 
-def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None) -> Customer | None:
-    """One customer per e-mail within a tenant; safe against two orders racing to create it."""
+def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None) -> Any:
+    """One customer per e-mail within a tenant, in one statement that is safe against two
+    orders racing to create it. Returns a row with id, email, name and phone, or None."""
     if info is None or not (info.email or info.name or info.phone):
         return None
+    table = Customer.__table__
     email = info.email.strip().lower() if info.email else None
+    values = {
+        "tenant_id": tenant_id,
+        "email": email,
+        "name": info.name,
+        "phone": info.phone,
+        "vip": False,
+        "created_at": utcnow(),
+    }
+    returning = (table.c.id, table.c.email, table.c.name, table.c.phone)
     if email is None:
-        customer = Customer(tenant_id=tenant_id, name=info.name, phone=info.phone)
-        session.add(customer)
-        session.flush()
-        return customer
-    existing = session.scalar(
-        select(Customer).where(Customer.tenant_id == tenant_id, Customer.email == email)
-    )
-    if existing is not None:
-        return existing
+        return session.execute(insert(table).returning(*returning), [values]).one()
     ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    created = session.scalar(
-        ins(Customer)
-        .values(
-            tenant_id=tenant_id,
-            email=email,
-            name=info.name,
-            phone=info.phone,
-            vip=False,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "email"])
-        .returning(Customer)
+    stmt = ins(table).values(values)
+    # Keep what we know; fill in a name or phone the customer record did not have yet.
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "email"],
+        set_={
+            "name": func.coalesce(table.c.name, stmt.excluded.name),
+            "phone": func.coalesce(table.c.phone, stmt.excluded.phone),
+        },
     )
-    if created is not None:
-        return created
-    # Another order created this customer a moment ago.
-    return session.scalar(
-        select(Customer).where(Customer.tenant_id == tenant_id, Customer.email == email)
+    return session.execute(stmt.returning(*returning)).one()
+
+
+def _insert_allocations(
+    session: Session, tenant_id: int, order_id: int, taken: Sequence[inventory.Allocated]
+) -> None:
+    session.execute(
+        insert(Allocation.__table__),
+        [
+            {
+                "tenant_id": tenant_id,
+                "order_id": order_id,
+                "warehouse_id": a.warehouse_id,
+                "product_id": a.product_id,
+                "quantity": a.quantity,
+            }
+            for a in taken
+        ],
     )
 
 
@@ -324,7 +328,7 @@ def modify(
         for key, value in _consignee_columns(consignee).items():
             setattr(order, key, value)
     if customer is not None:
-        order.customer = upsert_customer(session, tenant_id, customer)
+        order.customer_id = upsert_customer(session, tenant_id, customer).id
     if note is not None:
         order.note = note
     if priority is not None:
@@ -636,18 +640,19 @@ def _require_open(order: Order, action: str) -> None:
         )
 
 
-def _products_for(
-    session: Session, tenant_id: int, lines: Sequence[LineItem]
-) -> dict[str, Product]:
+def _products_for(session: Session, tenant_id: int, lines: Sequence[LineItem]) -> dict[str, Any]:
     if not lines:
         raise Invalid("an order needs at least one line")
     if len(lines) > MAX_LINES:
         raise Invalid(f"an order may have at most {MAX_LINES} lines")
     skus = {line.sku for line in lines}
+    t = Product.__table__
     products = {
         p.sku: p
-        for p in session.scalars(
-            select(Product).where(Product.tenant_id == tenant_id, Product.sku.in_(skus))
+        for p in session.execute(
+            select(t.c.id, t.c.sku, t.c.name, t.c.price, t.c.low_stock_threshold, t.c.active).where(
+                t.c.tenant_id == tenant_id, t.c.sku.in_(skus)
+            )
         )
     }
     for i, line in enumerate(lines, start=1):
@@ -662,7 +667,7 @@ def _products_for(
     return products
 
 
-def _priced_lines(lines: Sequence[LineItem], products: dict[str, Product]) -> list[dict[str, Any]]:
+def _priced_lines(lines: Sequence[LineItem], products: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for i, line in enumerate(lines, start=1):
         product = products[line.sku]
@@ -739,20 +744,7 @@ def _allocate_missing(session: Session, order: Order, actor: str) -> None:
             if order.status != "held" or order.hold_reason != short.message:
                 set_status(session, order, "held", "backorder", actor, short.message)
             return
-        session.execute(
-            insert(Allocation),
-            [
-                {
-                    "tenant_id": order.tenant_id,
-                    "order_id": order.id,
-                    "warehouse_id": a.warehouse_id,
-                    "product_id": a.product_id,
-                    "quantity": a.quantity,
-                }
-                for a in taken
-            ],
-        )
-        inventory.check_low_stock(session, order.tenant_id, set(missing))
+        _insert_allocations(session, order.tenant_id, order.id, taken)
     if order.status in ("new", "held"):
         if order.order_type == "backorder":
             order.order_type = "normal"

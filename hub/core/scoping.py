@@ -20,6 +20,8 @@ def _scope(state: ORMExecuteState) -> None:
     tenant_id = state.session.info.get(TENANT_KEY)
     if tenant_id is None or state.is_column_load or state.is_relationship_load:
         return
+    if not state.is_orm_statement:  # Core statements on tables name their tenant themselves
+        return
     if state.is_select or state.is_update or state.is_delete:
         state.statement = state.statement.options(
             with_loader_criteria(

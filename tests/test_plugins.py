@@ -1,0 +1,480 @@
+"""Plugins: discovery, reporting of broken ones, enabling per hub and per tenant, and the
+contract that every hook is documented and proven to be called."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from click.testing import CliRunner
+from conftest import ORDER, Api
+from flask import Flask
+from sqlalchemy import func, select
+
+from hub import create_app, hookimpl, hookspecs
+from hub import plugins as plugins_module
+from hub.cli import cli
+from hub.core.adapters import (
+    CarrierAdapter,
+    ChannelAdapter,
+    Message,
+    Notifier,
+    StubCarrier,
+    StubChannel,
+)
+from hub.core.models import Event, NotificationDelivery, Tenant
+from hub.plugins import Plugins
+from hub.runtime import Runtime
+from hub.settings import TenantSettings
+from plugins.notifiers.log import LogNotifier
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOKS = sorted(name for name, fn in vars(hookspecs).items() if hasattr(fn, "orderhub_spec"))
+NO_ENV: dict[str, str] = {}  # Plugins(env=...) without ORDERHUB_LOAD_PLUGINS and friends
+
+
+def test_hookspecs_are_found() -> None:
+    # Guards the two contract tests below against finding nothing and passing vacuously.
+    assert {"register_notifiers", "order_created", "stock_low"} <= set(HOOKS)
+
+
+# --- discovery -------------------------------------------------------------------------------
+
+
+def test_builtin_log_notifier_is_found() -> None:
+    plugins = Plugins(env=NO_ENV)
+    assert plugins.notifier("log") is LogNotifier
+    [info] = [i for i in plugins.describe() if i.name == "log"]
+    assert info.source == "built-in"
+    assert info.provides == {"notifiers": ["log"]}
+    assert info.hooks == ["register_notifiers"]
+    assert plugins.failures == []
+
+
+def _cli_env(tmp_path: Path, config_dir: Path) -> dict[str, str | None]:
+    return {
+        "ORDERHUB_CONFIG_DIR": str(config_dir),
+        "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
+        "ORDERHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "ORDERHUB_BROKER_URL": "embedded",
+        "ORDERHUB_SECRET_KEY": "test",
+        "ORDERHUB_LOAD_PLUGINS": None,
+    }
+
+
+def test_cli_lists_plugins_with_what_they_provide(tmp_path: Path, config_dir: Path) -> None:
+    result = CliRunner().invoke(cli, ["plugins"], env=_cli_env(tmp_path, config_dir))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "log  [built-in]" in lines
+    at = lines.index("log  [built-in]")
+    assert lines[at + 1].split() == ["provides", "notifiers:", "log"]
+    assert lines[at + 2].split() == ["hooks", "register_notifiers"]
+    assert "FAILED" not in result.output
+
+
+@pytest.fixture
+def fake_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Two installed plugins: one that fails to import, one that works."""
+    modules = tmp_path / "site"
+    modules.mkdir()
+    (modules / "orderhub_broken_plugin.py").write_text(
+        "import orderhub_no_such_dependency  # the plugin's author forgot a requirement\n"
+    )
+    (modules / "orderhub_good_plugin.py").write_text(
+        "from hub import hookimpl\n"
+        "from hub.core.adapters import StubCarrier\n\n"
+        "@hookimpl\n"
+        "def register_carriers():\n"
+        "    return [StubCarrier]\n"
+    )
+    monkeypatch.syspath_prepend(str(modules))
+    eps = [
+        EntryPoint(name="broken", value="orderhub_broken_plugin", group="orderhub"),
+        EntryPoint(name="good", value="orderhub_good_plugin", group="orderhub"),
+    ]
+
+    def entry_points(*, group: str) -> list[EntryPoint]:
+        return [ep for ep in eps if ep.group == group]
+
+    monkeypatch.setattr(plugins_module, "entry_points", entry_points)
+    yield
+    sys.modules.pop("orderhub_good_plugin", None)
+
+
+@pytest.mark.usefixtures("fake_entry_points")
+def test_plugin_that_fails_to_import_is_reported_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plugins = Plugins(env=NO_ENV)
+    [failure] = plugins.failures
+    assert failure.name == "broken"
+    assert failure.source == "entry point orderhub_broken_plugin"
+    assert failure.error == "ModuleNotFoundError: No module named 'orderhub_no_such_dependency'"
+    assert "plugin broken (entry point orderhub_broken_plugin) failed to load" in caplog.text
+    # the rest still loads
+    assert plugins.adapters("carriers") == {"stub": StubCarrier}
+    assert plugins.notifier("log") is LogNotifier
+    assert "broken" not in {i.name for i in plugins.describe()}
+
+
+@pytest.mark.usefixtures("fake_entry_points")
+def test_cli_reports_broken_plugin(tmp_path: Path, config_dir: Path) -> None:
+    result = CliRunner().invoke(cli, ["plugins"], env=_cli_env(tmp_path, config_dir))
+    assert result.exit_code == 0, result.output
+    assert (
+        "FAILED broken  [entry point orderhub_broken_plugin]: ModuleNotFoundError: "
+        "No module named 'orderhub_no_such_dependency'"
+    ) in result.output.splitlines()
+    assert "good  [entry point orderhub_good_plugin]" in result.output
+    assert "provides  carriers: stub" in result.output
+
+
+@pytest.mark.usefixtures("fake_entry_points")
+def test_load_plugins_variable_limits_entry_points() -> None:
+    plugins = Plugins(env={"ORDERHUB_LOAD_PLUGINS": "good"})
+    assert plugins.failures == []  # 'broken' was never imported
+    assert plugins.adapters("carriers") == {"stub": StubCarrier}
+    assert plugins.notifier("log") is LogNotifier  # built-ins always load
+
+
+class Incomplete(Notifier):
+    name = "incomplete"  # and no send()
+
+
+class NotANotifier:
+    name = "impostor"
+
+
+class Nameless(Notifier):
+    def send(self, message: Message) -> None:
+        pass
+
+
+class SloppyPlugin:
+    @hookimpl
+    def register_notifiers(self) -> list[type]:
+        return [Incomplete, NotANotifier, Nameless, LogNotifier]
+
+
+def test_adapter_missing_abstract_method_is_refused_with_reason() -> None:
+    plugins = Plugins(env=NO_ENV)
+    plugins.register(SloppyPlugin(), "sloppy")
+    errors = {f.error for f in plugins.failures if f.name == "sloppy"}
+    assert errors == {
+        "Incomplete does not implement send",
+        f"{NotANotifier!r} is not a Notifier subclass",
+        "Nameless has no name",
+    }
+    assert plugins.notifier("incomplete") is None
+    assert plugins.notifier("impostor") is None
+    assert plugins.notifier("log") is LogNotifier  # the valid part is still used
+
+
+def test_plugin_disabled_in_hub_toml_is_absent(tmp_path: Path, config_dir: Path) -> None:
+    (config_dir / "hub.toml").write_text('[plugins]\ndisabled = ["log"]\n')
+    app = create_app(
+        {
+            "database_url": f"sqlite:///{tmp_path / 'hub.db'}",
+            "broker_url": "embedded",
+            "config_dir": config_dir,
+            "data_dir": tmp_path / "var",
+            "secret_key": "test",
+        }
+    )
+    runtime: Runtime = app.extensions["orderhub"]
+    try:
+        assert runtime.plugins.notifier("log") is None
+        assert "log" not in {i.name for i in runtime.plugins.describe()}
+    finally:
+        runtime.close()
+
+    result = CliRunner().invoke(cli, ["plugins"], env=_cli_env(tmp_path, config_dir))
+    assert result.exit_code == 0, result.output
+    assert "log" not in result.output
+
+
+class Recorder:
+    """Records every event hook and provides a notifier of its own."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def _record(self, hook: str, tenant: str, payload: dict[str, Any]) -> None:
+        self.calls.append((hook, tenant, payload))
+
+    @hookimpl
+    def register_notifiers(self) -> list[type]:
+        return [MemoryNotifier]
+
+    @hookimpl
+    def order_created(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("order_created", tenant, payload)
+
+    @hookimpl
+    def order_status_changed(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("order_status_changed", tenant, payload)
+
+    @hookimpl
+    def order_updated(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("order_updated", tenant, payload)
+
+    @hookimpl
+    def stock_low(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("stock_low", tenant, payload)
+
+    @hookimpl
+    def stock_replenished(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("stock_replenished", tenant, payload)
+
+    def hooks(self, name: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(tenant, payload) for hook, tenant, payload in self.calls if hook == name]
+
+
+class MemoryNotifier(Notifier):
+    name = "memory"
+    sent: ClassVar[list[Message]] = []
+
+    def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+
+def test_tenant_disabled_plugin_gets_no_event_hooks() -> None:
+    plugins = Plugins(env=NO_ENV)
+    recorder = Recorder()
+    plugins.register(recorder, "recorder")
+    acme = TenantSettings("acme", "Acme", disabled_plugins=["recorder"])
+    other = TenantSettings("other", "Other")
+    only_log = TenantSettings("solo", "Solo", enabled_plugins=["log"])
+
+    plugins.announce("order_created", acme, {"number": "SO-1"})
+    plugins.announce("order_created", other, {"number": "SO-2"})
+    plugins.announce("order_created", only_log, {"number": "SO-3"})
+    plugins.announce("order_created", acme, {"number": "SO-4"})
+
+    assert recorder.hooks("order_created") == [("other", {"number": "SO-2"})]
+    # the same switch hides the plugin's adapters from that tenant only
+    assert plugins.notifier("memory", acme) is None
+    assert plugins.notifier("memory", other) is MemoryNotifier
+    assert plugins.notifier("log", acme) is LogNotifier
+
+
+# --- the hub calls every hook: test_hook_<name> for each hookspec -----------------------------
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(MemoryNotifier, "sent", [])
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def app(db_url: str, config_dir: Path, tmp_path: Path, recorder: Recorder) -> Iterator[Flask]:
+    """Overrides conftest's app: 'acme' has a memory notifier; 'other' has disabled the
+    recorder plugin; the recorder is registered; the in-process worker runs."""
+    (config_dir / "tenants" / "acme.toml").write_text(
+        '[[notifiers]]\nname = "mem"\nplugin = "memory"\n'
+    )
+    (config_dir / "tenants" / "other.toml").write_text(
+        '[plugins]\ndisabled = ["recorder"]\n\n[[notifiers]]\nname = "mem"\nplugin = "memory"\n'
+    )
+    app = create_app(
+        {
+            "database_url": db_url,
+            "broker_url": "embedded",
+            "config_dir": config_dir,
+            "data_dir": tmp_path / "var",
+            "secret_key": "test",
+        }
+    )
+    runtime: Runtime = app.extensions["orderhub"]
+    runtime.plugins.register(recorder, "recorder")
+    runtime.jobs.start_worker(sweep=False)
+    yield app
+    runtime.close()
+
+
+def test_hook_register_notifiers(api: Api, runtime: Runtime) -> None:
+    status, _ = api.post("/orders", ORDER)
+    assert status == 201
+    runtime.jobs.join()
+    with runtime.session() as session:
+        expected = sorted(session.scalars(select(Event.name)))
+    assert "order_created" in expected
+    assert sorted(m.event for m in MemoryNotifier.sent) == expected
+    assert {m.tenant for m in MemoryNotifier.sent} == {"acme"}
+    status, body = api.get("/plugins")
+    assert status == 200
+    [recorder] = [i for i in body["items"] if i["name"] == "recorder"]
+    assert recorder["provides"] == {"notifiers": ["memory"]}
+
+
+class ChannelPlugin:
+    class Shop(ChannelAdapter):
+        name = "shop"
+
+    @hookimpl
+    def register_channels(self) -> list[type]:
+        return [self.Shop, StubChannel]
+
+
+class CarrierPlugin:
+    class Post(CarrierAdapter):
+        name = "post"
+
+    @hookimpl
+    def register_carriers(self) -> list[type]:
+        return [self.Post, StubCarrier]
+
+
+def test_hook_register_channels(api: Api, runtime: Runtime) -> None:
+    runtime.plugins.register(ChannelPlugin(), "shops")
+    assert runtime.plugins.adapters("channels") == {"shop": ChannelPlugin.Shop, "stub": StubChannel}
+    status, body = api.get("/plugins")
+    assert status == 200
+    [info] = [i for i in body["items"] if i["name"] == "shops"]
+    assert info["provides"] == {"channels": ["shop", "stub"]}
+    assert info["hooks"] == ["register_channels"]
+    assert info["enabled"] is True
+
+
+def test_hook_register_carriers(api: Api, runtime: Runtime) -> None:
+    runtime.plugins.register(CarrierPlugin(), "posts")
+    assert runtime.plugins.adapters("carriers") == {"post": CarrierPlugin.Post, "stub": StubCarrier}
+    status, body = api.get("/plugins")
+    assert status == 200
+    [info] = [i for i in body["items"] if i["name"] == "posts"]
+    assert info["provides"] == {"carriers": ["post", "stub"]}
+
+
+def test_hook_order_created(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    status, order = api.post("/orders", ORDER)
+    assert status == 201
+    status, _ = api.post("/orders", ORDER, token=api.tokens["stranger"])
+    assert status == 201
+    runtime.jobs.join()
+    # 'other' disabled the recorder: only acme's order reaches it
+    assert recorder.hooks("order_created") == [
+        ("acme", {"number": order["number"], "status": "confirmed"})
+    ]
+    # ... and the recorder's notifier is off for 'other' too: its delivery fails, saying why
+    assert {m.tenant for m in MemoryNotifier.sent} == {"acme"}
+    with runtime.session() as session:
+        failed = session.execute(
+            select(Tenant.slug, Event.name, NotificationDelivery.last_error)
+            .join(Event, Event.id == NotificationDelivery.event_id)
+            .join(Tenant, Tenant.id == NotificationDelivery.tenant_id)
+            .where(NotificationDelivery.status == "failed")
+        ).all()
+    assert ("other", "order_created", "notifier 'mem' (memory) unavailable") in failed
+    assert {slug for slug, _, _ in failed} == {"other"}
+
+
+def test_hook_order_status_changed(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    status, order = api.post("/orders", ORDER)
+    assert status == 201
+    status, _ = api.post(f"/orders/{order['number']}/cancel", {"reason": "duplicate"})
+    assert status == 200
+    runtime.jobs.join()
+    changes = [(p["from"], p["to"], p["reason"]) for _, p in recorder.hooks("order_status_changed")]
+    assert changes.count(("confirmed", "cancelled", "duplicate")) == 1
+    with runtime.session() as session:
+        assert len(changes) == session.scalar(
+            select(func.count()).where(Event.name == "order_status_changed")
+        )
+
+
+def test_hook_order_updated(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    status, order = api.post("/orders", ORDER)
+    assert status == 201
+    status, _ = api.patch(f"/orders/{order['number']}", {"note": "leave at the door"})
+    assert status == 200
+    runtime.jobs.join()
+    assert recorder.hooks("order_updated") == [("acme", {"number": order["number"]})]
+
+
+def test_hook_stock_low(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    body = {**ORDER, "lines": [{"sku": "SKU-A", "quantity": 26, "unit_price": "10.00"}]}
+    status, _ = api.post("/orders", body)
+    assert status == 201
+    runtime.jobs.join()
+    assert recorder.hooks("stock_low") == [
+        ("acme", {"sku": "SKU-A", "available": 4, "threshold": 5})
+    ]
+
+
+def test_hook_stock_replenished(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    status, _ = api.post(
+        "/stock/outbound", {"warehouse": "MAIN", "items": [{"sku": "SKU-C", "quantity": 5}]}
+    )
+    assert status == 200
+    status, _ = api.post(
+        "/stock/outbound", {"warehouse": "WEST", "items": [{"sku": "SKU-C", "quantity": 4}]}
+    )
+    assert status == 200
+    status, _ = api.post(
+        "/stock/inbound", {"warehouse": "MAIN", "items": [{"sku": "SKU-C", "quantity": 3}]}
+    )
+    assert status == 200
+    runtime.jobs.join()
+    assert recorder.hooks("stock_low") == [
+        ("acme", {"sku": "SKU-C", "available": 1, "threshold": 2})
+    ]
+    assert recorder.hooks("stock_replenished") == [
+        ("acme", {"sku": "SKU-C", "available": 4, "threshold": 2})
+    ]
+
+
+# --- docs and tests as contract (in the manner of Datasette) ---------------------------------
+
+
+def _plugin_section(readme: str) -> str:
+    """The README section whose heading mentions writing or authoring plugins, up to the next
+    heading of the same or a higher level."""
+    lines, fenced = [], False
+    for line in readme.splitlines():  # "# comments" inside code blocks are not headings
+        if line.startswith("```"):
+            fenced = not fenced
+        lines.append("" if fenced else line)
+    for i, line in enumerate(lines):
+        heading = re.match(r"(#+)\s+(.*)", line)
+        if heading and re.search(r"(writ|author).*plugin", heading[2], re.IGNORECASE):
+            level = len(heading[1])
+            section = [line]
+            for rest in lines[i + 1 :]:
+                other = re.match(r"(#+)\s", rest)
+                if other and len(other[1]) <= level:
+                    break
+                section.append(rest)
+            return "\n".join(section)
+    raise AssertionError(
+        "README.md has no plugin-authoring section (a heading such as '## Writing plugins')"
+    )
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_readme_documents_hook(hook: str) -> None:
+    readme = ROOT / "README.md"
+    assert readme.exists(), "README.md is missing"
+    section = _plugin_section(readme.read_text(encoding="utf-8"))
+    assert re.search(rf"`{hook}\b", section), (
+        f"hook {hook} is not described in README.md's plugin-authoring section "
+        f"(write it in backticks, e.g. `{hook}`)"
+    )
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_test(hook: str) -> None:
+    tested = set()
+    for path in Path(__file__).parent.glob("test_*.py"):
+        tested.update(re.findall(r"^def test_hook_(\w+)\(", path.read_text(), re.MULTILINE))
+    assert hook in tested, f"no test_hook_{hook} test proves the hub calls {hook}"
