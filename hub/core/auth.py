@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -157,18 +159,50 @@ def create_token(session: Session, user: User, actor: str, name: str | None = No
     return token
 
 
+# Every API request authenticates; a short-lived in-process cache saves that query on the hot
+# path. Changes made in this process (revoke, deactivate, new role) clear it at once; another
+# process sees them within PRINCIPAL_TTL seconds.
+PRINCIPAL_TTL = 5.0
+_principals: dict[str, tuple[float, Principal]] = {}
+_principals_lock = threading.Lock()
+
+_users, _tokens, _tenants = User.__table__, ApiToken.__table__, Tenant.__table__
+_AUTHENTICATE = (
+    select(_users.c.tenant_id, _tenants.c.slug, _users.c.id, _users.c.username, _users.c.role)
+    .select_from(
+        _tokens.join(_users, _users.c.id == _tokens.c.user_id).join(
+            _tenants, _tenants.c.id == _users.c.tenant_id
+        )
+    )
+    .where(
+        _tokens.c.token_hash == bindparam("token_hash"),
+        _tokens.c.revoked_at.is_(None),
+        _users.c.active.is_(True),
+    )
+)
+
+
 def authenticate(session: Session, token: str) -> Principal | None:
-    row = session.execute(
-        select(User, Tenant.slug)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .join(Tenant, Tenant.id == User.tenant_id)
-        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
-        .where(User.active.is_(True))
-    ).first()
+    key = hash_token(token)
+    now = time.monotonic()
+    cached = _principals.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    row = session.execute(_AUTHENTICATE, {"token_hash": key}).first()
     if row is None:
         return None
-    user, slug = row
-    return Principal(user.tenant_id, slug, user.id, user.username, user.role)
+    principal = Principal(*row)
+    with _principals_lock:
+        if len(_principals) > 10_000:
+            _principals.clear()
+        _principals[key] = (now + PRINCIPAL_TTL, principal)
+    return principal
+
+
+def forget_principals() -> None:
+    """Drop cached authentications after a change to users or tokens."""
+    with _principals_lock:
+        _principals.clear()
 
 
 def revoke_tokens(session: Session, user: User, actor: str) -> int:
@@ -177,6 +211,7 @@ def revoke_tokens(session: Session, user: User, actor: str) -> int:
     ).all()
     for t in tokens:
         t.revoked_at = utcnow()
+    forget_principals()
     audit.record(
         session,
         user.tenant_id,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -118,35 +118,43 @@ def _hand_back(session: Session, taken: Sequence[Allocated]) -> None:
         )
 
 
+_levels, _warehouses = StockLevel.__table__, Warehouse.__table__
+_free = _levels.c.on_hand - _levels.c.reserved
+# The fast path, one round trip: the first warehouse (by priority) that can fill the whole
+# line takes it. Built once; it runs for every line of every order.
+_FAST_RESERVE = (
+    update(_levels)
+    .where(
+        _levels.c.id
+        == select(_levels.c.id)
+        .join(_warehouses, _warehouses.c.id == _levels.c.warehouse_id)
+        .where(
+            _levels.c.tenant_id == bindparam("b_tenant"),
+            _levels.c.product_id == bindparam("b_product"),
+            _warehouses.c.active.is_(True),
+            _free >= bindparam("b_quantity"),
+        )
+        .order_by(_warehouses.c.priority, _warehouses.c.id)
+        .limit(1)
+        .scalar_subquery(),
+        _free >= bindparam("b_quantity"),
+    )
+    .values(reserved=_levels.c.reserved + bindparam("b_quantity"))
+    .returning(_levels.c.warehouse_id, _free)
+)
+
+
 def _reserve_one(
     session: Session, tenant_id: int, product_id: int, quantity: int
 ) -> tuple[list[Allocated], int, int | None]:
     """What was reserved; how much was available when it fell short; and, on the fast path,
     what is left free in the warehouse it came from (a lower bound of what is left overall)."""
-    available = StockLevel.on_hand - StockLevel.reserved
-    # Fast path, one round trip: the first warehouse (by priority) that can fill the whole line.
-    best = (
-        select(StockLevel.id)
-        .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
-        .where(
-            StockLevel.tenant_id == tenant_id,
-            StockLevel.product_id == product_id,
-            Warehouse.active.is_(True),
-            available >= quantity,
-        )
-        .order_by(Warehouse.priority, Warehouse.id)
-        .limit(1)
-        .scalar_subquery()
-    )
     hit = session.execute(
-        update(StockLevel)
-        .where(StockLevel.id == best, available >= quantity)
-        .values(reserved=StockLevel.reserved + quantity)
-        .returning(StockLevel.warehouse_id, available)
-        .execution_options(**_NO_SYNC)
+        _FAST_RESERVE, {"b_tenant": tenant_id, "b_product": product_id, "b_quantity": quantity}
     ).first()
     if hit is not None:
         return [Allocated(hit[0], product_id, quantity)], quantity, hit[1]
+    available = StockLevel.on_hand - StockLevel.reserved
     # No single warehouse can: take what each has, in priority order.
     taken: list[Allocated] = []
     remaining = quantity

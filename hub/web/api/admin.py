@@ -80,6 +80,7 @@ def update_user(ctx: Ctx, username: str, body: dict[str, Any]) -> dict[str, Any]
         auth.set_password(user, body["password"])
     if body.get("active") is False:
         auth.revoke_tokens(ctx.session, user, ctx.actor)
+    auth.forget_principals()  # a new role or a deactivation applies to the next request
     ctx.session.flush()
     audit_log.record(
         ctx.session,
