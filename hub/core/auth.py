@@ -135,6 +135,8 @@ def set_password(user: User, password: str) -> None:
 
 def create_token(session: Session, user: User, actor: str, name: str | None = None) -> str:
     """Returns the token once; only its hash is stored."""
+    if not user.active:
+        raise Conflict(f"user {user.username!r} is deactivated; reactivate it first")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(
         ApiToken(

@@ -244,7 +244,7 @@ def _parse_body(spec: Route) -> Any:
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     raw = request.get_data(cache=True)
     try:
-        data = json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
+        data = json.loads(raw, parse_float=_number, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -300,6 +300,15 @@ def _first_bad_text(data: Any, where: str) -> tuple[str, str] | None:
         if found:
             return found
     return None
+
+
+def _number(text: str) -> int | Decimal:
+    """JSON numbers with a point are Decimals, never floats; ``3.0`` is the integer 3, as
+    JSON Schema (and the OpenAPI document) says it is."""
+    value = Decimal(text)
+    if value == value.to_integral_value() and abs(value) < 10**18:
+        return int(value)
+    return value
 
 
 def _no_constant(name: str) -> Any:

@@ -98,6 +98,7 @@ def document() -> dict[str, Any]:
                     "multipart/form-data": {
                         "schema": {
                             "type": "object",
+                            "required": ["file"],
                             "properties": {"file": {"type": "string", "format": "binary"}},
                         }
                     },

@@ -1,0 +1,348 @@
+"""Every API route against every kind of caller: no token, a bad token, each role of tenant
+acme, and the admin of another tenant.
+
+The table ``SAMPLES`` holds one valid request per route; a route added without a sample
+fails ``test_every_route_answers_each_caller_as_its_permission_says``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ORDER, ROLES, Api
+
+from hub.core.auth import ROLES as PERMISSIONS_OF
+from hub.web.api import blueprint
+from hub.web.api.framework import ROUTES
+
+blueprint()  # imports the route modules, which fills ROUTES
+
+ACME_PREFIX = "ACME-"
+ACME_SKU = "ACME-ONLY"
+ACME_WAREHOUSE = "ACMEWH"
+ACME_USER = "acme-only-user"
+ACME_EMAIL = "buyer@acme-only.test"
+ACME_REFERENCE = "ACME-REF"
+ACME_ORDER = {
+    **ORDER,
+    "lines": [{"sku": "SKU-A", "quantity": 2}, {"sku": "SKU-B", "quantity": 1}],
+    "customer": {"email": ACME_EMAIL, "name": "Acme Buyer"},
+}
+GARBAGE_TOKEN = "oh_not-a-token-anyone-was-given"
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """Acme numbers its orders ACME-…, so no order number of acme exists in the other tenant
+    (which keeps SO-…) and a 404 for the stranger can only come from tenant scoping."""
+    path = tmp_path / "config"
+    (path / "tenants").mkdir(parents=True)
+    (path / "tenants" / "acme.toml").write_text(f'order_number_prefix = "{ACME_PREFIX}"\n')
+    return path
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # below /api/v1
+    body: Any = None
+    csv: str | None = None
+
+
+class Acme:
+    """Records of tenant acme, made through the API with its admin token."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.serial = itertools.count(1)
+        self.ok(
+            "POST",
+            "/products",
+            {"sku": ACME_SKU, "name": "Only at Acme", "low_stock_threshold": 100},
+        )
+        self.ok("POST", "/warehouses", {"code": ACME_WAREHOUSE, "name": "Acme only"})
+        self.ok(
+            "POST", "/users", {"username": ACME_USER, "password": "password-x", "role": "service"}
+        )
+        # Plenty of stock, so every order below is confirmed and outbound never runs short;
+        # ACME-ONLY stays under its threshold, which opens a low-stock alert.
+        self.ok(
+            "POST",
+            "/stock/inbound",
+            {
+                "warehouse": "MAIN",
+                "reference": ACME_REFERENCE,
+                "items": [
+                    {"sku": "SKU-A", "quantity": 1000},
+                    {"sku": "SKU-B", "quantity": 1000},
+                    {"sku": "SKU-C", "quantity": 1000},
+                    {"sku": ACME_SKU, "quantity": 5},
+                ],
+            },
+        )
+        self.order_number = self.order()
+        assert self.order_number.startswith(ACME_PREFIX)
+
+    def ok(self, method: str, path: str, body: Any = None) -> Any:
+        status, out = self.api.call(method, path, body)
+        assert 200 <= status < 300, (method, path, status, out)
+        return out
+
+    def order(self) -> str:
+        return self.ok("POST", "/orders", ACME_ORDER)["number"]
+
+    def product(self) -> str:
+        sku = f"{ACME_PREFIX}P{next(self.serial)}"
+        self.ok("POST", "/products", {"sku": sku, "name": "Fresh", "price": "1.00"})
+        return sku
+
+    def warehouse(self) -> str:
+        code = f"{ACME_PREFIX}W{next(self.serial)}"
+        self.ok("POST", "/warehouses", {"code": code, "name": "Fresh"})
+        return code
+
+    def user(self) -> str:
+        username = f"acme-user-{next(self.serial)}"
+        self.ok(
+            "POST", "/users", {"username": username, "password": "password-x", "role": "operator"}
+        )
+        return username
+
+    def unique(self, stem: str) -> str:
+        return f"{stem}{next(self.serial)}"
+
+
+@dataclass
+class Sample:
+    """How to call a route. ``scope`` says what the other tenant's admin must get:
+    'record' — the request names a record of acme → 404;
+    'list' — 2xx, and ``marker`` (in acme's answer) is absent from the stranger's;
+    'own' — the request acts on the caller's own tenant → 2xx."""
+
+    make: Callable[[Acme], Request]
+    scope: str
+    marker: Callable[[Acme], str] | None = None
+
+
+def _csv(a: Acme) -> Request:
+    return Request(
+        "POST", "/stock/import?kind=inbound", csv="warehouse,sku,quantity\nMAIN,SKU-C,1\n"
+    )
+
+
+def _merge(a: Acme) -> Request:
+    return Request("POST", "/orders/merge", {"numbers": [a.order(), a.order()]})
+
+
+SAMPLES: dict[tuple[str, str], Sample] = {
+    # orders
+    ("POST", "/orders"): Sample(lambda a: Request("POST", "/orders", ORDER), "own"),
+    ("GET", "/orders"): Sample(
+        lambda a: Request("GET", "/orders?per_page=500"), "list", lambda a: a.order_number
+    ),
+    ("GET", "/orders/stats"): Sample(lambda a: Request("GET", "/orders/stats"), "own"),
+    ("GET", "/orders/<number>"): Sample(
+        lambda a: Request("GET", f"/orders/{a.order_number}"), "record"
+    ),
+    ("PATCH", "/orders/<number>"): Sample(
+        lambda a: Request("PATCH", f"/orders/{a.order()}", {"note": "call first"}), "record"
+    ),
+    ("POST", "/orders/<number>/cancel"): Sample(
+        lambda a: Request("POST", f"/orders/{a.order()}/cancel", {"reason": "test"}), "record"
+    ),
+    ("POST", "/orders/<number>/allocate"): Sample(
+        lambda a: Request("POST", f"/orders/{a.order()}/allocate"), "record"
+    ),
+    ("POST", "/orders/merge"): Sample(_merge, "record"),
+    ("POST", "/orders/<number>/split"): Sample(
+        lambda a: Request(
+            "POST", f"/orders/{a.order()}/split", {"lines": [{"sku": "SKU-A", "quantity": 1}]}
+        ),
+        "record",
+    ),
+    ("GET", "/orders/<number>/history"): Sample(
+        lambda a: Request("GET", f"/orders/{a.order_number}/history"), "record"
+    ),
+    # catalogue
+    ("GET", "/products"): Sample(
+        lambda a: Request("GET", "/products?per_page=500"), "list", lambda a: ACME_SKU
+    ),
+    ("POST", "/products"): Sample(
+        lambda a: Request("POST", "/products", {"sku": a.unique("NEW-"), "name": "New"}), "own"
+    ),
+    ("GET", "/products/<sku>"): Sample(lambda a: Request("GET", f"/products/{ACME_SKU}"), "record"),
+    ("PATCH", "/products/<sku>"): Sample(
+        lambda a: Request("PATCH", f"/products/{a.product()}", {"name": "Renamed"}), "record"
+    ),
+    ("DELETE", "/products/<sku>"): Sample(
+        lambda a: Request("DELETE", f"/products/{a.product()}"), "record"
+    ),
+    ("GET", "/warehouses"): Sample(
+        lambda a: Request("GET", "/warehouses?per_page=500"), "list", lambda a: ACME_WAREHOUSE
+    ),
+    ("POST", "/warehouses"): Sample(
+        lambda a: Request("POST", "/warehouses", {"code": a.unique("NEW"), "name": "New"}), "own"
+    ),
+    ("GET", "/warehouses/<code>"): Sample(
+        lambda a: Request("GET", f"/warehouses/{ACME_WAREHOUSE}"), "record"
+    ),
+    ("PATCH", "/warehouses/<code>"): Sample(
+        lambda a: Request("PATCH", f"/warehouses/{a.warehouse()}", {"priority": 7}), "record"
+    ),
+    ("DELETE", "/warehouses/<code>"): Sample(
+        lambda a: Request("DELETE", f"/warehouses/{a.warehouse()}"), "record"
+    ),
+    # stock
+    ("GET", "/stock"): Sample(
+        lambda a: Request("GET", "/stock?per_page=500"), "list", lambda a: ACME_SKU
+    ),
+    ("POST", "/stock/inbound"): Sample(
+        lambda a: Request(
+            "POST",
+            "/stock/inbound",
+            {"warehouse": "MAIN", "items": [{"sku": "SKU-C", "quantity": 1}]},
+        ),
+        "own",
+    ),
+    ("POST", "/stock/outbound"): Sample(
+        lambda a: Request(
+            "POST",
+            "/stock/outbound",
+            {"warehouse": "MAIN", "items": [{"sku": "SKU-C", "quantity": 1}]},
+        ),
+        "own",
+    ),
+    ("POST", "/stock/adjust"): Sample(
+        lambda a: Request(
+            "POST",
+            "/stock/adjust",
+            {"warehouse": "MAIN", "reason": "recount", "items": [{"sku": "SKU-C", "delta": -1}]},
+        ),
+        "own",
+    ),
+    ("POST", "/stock/import"): Sample(_csv, "own"),
+    ("GET", "/stock/ledger"): Sample(
+        lambda a: Request("GET", f"/stock/ledger?reference={ACME_REFERENCE}"),
+        "list",
+        lambda a: ACME_SKU,
+    ),
+    ("GET", "/stock/alerts"): Sample(
+        lambda a: Request("GET", "/stock/alerts"), "list", lambda a: ACME_SKU
+    ),
+    # admin
+    ("GET", "/me"): Sample(lambda a: Request("GET", "/me"), "own"),
+    ("GET", "/users"): Sample(lambda a: Request("GET", "/users"), "list", lambda a: ACME_USER),
+    ("POST", "/users"): Sample(
+        lambda a: Request(
+            "POST",
+            "/users",
+            {"username": a.unique("new-user-"), "password": "password-x", "role": "analyst"},
+        ),
+        "own",
+    ),
+    ("PATCH", "/users/<username>"): Sample(
+        lambda a: Request("PATCH", f"/users/{a.user()}", {"full_name": "Renamed"}), "record"
+    ),
+    ("POST", "/users/<username>/tokens"): Sample(
+        lambda a: Request("POST", f"/users/{ACME_USER}/tokens", {"name": "ci"}), "record"
+    ),
+    ("POST", "/users/<username>/tokens/revoke"): Sample(
+        lambda a: Request("POST", f"/users/{a.user()}/tokens/revoke"), "record"
+    ),
+    ("GET", "/audit"): Sample(
+        lambda a: Request("GET", f"/audit?entity_id={ACME_SKU}"), "list", lambda a: ACME_SKU
+    ),
+    ("GET", "/customers"): Sample(
+        lambda a: Request("GET", "/customers?per_page=500"), "list", lambda a: ACME_EMAIL
+    ),
+    ("GET", "/plugins"): Sample(lambda a: Request("GET", "/plugins"), "own"),
+}
+
+
+def send(api: Api, req: Request, token: str | None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    kwargs: dict[str, Any] = {"headers": headers}
+    if req.csv is not None:
+        kwargs.update(data=req.csv, content_type="text/csv")
+    elif req.body is not None:
+        kwargs["json"] = req.body
+    response = api.client.open(f"/api/v1{req.path}", method=req.method, **kwargs)
+    return response.status_code, response.get_json(silent=True)
+
+
+def test_every_route_has_a_sample():
+    declared = {(r.method, r.rule) for r in ROUTES}
+    assert not declared - SAMPLES.keys(), "routes without a sample request in SAMPLES"
+    assert not SAMPLES.keys() - declared, "samples for routes that no longer exist"
+
+
+def test_every_route_answers_each_caller_as_its_permission_says(api: Api):
+    acme = Acme(api)
+    missing = {(r.method, r.rule) for r in ROUTES} - SAMPLES.keys()
+    assert not missing, f"add a sample request for {sorted(missing)}"
+    wrong: list[str] = []
+
+    def expect(who: str, req: Request, got: int, want: int, body: Any) -> None:
+        if got != want:
+            wrong.append(f"{req.method} {req.path} as {who}: {got}, expected {want} ({body})")
+
+    for route in ROUTES:
+        sample = SAMPLES[(route.method, route.rule)]
+        for who, token in (("no token", None), ("a garbage token", GARBAGE_TOKEN)):
+            req = sample.make(acme)
+            status, body = send(api, req, token)
+            expect(who, req, status, 401, body)
+        for role in ROLES:
+            req = sample.make(acme)
+            status, body = send(api, req, api.tokens[role])
+            allowed = route.permission is None or route.permission in PERMISSIONS_OF[role]
+            expect(role, req, status, route.status if allowed else 403, body)
+            if role == "admin" and sample.marker and sample.marker(acme) not in json.dumps(body):
+                wrong.append(
+                    f"{req.method} {req.path}: acme's {sample.marker(acme)!r} is not in"
+                    " acme's own answer, so the stranger check below proves nothing"
+                )
+        req = sample.make(acme)
+        status, body = send(api, req, api.tokens["stranger"])
+        if sample.scope == "record":
+            expect("the other tenant's admin", req, status, 404, body)
+        else:
+            expect("the other tenant's admin", req, status, route.status, body)
+        if sample.scope == "list" and sample.marker(acme) in json.dumps(body):
+            wrong.append(
+                f"{req.method} {req.path}: the other tenant sees acme's {sample.marker(acme)!r}"
+            )
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_deactivated_user_can_no_longer_use_their_token(api: Api):
+    status, _ = api.post(
+        "/users", {"username": "leaver", "password": "password-x", "role": "operator"}
+    )
+    assert status == 201
+    status, issued = api.post("/users/leaver/tokens", {"name": "laptop"})
+    assert status == 201
+    token = issued["token"]
+    status, me = api.get("/me", token=token)
+    assert (status, me["username"]) == (200, "leaver")
+
+    status, user = api.patch("/users/leaver", {"active": False})
+    assert (status, user["active"]) == (200, False)
+    assert api.get("/me", token=token)[0] == 401
+    assert api.get("/orders", token=token)[0] == 401
+    # Deactivation revoked the token: reactivating the user does not bring it back.
+    assert api.patch("/users/leaver", {"active": True})[0] == 200
+    assert api.get("/me", token=token)[0] == 401
+    assert api.patch("/users/leaver", {"active": False})[0] == 200
+    # A token issued after deactivation does not work either.
+    status, issued = api.post("/users/leaver/tokens", {"name": "again"})
+    if status == 201:
+        assert api.get("/me", token=issued["token"])[0] == 401
+    else:
+        assert status == 409
