@@ -53,6 +53,7 @@ class Plugins:
         self.pm = pluggy.PluginManager("orderhub")
         self.pm.add_hookspecs(hookspecs)
         self.failures: list[PluginFailure] = []
+        self.generation = 0  # bumped whenever plugins change, for callers that cache answers
         self.sources: dict[str, str] = {}
         self.disabled = set(disabled)
         for name in self.disabled:
@@ -80,6 +81,7 @@ class Plugins:
     def register(self, plugin: ModuleType | object, name: str, source: str = "test") -> None:
         """Register one more plugin at run time (tests, embedding applications)."""
         self._register(plugin, name, source)
+        self.generation += 1
         for family in FAMILIES:
             self._adapters[family] = self._collect(family)
 
@@ -133,6 +135,13 @@ class Plugins:
 
     def notifier(self, name: str, tenant: Any = None) -> type[Notifier] | None:
         return self.adapters("notifiers", tenant).get(name)  # type: ignore[return-value]
+
+    def implements(self, event: str, tenant: Any) -> bool:
+        """Whether any plugin the tenant has enabled implements the event's hook."""
+        return any(
+            tenant.plugin_enabled(impl.plugin_name)
+            for impl in getattr(self.pm.hook, event).get_hookimpls()
+        )
 
     def announce(self, event: str, tenant: Any, payload: dict[str, Any]) -> None:
         """Call the event's hook on every plugin the tenant has enabled."""

@@ -7,11 +7,12 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from hub.core import events, scoping
 from hub.core.db import make_engine, make_session_factory
+from hub.core.models import Tenant
 from hub.plugins import Plugins
 from hub.settings import Settings, TenantSettings
 
@@ -29,12 +30,14 @@ class Runtime:
         event.listen(self.sessions, "after_commit", self._after_commit)
         event.listen(self.sessions, "after_rollback", self._after_rollback)
         self.plugins = Plugins(disabled=settings.disabled_plugins)
+        self._listening: dict[tuple[int, str, int], bool] = {}
         from hub.worker.broker import Jobs
 
         self.jobs = Jobs(self)
 
     def session(self, tenant_id: int | None = None) -> Session:
         session = self.sessions()
+        session.info[events.LISTENS_KEY] = self.listens
         if tenant_id is not None:
             session.info[scoping.TENANT_KEY] = tenant_id
         return session
@@ -44,6 +47,21 @@ class Runtime:
         """One unit of work: commit on success, roll back on any exception."""
         with self.session(tenant_id) as session, session.begin():
             yield session
+
+    def listens(self, session: Session, tenant_id: int, event: str) -> bool:
+        """Does anyone hear this tenant's event: a subscribed notifier or an enabled plugin's
+        hook? Settings are fixed for the process's life, so the answer can be cached."""
+        key = (tenant_id, event, self.plugins.generation)
+        answer = self._listening.get(key)
+        if answer is None:
+            slug = session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
+            tenant = self.tenant_settings(slug) if slug else None
+            answer = tenant is not None and (
+                any(not n.get("events") or event in n["events"] for n in tenant.notifiers)
+                or self.plugins.implements(event, tenant)
+            )
+            self._listening[key] = answer
+        return answer
 
     def tenant_settings(self, slug: str) -> TenantSettings:
         return self.settings.tenant(slug)

@@ -23,16 +23,32 @@ STOCK_REPLENISHED = "stock_replenished"
 EVENT_NAMES = (ORDER_CREATED, ORDER_STATUS_CHANGED, ORDER_UPDATED, STOCK_LOW, STOCK_REPLENISHED)
 
 OUTBOX_KEY = "orderhub.outbox"
+# Set by the runtime: ``listens(session, tenant_id, name) -> bool``. An event nobody listens to
+# (no notifier subscribed, no plugin implementing its hook) is recorded as already dispatched,
+# so it costs no job. Without an oracle every event is dispatched.
+LISTENS_KEY = "orderhub.listens"
 
 
 def emit(session: Session, tenant_id: int, name: str, payload: dict[str, Any]) -> None:
     if name not in EVENT_NAMES:
         raise ValueError(f"unknown event {name!r}")
+    listens = session.info.get(LISTENS_KEY)
+    live = listens is None or listens(session, tenant_id, name)
+    now = utcnow()
     event_id = session.execute(
         insert(Event.__table__).returning(Event.__table__.c.id),
-        [{"tenant_id": tenant_id, "name": name, "payload": payload, "created_at": utcnow()}],
+        [
+            {
+                "tenant_id": tenant_id,
+                "name": name,
+                "payload": payload,
+                "created_at": now,
+                "dispatched_at": None if live else now,
+            }
+        ],
     ).scalar_one()
-    session.info.setdefault(OUTBOX_KEY, []).append(event_id)
+    if live:
+        session.info.setdefault(OUTBOX_KEY, []).append(event_id)
 
 
 def take_emitted(session: Session) -> list[int]:
