@@ -10,6 +10,10 @@ from sqlalchemy.orm import Session
 from hub.core.db import utcnow
 from hub.core.models import AuditEntry
 
+# Built once, Core rather than the ORM bulk path: this runs on every change, the order hot
+# path included.
+_INSERT = insert(AuditEntry.__table__)
+
 
 def record(
     session: Session,
@@ -21,9 +25,8 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    # Core, not the ORM bulk path: this runs on every change, the order hot path included.
     session.execute(
-        insert(AuditEntry.__table__),
+        _INSERT,
         [
             {
                 "tenant_id": tenant_id,

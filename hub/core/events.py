@@ -29,6 +29,9 @@ OUTBOX_KEY = "orderhub.outbox"
 LISTENS_KEY = "orderhub.listens"
 
 
+_INSERT = insert(Event.__table__).returning(Event.__table__.c.id)
+
+
 def emit(session: Session, tenant_id: int, name: str, payload: dict[str, Any]) -> None:
     if name not in EVENT_NAMES:
         raise ValueError(f"unknown event {name!r}")
@@ -36,7 +39,7 @@ def emit(session: Session, tenant_id: int, name: str, payload: dict[str, Any]) -
     live = listens is None or listens(session, tenant_id, name)
     now = utcnow()
     event_id = session.execute(
-        insert(Event.__table__).returning(Event.__table__.c.id),
+        _INSERT,
         [
             {
                 "tenant_id": tenant_id,

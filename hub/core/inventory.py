@@ -118,6 +118,7 @@ def _hand_back(session: Session, taken: Sequence[Allocated]) -> None:
         )
 
 
+_INSERT_LEDGER = insert(StockLedger.__table__)
 _levels, _warehouses = StockLevel.__table__, Warehouse.__table__
 _free = _levels.c.on_hand - _levels.c.reserved
 # The fast path, one round trip: the first warehouse (by priority) that can fill the whole
@@ -564,7 +565,7 @@ def _ledger(
         return
     now = utcnow()
     session.execute(
-        insert(StockLedger.__table__),
+        _INSERT_LEDGER,
         [
             {
                 "tenant_id": tenant_id,
@@ -611,7 +612,7 @@ def _ledger_movements(
         if m.quantity
     ]
     if rows:
-        session.execute(insert(StockLedger.__table__), rows)
+        session.execute(_INSERT_LEDGER, rows)
         _audit_batch(session, tenant_id, kind, rows, reference, reason, actor)
 
 

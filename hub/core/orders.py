@@ -6,6 +6,7 @@ Services take a session and never commit; the edge owns the transaction. Stock m
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -13,7 +14,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
@@ -107,16 +108,15 @@ def create(
         "merged_into": None,
         **_consignee_columns(draft.consignee),
     }
-    orders_t, lines_t = Order.__table__, OrderLine.__table__
-    order_id = session.execute(insert(orders_t).returning(orders_t.c.id), [values]).scalar_one()
+    order_id = session.execute(_INSERT_ORDER, [values]).scalar_one()
     session.execute(
-        insert(lines_t), [{"tenant_id": tenant_id, "order_id": order_id, **line} for line in lines]
+        _INSERT_LINES, [{"tenant_id": tenant_id, "order_id": order_id, **line} for line in lines]
     )
     if taken:
         inventory.record_reservation(session, tenant_id, taken, reference=number, actor=actor)
         _insert_allocations(session, tenant_id, order_id, taken)
     session.execute(
-        insert(OrderHistory.__table__),
+        _INSERT_HISTORY,
         [
             {
                 "tenant_id": tenant_id,
@@ -159,7 +159,6 @@ def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None)
     orders racing to create it. Returns a row with id, email, name and phone, or None."""
     if info is None or not (info.email or info.name or info.phone):
         return None
-    table = Customer.__table__
     email = info.email.strip().lower() if info.email else None
     values = {
         "tenant_id": tenant_id,
@@ -169,27 +168,39 @@ def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None)
         "vip": False,
         "created_at": utcnow(),
     }
-    returning = (table.c.id, table.c.email, table.c.name, table.c.phone)
     if email is None:
-        return session.execute(insert(table).returning(*returning), [values]).one()
-    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = ins(table).values(values)
+        return session.execute(_INSERT_CUSTOMER, [values]).one()
+    return session.execute(_upsert_customer(session.get_bind().dialect.name), values).one()
+
+
+_customers = Customer.__table__
+_CUSTOMER_COLUMNS = (_customers.c.id, _customers.c.email, _customers.c.name, _customers.c.phone)
+_INSERT_CUSTOMER = insert(_customers).returning(*_CUSTOMER_COLUMNS)
+_INSERT_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)
+_INSERT_LINES = insert(OrderLine.__table__)
+_INSERT_HISTORY = insert(OrderHistory.__table__)
+_INSERT_ALLOCATIONS = insert(Allocation.__table__)
+
+
+@functools.cache
+def _upsert_customer(dialect: str) -> Any:
+    """Built once per dialect: the statement runs for every order."""
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(_customers)
     # Keep what we know; fill in a name or phone the customer record did not have yet.
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["tenant_id", "email"],
         set_={
-            "name": func.coalesce(table.c.name, stmt.excluded.name),
-            "phone": func.coalesce(table.c.phone, stmt.excluded.phone),
+            "name": func.coalesce(_customers.c.name, stmt.excluded.name),
+            "phone": func.coalesce(_customers.c.phone, stmt.excluded.phone),
         },
-    )
-    return session.execute(stmt.returning(*returning)).one()
+    ).returning(*_CUSTOMER_COLUMNS)
 
 
 def _insert_allocations(
     session: Session, tenant_id: int, order_id: int, taken: Sequence[inventory.Allocated]
 ) -> None:
     session.execute(
-        insert(Allocation.__table__),
+        _INSERT_ALLOCATIONS,
         [
             {
                 "tenant_id": tenant_id,
@@ -640,20 +651,29 @@ def _require_open(order: Order, action: str) -> None:
         )
 
 
+_products = Product.__table__
+_PRODUCTS_BY_SKU = select(
+    _products.c.id,
+    _products.c.sku,
+    _products.c.name,
+    _products.c.price,
+    _products.c.low_stock_threshold,
+    _products.c.active,
+).where(
+    _products.c.tenant_id == bindparam("b_tenant"),
+    _products.c.sku.in_(bindparam("b_skus", expanding=True)),
+)
+
+
 def _products_for(session: Session, tenant_id: int, lines: Sequence[LineItem]) -> dict[str, Any]:
     if not lines:
         raise Invalid("an order needs at least one line")
     if len(lines) > MAX_LINES:
         raise Invalid(f"an order may have at most {MAX_LINES} lines")
     skus = {line.sku for line in lines}
-    t = Product.__table__
     products = {
         p.sku: p
-        for p in session.execute(
-            select(t.c.id, t.c.sku, t.c.name, t.c.price, t.c.low_stock_threshold, t.c.active).where(
-                t.c.tenant_id == tenant_id, t.c.sku.in_(skus)
-            )
-        )
+        for p in session.execute(_PRODUCTS_BY_SKU, {"b_tenant": tenant_id, "b_skus": list(skus)})
     }
     for i, line in enumerate(lines, start=1):
         if line.sku not in products:

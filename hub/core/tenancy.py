@@ -30,9 +30,12 @@ def create_tenant(session: Session, slug: str, name: str | None = None) -> Tenan
     return tenant
 
 
+_NEXTVAL = text("SELECT nextval(CAST(:seq AS regclass))")
+
+
 def next_value(session: Session, tenant_id: int, name: str) -> int:
     if session.get_bind().dialect.name == "postgresql":
-        return session.execute(text(f"SELECT nextval('{_sequence(tenant_id, name)}')")).scalar_one()
+        return session.execute(_NEXTVAL, {"seq": _sequence(tenant_id, name)}).scalar_one()
     return session.execute(
         update(Counter)
         .where(Counter.tenant_id == tenant_id, Counter.name == name)
