@@ -203,20 +203,8 @@ def release(
     reference: str,
     actor: str,
 ) -> None:
-    for a in sorted(allocations, key=lambda a: (a.product_id, a.warehouse_id)):
-        done = session.execute(
-            update(StockLevel)
-            .where(
-                StockLevel.tenant_id == tenant_id,
-                StockLevel.warehouse_id == a.warehouse_id,
-                StockLevel.product_id == a.product_id,
-                StockLevel.reserved >= a.quantity,
-            )
-            .values(reserved=StockLevel.reserved - a.quantity)
-            .execution_options(**_NO_SYNC)
-        ).rowcount
-        if not done:
-            raise Conflict(f"cannot release {a.quantity} of product {a.product_id}: not reserved")
+    """Reserved stock goes back to available (a cancelled or shrunk order)."""
+    _out_of_reserved(session, tenant_id, allocations, leaves_warehouse=False)
     _ledger(session, tenant_id, "release", allocations, reference, actor, reserved_sign=-1)
 
 
@@ -229,7 +217,19 @@ def ship(
     actor: str,
 ) -> None:
     """Reserved stock leaves the warehouse: both on-hand and reserved go down."""
+    _out_of_reserved(session, tenant_id, allocations, leaves_warehouse=True)
+    _ledger(
+        session, tenant_id, "ship", allocations, reference, actor, reserved_sign=-1, on_hand_sign=-1
+    )
+
+
+def _out_of_reserved(
+    session: Session, tenant_id: int, allocations: Sequence[Allocated], *, leaves_warehouse: bool
+) -> None:
     for a in sorted(allocations, key=lambda a: (a.product_id, a.warehouse_id)):
+        values = {"reserved": StockLevel.reserved - a.quantity}
+        if leaves_warehouse:
+            values["on_hand"] = StockLevel.on_hand - a.quantity
         done = session.execute(
             update(StockLevel)
             .where(
@@ -238,16 +238,11 @@ def ship(
                 StockLevel.product_id == a.product_id,
                 StockLevel.reserved >= a.quantity,
             )
-            .values(
-                reserved=StockLevel.reserved - a.quantity, on_hand=StockLevel.on_hand - a.quantity
-            )
+            .values(values)
             .execution_options(**_NO_SYNC)
         ).rowcount
         if not done:
-            raise Conflict(f"cannot ship {a.quantity} of product {a.product_id}: not reserved")
-    _ledger(
-        session, tenant_id, "ship", allocations, reference, actor, reserved_sign=-1, on_hand_sign=-1
-    )
+            raise Conflict(f"{a.quantity} of product {a.product_id} is not reserved there")
 
 
 def receive(

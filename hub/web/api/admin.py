@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hub.core import audit as audit_log
 from hub.core import auth
 from hub.core.errors import Conflict, NotFound
 from hub.core.models import AuditEntry, Customer, User
 from hub.web.api import schemas
-from hub.web.api.framework import Ctx, Param, route
+from hub.web.api.framework import Ctx, Param, paginate, route
 
 
 @route(
@@ -133,16 +133,12 @@ def list_audit(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     for key in ("entity_type", "entity_id", "actor", "action"):
         if key in args:
             stmt = stmt.where(getattr(AuditEntry, key) == args[key])
-    page, per_page = (
-        args.get("page", 1),
-        min(args.get("per_page", 50), ctx.runtime.settings.max_per_page),
-    )
-    total = ctx.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = ctx.session.scalars(
-        stmt.order_by(AuditEntry.id.desc()).limit(per_page).offset((page - 1) * per_page)
-    ).all()
-    items = [
-        {
+    return paginate(
+        ctx,
+        stmt,
+        AuditEntry.id.desc(),
+        args,
+        lambda e: {
             "id": e.id,
             "at": e.at.isoformat(),
             "actor": e.actor,
@@ -151,10 +147,8 @@ def list_audit(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
             "entity_id": e.entity_id,
             "before": e.before,
             "after": e.after,
-        }
-        for e in rows
-    ]
-    return {"items": items, "total": total, "page": page, "per_page": per_page}
+        },
+    )
 
 
 @route(
@@ -174,18 +168,13 @@ def list_customers(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
             | Customer.email.ilike(pattern)
             | Customer.phone.ilike(pattern)
         )
-    page, per_page = (
-        args.get("page", 1),
-        min(args.get("per_page", 50), ctx.runtime.settings.max_per_page),
+    return paginate(
+        ctx,
+        stmt,
+        Customer.id,
+        args,
+        lambda c: {"id": c.id, "email": c.email, "name": c.name, "phone": c.phone, "vip": c.vip},
     )
-    total = ctx.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = ctx.session.scalars(
-        stmt.order_by(Customer.id).limit(per_page).offset((page - 1) * per_page)
-    ).all()
-    items = [
-        {"id": c.id, "email": c.email, "name": c.name, "phone": c.phone, "vip": c.vip} for c in rows
-    ]
-    return {"items": items, "total": total, "page": page, "per_page": per_page}
 
 
 @route(

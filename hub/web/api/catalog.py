@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hub.core import catalog
 from hub.core.models import Product, Warehouse
 from hub.web.api import schemas
-from hub.web.api.framework import Ctx, Param, route
+from hub.web.api.framework import Ctx, Param, paginate, route
 
 TAG = "catalog"
 
@@ -35,7 +35,7 @@ def list_products(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     for key in ("category", "brand", "active"):
         if key in args:
             stmt = stmt.where(getattr(Product, key) == args[key])
-    return _page(ctx, stmt, Product.sku, args, catalog.product_dict)
+    return paginate(ctx, stmt, Product.sku, args, catalog.product_dict)
 
 
 @route(
@@ -85,7 +85,7 @@ def delete_product(ctx: Ctx, sku: str) -> dict[str, Any]:
 @route("/warehouses", permission="catalog.read", summary="List warehouses", tag=TAG, paged=True)
 def list_warehouses(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     stmt = select(Warehouse).where(Warehouse.tenant_id == ctx.tenant_id)
-    return _page(ctx, stmt, Warehouse.priority, args, catalog.warehouse_dict)
+    return paginate(ctx, stmt, Warehouse.priority, args, catalog.warehouse_dict)
 
 
 @route(
@@ -132,15 +132,3 @@ def update_warehouse(ctx: Ctx, code: str, body: dict[str, Any]) -> dict[str, Any
 def delete_warehouse(ctx: Ctx, code: str) -> dict[str, Any]:
     catalog.delete_warehouse(ctx.session, ctx.tenant_id, code, ctx.actor)
     return {"deleted": code}
-
-
-def _page(ctx: Ctx, stmt: Any, order: Any, args: dict[str, Any], view: Any) -> dict[str, Any]:
-    page, per_page = (
-        args.get("page", 1),
-        min(args.get("per_page", 50), ctx.runtime.settings.max_per_page),
-    )
-    total = ctx.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = ctx.session.scalars(
-        stmt.order_by(order).limit(per_page).offset((page - 1) * per_page)
-    ).all()
-    return {"items": [view(r) for r in rows], "total": total, "page": page, "per_page": per_page}

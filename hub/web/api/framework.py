@@ -15,6 +15,7 @@ from typing import Any
 import fastjsonschema
 from flask import Blueprint, current_app, request
 from jsonschema import Draft202012Validator, FormatChecker
+from sqlalchemy import func, select
 
 from hub.core import auth
 from hub.core.errors import HubError
@@ -342,3 +343,16 @@ def _describe(error: Any) -> str:
     if error.validator == "required":
         return f"{where}: {error.message}"
     return f"{where}: {error.message}"
+
+
+def paginate(
+    ctx: Ctx, stmt: Any, order: Any, args: dict[str, Any], view: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """The one list shape: ``{"items", "total", "page", "per_page"}``."""
+    page = args.get("page", 1)
+    per_page = min(args.get("per_page", 50), ctx.runtime.settings.max_per_page)
+    total = ctx.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = ctx.session.scalars(
+        stmt.order_by(order).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return {"items": [view(r) for r in rows], "total": total, "page": page, "per_page": per_page}
