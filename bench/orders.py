@@ -16,7 +16,18 @@ It creates two scratch databases (one for the hub, one for the ceiling), runs
 3. a profiled single-threaded server (cProfile plus SQL statement counts per request), written
    to ``bench/results/orders-profile.txt`` and summarised in the JSON.
 
-Everything it starts is stopped and both databases are dropped at the end, even on failure.
+Broker modes (``--broker``). ``redis`` (the default) is the production layout: every hub
+server process gets ``ORDERHUB_BROKER_URL=redis://127.0.0.1:6379/14`` and a per-run
+``ORDERHUB_BROKER_NAMESPACE``, and each server run has its own ``orderhub worker`` process that
+dispatches the domain events (the ``events`` outbox) while the load runs. After the measured
+window the script waits (bounded) for the outbox to drain, reports the events created, left
+undispatched and the drain time, and counts the worker's CPU in the per-order breakdown.
+``embedded`` reproduces the old behaviour: the in-process stub broker, so waitress dispatches
+events in-process and gunicorn never dispatches them (they stay queued in each process's
+memory), which leaves the fan-out cost out of the gunicorn figures.
+
+Everything it starts is stopped, both databases are dropped and the run's Redis keys deleted at
+the end, even on failure.
 Run: ``.venv/bin/python bench/orders.py`` (see ``--help``); results go to
 ``bench/results/orders.json``.
 """
@@ -57,6 +68,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 SKUS = ("TSHIRT-BLK-M", "TSHIRT-WHT-M", "MUG-LOGO", "HOODIE-GRY-L", "CAP-RED")
 SEED_WAREHOUSE = "MAIN"
 SEED_QUANTITY = 1_000_000  # the hub's per-movement maximum; far more than a run takes
@@ -132,25 +145,80 @@ def drop_database(admin_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def hub_env(url: str, workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment every hub process gets: our database, embedded broker, quiet logs."""
+@dataclass
+class Broker:
+    """How hub processes queue jobs: ``redis`` (separate worker processes) or ``embedded``."""
+
+    mode: str
+    url: str = "embedded"
+    namespace: str = ""
+    worker_processes: int = 1
+    worker_threads: int = 4
+
+    @property
+    def redis(self) -> bool:
+        return self.mode == "redis"
+
+    def env(self) -> dict[str, str]:
+        if not self.redis:
+            return {"ORDERHUB_BROKER_URL": "embedded"}
+        return {"ORDERHUB_BROKER_URL": self.url, "ORDERHUB_BROKER_NAMESPACE": self.namespace}
+
+    def worker_command(self) -> list[str]:
+        return [
+            str(VENV_BIN / "orderhub"),
+            "worker",
+            "--processes",
+            str(self.worker_processes),
+            "--threads",
+            str(self.worker_threads),
+        ]
+
+    def delete_keys(self) -> int:
+        """Delete this run's keys (everything under ``<namespace>:``) from Redis."""
+        if not self.redis:
+            return 0
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        try:
+            keys = list(client.scan_iter(match=f"{self.namespace}:*", count=1000))
+            for i in range(0, len(keys), 500):
+                client.delete(*keys[i : i + 500])
+            return len(keys)
+        finally:
+            client.close()
+
+
+EMBEDDED = Broker("embedded")
+
+
+def hub_env(
+    url: str, workdir: Path, broker: Broker = EMBEDDED, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment every hub process gets: our database, the broker, quiet logs."""
     config = workdir / "config"
     (config / "tenants").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
         ORDERHUB_DATABASE_URL=url,
-        ORDERHUB_BROKER_URL="embedded",
         ORDERHUB_CONFIG_DIR=str(config),
         ORDERHUB_DATA_DIR=str(workdir / "var"),
         ORDERHUB_SECRET_KEY="bench-only-secret",
         ORDERHUB_LOG_LEVEL="WARNING",
     )
+    env.pop("ORDERHUB_BROKER_NAMESPACE", None)
+    env.update(broker.env())
     env.update(extra or {})
     return env
 
 
 def prepare(admin_url: str, name: str, workdir: Path) -> Scratch:
-    """Create, migrate (``orderhub init --demo``) and seed stock through the hub's own CLI."""
+    """Create, migrate (``orderhub init --demo``) and seed stock through the hub's own CLI.
+
+    Always with the embedded broker: setup is not measured, and it keeps the two scratch
+    databases' jobs off the run's Redis namespace (the runs count only their own events).
+    """
     create_database(admin_url, name)
     scratch = Scratch(name, db_url(admin_url, name))
     env = hub_env(scratch.url, workdir)
@@ -184,6 +252,18 @@ def prepare(admin_url: str, name: str, workdir: Path) -> Scratch:
     return scratch
 
 
+NOTIFY_TENANT_TOML = """\
+# written by bench/orders.py --notify: one notifier, so every order_created event is fanned out
+name = "Demo"
+
+[[notifiers]]
+name = "bench-log"
+plugin = "log"
+events = ["order_created"]
+settings = { level = "DEBUG" }
+"""
+
+
 def analyze(url: str) -> None:
     """Fresh statistics before each run, as autovacuum would keep them in a live database.
 
@@ -209,6 +289,43 @@ def pg_counters(url: str) -> dict[str, int]:
 
 def per_order(before: dict[str, int], after: dict[str, int], orders: int) -> dict[str, float]:
     return {k: round((after[k] - before[k]) / orders, 2) for k in before} if orders else {}
+
+
+# --- the events outbox -----------------------------------------------------------------------
+
+
+def last_event_id(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return int(conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])  # type: ignore[index]
+
+
+def outbox(url: str, after_id: int) -> dict[str, int]:
+    """Events with ``id > after_id``: created, still undispatched, and dispatched at insert
+    (``dispatched_at = created_at``: nobody listens, so the hub never enqueued a job), plus the
+    whole table's undispatched count."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE id > %s),"
+            " count(*) FILTER (WHERE id > %s AND dispatched_at IS NULL),"
+            " count(*) FILTER (WHERE id > %s AND dispatched_at = created_at),"
+            " count(*) FILTER (WHERE dispatched_at IS NULL)"
+            " FROM events",
+            (after_id, after_id, after_id),
+        ).fetchone()
+    assert row is not None
+    keys = ("created", "undispatched", "dispatched_at_insert", "undispatched_whole_table")
+    return dict(zip(keys, (int(v) for v in row), strict=True))
+
+
+def wait_drained(url: str, after_id: int, timeout: float) -> tuple[float, int]:
+    """Poll until the run's events are all dispatched (bounded); (seconds waited, left)."""
+    t0 = time.monotonic()
+    while True:
+        left = outbox(url, after_id)["undispatched"]
+        waited = time.monotonic() - t0
+        if left == 0 or waited >= timeout:
+            return round(waited, 2), left
+        time.sleep(0.1)
 
 
 # --- raw SQL ceiling -------------------------------------------------------------------------
@@ -319,6 +436,10 @@ def _raw_worker(
                 result.latencies.append(t1 - t0)
             elif ok:
                 result.warmup_done += 1
+        # Stay connected a little past the window: the closing /proc snapshot is taken at
+        # stop_at, and a backend exiting just then loses its cmdline (so it was counted as
+        # "postgres_other" with its whole lifetime's CPU, and the bench db read ~0).
+        time.sleep(max(0.0, stop_at + 0.5 - time.monotonic()))
     cpu1 = os.times()
     result.cpu_seconds = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     out.put(result)
@@ -353,7 +474,7 @@ def run_raw(url: str, connections: int, warmup: float, duration: float) -> dict[
         ctx.Process(target=_raw_worker, args=(url, w, warm_end, stop_at, ids, queue))
         for w in range(connections)
     ]
-    cpu = CpuWindow(None, url.rsplit("/", 1)[1], warm_end, stop_at)
+    cpu = CpuWindow({}, url.rsplit("/", 1)[1], warm_end, stop_at)
     for p in procs:
         p.start()
     results = [queue.get(timeout=warmup + duration + 60) for _ in procs]
@@ -363,7 +484,6 @@ def run_raw(url: str, connections: int, warmup: float, duration: float) -> dict[
     after = pg_counters(url)
     summary = summarise(results, duration, None)
     cpu_ms = cpu.per_order_ms(summary["ok"])
-    cpu_ms.pop("server", None)
     done = summary["requests"] + summary["warmup_requests"]
     if done:
         cpu_ms["raw_sql_clients"] = round(sum(r.cpu_seconds for r in results) / done * 1000, 3)
@@ -385,20 +505,19 @@ def run_raw(url: str, connections: int, warmup: float, duration: float) -> dict[
 # --- CPU accounting ----------------------------------------------------------------------
 
 
-def cpu_snapshot(server_sid: int | None, dbname: str) -> dict[str, dict[int, float]]:
-    """CPU seconds so far: the server's process session, PostgreSQL backends of the bench
-    database, other postgres processes, and the whole machine's busy time.
+def cpu_snapshot(sessions: dict[str, int], dbname: str) -> dict[str, dict[int, float]]:
+    """CPU seconds so far: each named process session (``{"server": sid, "worker": sid}``:
+    everything we start gets its own session), PostgreSQL backends of the bench database,
+    other postgres processes, Redis, and the whole machine's busy time.
 
     Read from /proc so the breakdown is measured, not guessed: with two cores shared by load
     generator, server and database (and whatever else runs on the box), who burns the CPU per
     order decides the throughput.
     """
     tick = os.sysconf("SC_CLK_TCK")
-    out: dict[str, dict[int, float]] = {
-        "server": {},
-        "postgres_bench_db": {},
-        "postgres_other": {},
-    }
+    by_sid = {sid: name for name, sid in sessions.items()}
+    out: dict[str, dict[int, float]] = {name: {} for name in sessions}
+    out.update(postgres_bench_db={}, postgres_other={}, redis={})
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -410,8 +529,10 @@ def cpu_snapshot(server_sid: int | None, dbname: str) -> dict[str, dict[int, flo
             # fields[0] is stat field 3 (state): session is field 6, utime/stime 14/15
             session, used = int(fields[3]), (int(fields[11]) + int(fields[12])) / tick
             pid = int(entry.name)
-            if server_sid is not None and session == server_sid:
-                out["server"][pid] = used
+            if session in by_sid:
+                out[by_sid[session]][pid] = used
+            elif comm == "redis-server":
+                out["redis"][pid] = used
             elif comm == "postgres":
                 with open(f"/proc/{entry.name}/cmdline", "rb") as f:
                     cmdline = f.read().decode(errors="replace")
@@ -429,8 +550,8 @@ def cpu_snapshot(server_sid: int | None, dbname: str) -> dict[str, dict[int, flo
 class CpuWindow:
     """Snapshots CPU use at the start and the end of the measured window, on a timer thread."""
 
-    def __init__(self, server_sid: int | None, dbname: str, start: float, end: float) -> None:
-        self.sid, self.db, self.start, self.end = server_sid, dbname, start, end
+    def __init__(self, sessions: dict[str, int], dbname: str, start: float, end: float) -> None:
+        self.sid, self.db, self.start, self.end = sessions, dbname, start, end
         self.before: dict[str, dict[int, float]] = {}
         self.after: dict[str, dict[int, float]] = {}
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -446,17 +567,26 @@ class CpuWindow:
         self.thread.join(30)
         if not (self.before and self.after and orders):
             return {}
-        # Per process: a process that exited inside the window drops out instead of
-        # making the difference negative; one that started inside it counts from zero.
-        return {
-            k: round(
-                sum(v - self.before[k].get(pid, 0.0) for pid, v in self.after[k].items())
-                / orders
-                * 1000,
-                3,
-            )
-            for k in self.before
-        }
+        return cpu_delta_ms(self.before, self.after, orders)
+
+
+def cpu_delta_ms(
+    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]], orders: int
+) -> dict[str, float]:
+    """CPU milliseconds per order between two snapshots, per category.
+
+    Per process: a process that exited in between drops out instead of making the difference
+    negative; one that started in between counts from zero.
+    """
+    if not orders:
+        return {}
+    return {
+        k: round(
+            sum(v - before[k].get(pid, 0.0) for pid, v in after.get(k, {}).items()) / orders * 1000,
+            3,
+        )
+        for k in before
+    }
 
 
 # --- HTTP load generator ---------------------------------------------------------------------
@@ -572,10 +702,15 @@ def drive(
     warmup: float,
     duration: float,
     total: int | None,
-    server_sid: int | None = None,
+    sessions: dict[str, int] | None = None,
     dbname: str = "",
 ) -> dict[str, Any]:
-    """Run ``clients`` keep-alive connections spread over ``processes`` and summarise."""
+    """Run ``clients`` keep-alive connections spread over ``processes`` and summarise.
+
+    With ``sessions`` (named process sessions to charge CPU to), the summary carries the CPU
+    per order over the measured window, and ``_cpu_at_window_end`` (the raw snapshot) so the
+    caller can charge what happens after the window (the outbox drain) the same way.
+    """
     processes = max(1, min(processes, clients))
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
@@ -591,7 +726,7 @@ def drive(
                 args=(port, token, threads, f"{tag}-p{p}", warm_end, stop_at, quota, queue),
             )
         )
-    cpu = CpuWindow(server_sid, dbname, warm_end, stop_at) if total is None else None
+    cpu = CpuWindow(sessions, dbname, warm_end, stop_at) if total is None and sessions else None
     for proc in procs:
         proc.start()
     limit = warmup + duration + 120 if total is None else 600
@@ -606,6 +741,8 @@ def drive(
             sum(r.cpu_seconds for r in results) / all_requests * 1000, 3
         )
     summary["cpu_ms_per_order"] = cpu_ms
+    if cpu is not None and cpu.after:
+        summary["_cpu_at_window_end"] = cpu.after
     return summary
 
 
@@ -647,10 +784,22 @@ class ServerKind:
     workers: int
     threads: int
     note: str = ""
+    # With the embedded broker, does this server dispatch events itself (``orderhub serve``
+    # starts the stub broker's worker in-process; gunicorn's app factory does not)?
+    embedded_worker: bool = False
 
 
 def server_kinds(args: argparse.Namespace) -> dict[str, ServerKind]:
     gunicorn = str(VENV_BIN / "gunicorn")
+    if args.broker == "redis":
+        events_note = (
+            f"events dispatched by a separate 'orderhub worker --processes"
+            f" {args.worker_processes} --threads {args.worker_threads}' via Redis"
+        )
+        waitress_note = gunicorn_note = events_note
+    else:
+        waitress_note = "embedded event worker runs in-process"
+        gunicorn_note = "no embedded event worker (events stay queued in memory)"
     return {
         "waitress": ServerKind(
             "waitress",
@@ -666,7 +815,8 @@ def server_kinds(args: argparse.Namespace) -> dict[str, ServerKind]:
             ],
             1,
             args.waitress_threads,
-            "one process (GIL-bound); embedded event worker runs in-process",
+            f"one process (GIL-bound); {waitress_note}",
+            embedded_worker=True,
         ),
         "gunicorn-sync": ServerKind(
             "gunicorn-sync",
@@ -683,7 +833,7 @@ def server_kinds(args: argparse.Namespace) -> dict[str, ServerKind]:
             args.gunicorn_workers,
             1,
             "sync workers close the connection after each response (no keep-alive);"
-            " no embedded event worker (events stay queued in memory)",
+            f" {gunicorn_note}",
         ),
         "gunicorn-gthread": ServerKind(
             "gunicorn-gthread",
@@ -703,7 +853,7 @@ def server_kinds(args: argparse.Namespace) -> dict[str, ServerKind]:
             ],
             args.gunicorn_workers,
             args.gthread_threads,
-            "keep-alive; no embedded event worker (events stay queued in memory)",
+            f"keep-alive; {gunicorn_note}",
         ),
     }
 
@@ -722,6 +872,57 @@ def running(
             yield proc
         finally:
             stop(proc)
+
+
+@contextlib.contextmanager
+def event_worker(
+    broker: Broker, env: dict[str, str], cwd: Path
+) -> Iterator[subprocess.Popen[bytes] | None]:
+    """With the Redis broker, run ``orderhub worker`` (own session) until the block ends.
+
+    Ready once it prints its "worker running" line; stopped with SIGTERM (then waited for,
+    SIGKILL only if it lingers). With the embedded broker there is nothing to start.
+    """
+    if not broker.redis:
+        yield None
+        return
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            broker.worker_command(),
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                log.seek(0)
+                text = log.read().decode(errors="replace")
+                if proc.poll() is not None:
+                    raise RuntimeError(f"orderhub worker exited: {text[-2000:]}")
+                if "worker running" in text:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"orderhub worker not ready within 60 s: {text[-2000:]}")
+                time.sleep(0.1)
+            yield proc
+        finally:
+            stop(proc)
+
+
+@contextlib.contextmanager
+def serving(
+    kind: ServerKind, scratch: Scratch, workdir: Path, broker: Broker, port: int
+) -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes] | None]]:
+    """The hub as deployed in this broker mode: (worker, if any, first) then the server."""
+    env = hub_env(scratch.url, workdir, broker)
+    with (
+        event_worker(broker, env, workdir) as worker,
+        running(kind.command(port), env, workdir, port) as server,
+    ):
+        yield server, worker
 
 
 def _wait_healthy(proc: subprocess.Popen[bytes], log: Any, port: int) -> None:
@@ -838,7 +1039,7 @@ def profile_server(port: int, out_path: Path) -> None:
 
     One request thread keeps cProfile honest (it only sees the thread it was enabled in) and
     lets SQL statements be attributed to requests through a thread-local flag; statements run
-    by other threads (the embedded event worker) are counted separately.
+    by other threads (the in-process event worker, on either broker) are counted separately.
     """
     from sqlalchemy import event
     from waitress import serve
@@ -928,7 +1129,7 @@ def profile_server(port: int, out_path: Path) -> None:
             text.write(f"{count / n:7.2f}  {kind}\n")
         text.write(f"{state['checkouts'] / n:7.2f}  pool checkouts (each a pre-ping round trip)\n")
         text.write(f"{state['commits'] / n:7.2f}  commits\n")
-        text.write("\n## SQL statements per order in other threads (embedded event worker)\n")
+        text.write("\n## SQL statements per order in other threads (in-process event worker)\n")
         for kind, count in state["other_statements"].most_common():
             text.write(f"{count / n:7.2f}  {kind}\n")
         text.write("\n## top 40 by cumulative time\n")
@@ -989,7 +1190,12 @@ def profile_server(port: int, out_path: Path) -> None:
 
 
 def run_profile(
-    scratch: Scratch, workdir: Path, warmup: float, duration: float, clients: int
+    scratch: Scratch,
+    workdir: Path,
+    broker: Broker,
+    warmup: float,
+    duration: float,
+    clients: int,
 ) -> dict[str, Any]:
     """Drive the profiled server briefly, then fetch its summary (the text goes to a file)."""
     port = free_port()
@@ -1003,7 +1209,9 @@ def run_profile(
         "--out",
         str(out_path),
     ]
-    with running(command, hub_env(scratch.url, workdir), workdir, port):
+    # With the Redis broker the in-process worker consumes the run's namespace instead of the
+    # stub broker: the same jobs, so its statements still show up as "other threads".
+    with running(command, hub_env(scratch.url, workdir, broker), workdir, port):
         # Warm up unprofiled? The profile includes the warm-up requests too: statement caches
         # fill in the first few requests, so a short warm-up changes little; keep it simple.
         load = drive(port, scratch.token, "profile", clients, 1, warmup, duration, None)
@@ -1074,6 +1282,7 @@ def run_pyspy(
     kind: ServerKind,
     scratch: Scratch,
     workdir: Path,
+    broker: Broker,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """Sample the fastest server kind under the same load with py-spy (CPU only, not idle)."""
@@ -1081,9 +1290,9 @@ def run_pyspy(
     if not pyspy.exists():
         return {"skipped": "py-spy is not installed (.venv/bin/pip install py-spy)"}
     port = free_port()
-    command = kind.command(port)
     raw_path = workdir / "pyspy.txt"
-    with running(command, hub_env(scratch.url, workdir), workdir, port) as server:
+    first_event = last_event_id(scratch.url)
+    with serving(kind, scratch, workdir, broker, port) as (server, worker):
         spy_cmd = [
             str(pyspy),
             "record",
@@ -1118,6 +1327,9 @@ def run_pyspy(
             spy_out = spy.communicate(timeout=60)[0].decode(errors="replace")
         finally:
             stop(spy)  # type: ignore[arg-type]
+        if worker is not None:
+            # leave no backlog for the profiled server's in-process worker to pick up
+            wait_drained(scratch.url, first_event, args.drain_timeout)
     if not raw_path.exists():
         return {"skipped": f"py-spy wrote nothing: {spy_out[-500:]}"}
     summary = summarise_pyspy(raw_path.read_text())
@@ -1126,7 +1338,8 @@ def run_pyspy(
         load_while_sampling={k: load[k] for k in ("orders_per_s", "p50_ms", "ok")},
         command=shlex.join(["py-spy", *spy_cmd[1:]]),
         note="py-spy --gil samples only threads holding the GIL, so shares are of the"
-        " server's Python CPU time (waits on PostgreSQL excluded); py-spy itself takes CPU",
+        " server's Python CPU time (waits on PostgreSQL excluded); py-spy itself takes CPU;"
+        " the separate 'orderhub worker' (Redis broker) is not sampled",
     )
     return summary
 
@@ -1149,6 +1362,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--waitress-threads", type=int, default=4)
     p.add_argument("--gunicorn-workers", type=int, default=2)
     p.add_argument("--gthread-threads", type=int, default=4)
+    p.add_argument(
+        "--broker",
+        choices=("redis", "embedded"),
+        default="redis",
+        help="redis: production layout (Redis broker + a separate 'orderhub worker' per server"
+        " run; default); embedded: in-process stub broker (the old behaviour: waitress"
+        " dispatches events itself, gunicorn never does)",
+    )
+    p.add_argument(
+        "--redis-url", default=DEFAULT_REDIS_URL, help="loopback Redis for --broker redis"
+    )
+    p.add_argument("--worker-processes", type=int, default=1, help="orderhub worker --processes")
+    p.add_argument("--worker-threads", type=int, default=4, help="orderhub worker --threads")
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait after each run for the events outbox to drain",
+    )
+    p.add_argument(
+        "--notify",
+        action="store_true",
+        help="subscribe a 'log' notifier to order_created for the demo tenant (bench config"
+        " only), so each order's event is enqueued and fanned out (dispatch + one delivery);"
+        " without it the demo tenant has no listener and the hub may record events as"
+        " dispatched at insert",
+    )
     p.add_argument("--raw-connections", type=int, default=4)
     p.add_argument("--raw-duration", type=float, default=10.0)
     p.add_argument("--no-profile", action="store_true", help="skip the profiled server run")
@@ -1163,8 +1403,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the whole benchmark and write the JSON; returns what it wrote."""
     args = parse_args(argv)
     admin_url = args.admin_url or DEFAULT_ADMIN_URL
-    if "127.0.0.1" not in admin_url and "localhost" not in admin_url:
+    if not any(host in admin_url for host in LOOPBACK):
         raise SystemExit("only a loopback PostgreSQL is allowed")
+    if args.broker == "redis" and not any(f"//{h}" in args.redis_url for h in LOOPBACK):
+        raise SystemExit("only a loopback Redis is allowed")
+    broker = (
+        Broker(
+            "redis",
+            args.redis_url,
+            f"orderhub-bench-{os.getpid()}",
+            args.worker_processes,
+            args.worker_threads,
+        )
+        if args.broker == "redis"
+        else EMBEDDED
+    )
     kinds = server_kinds(args)
     chosen = [s.strip() for s in args.servers.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in kinds]
@@ -1183,6 +1436,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "note": "load generator, hub server(s) and PostgreSQL share these cores",
         },
         "code": git_state(),
+        "broker": {
+            "mode": broker.mode,
+            **(
+                {
+                    "url": broker.url,
+                    "namespace": broker.namespace,
+                    "worker_command": shlex.join(["orderhub", *broker.worker_command()[1:]]),
+                    "note": "one worker per server run, started before the load and stopped"
+                    " (SIGTERM) after the outbox drained; its CPU is counted per order",
+                }
+                if broker.redis
+                else {
+                    "note": "stub broker in each hub process: waitress dispatches events"
+                    " in-process, gunicorn never dispatches them (fan-out cost left out)",
+                }
+            ),
+            "drain_timeout_s": args.drain_timeout,
+            "demo_tenant_notifier": (
+                "log notifier 'bench-log' on order_created (--notify)"
+                if args.notify
+                else "none (the demo tenant's default: no notifier)"
+            ),
+        },
     }
     with tempfile.TemporaryDirectory(prefix="orderhub-bench-") as tmp:
         workdir = Path(tmp)
@@ -1195,6 +1471,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print("preparing scratch databases …", flush=True)
             hub = prepare(admin_url, hub_db, workdir)
             raw = prepare(admin_url, raw_db, workdir)
+            if args.notify:
+                # after setup, so setup's own events are not made live under the stub broker
+                (workdir / "config" / "tenants" / "demo.toml").write_text(NOTIFY_TENANT_TOML)
 
             print(f"raw SQL ceiling: {args.raw_connections} connections …", flush=True)
             ceiling = run_raw(raw.url, args.raw_connections, args.warmup, args.raw_duration)
@@ -1205,9 +1484,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 kind = kinds[name]
                 port = free_port()
                 command = kind.command(port)
-                print(f"hub on {name}: {' '.join(command[1:])} …", flush=True)
+                print(
+                    f"hub on {name} ({broker.mode} broker): {' '.join(command[1:])} …", flush=True
+                )
                 analyze(hub.url)
-                with running(command, hub_env(hub.url, workdir), workdir, port) as server:
+                with serving(kind, hub, workdir, broker, port) as (server, worker):
+                    sessions = {"server": server.pid}
+                    if worker is not None:
+                        sessions["worker"] = worker.pid
+                    first_event = last_event_id(hub.url)
+                    backlog = outbox(hub.url, first_event)["undispatched_whole_table"]
                     before_orders, before = count_orders(hub.url), pg_counters(hub.url)
                     result = drive(
                         port,
@@ -1218,24 +1504,68 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         args.warmup,
                         args.duration,
                         args.requests,
-                        server.pid,
+                        sessions,
                         hub.name,
                     )
-                    time.sleep(1.0)
+                    cpu_at_end = result.pop("_cpu_at_window_end", None)
+                    at_end = outbox(hub.url, first_event)
+                    dispatcher = worker is not None or kind.embedded_worker
+                    if dispatcher:
+                        drain_s, _ = wait_drained(hub.url, first_event, args.drain_timeout)
+                    else:
+                        drain_s = None
+                    after_drain = outbox(hub.url, first_event)
+                    drain_cpu = (
+                        cpu_delta_ms(cpu_at_end, cpu_snapshot(sessions, hub.name), result["ok"])
+                        if cpu_at_end and dispatcher
+                        else {}
+                    )
+                    time.sleep(1.0)  # let PostgreSQL flush its statistics
                     made = count_orders(hub.url) - before_orders
                     after = pg_counters(hub.url)
+                drained = after_drain["undispatched"] == 0
                 result.update(
                     server=name,
                     workers=kind.workers,
                     threads=kind.threads,
                     note=kind.note,
+                    broker=broker.mode,
                     client_concurrency=args.clients,
                     load_processes=args.load_processes,
                     orders_in_db_during_run=made,
+                    events={
+                        "created": after_drain["created"],
+                        "dispatched_at_insert": after_drain["dispatched_at_insert"],
+                        "undispatched_at_window_end": at_end["undispatched"],
+                        "undispatched_after_drain": after_drain["undispatched"],
+                        "drain_seconds": drain_s,
+                        "drained": drained,
+                        "undispatched_whole_table_before_run": backlog,
+                        "cpu_ms_per_order_during_drain": drain_cpu,
+                        "worker_exit_code": None if worker is None else worker.returncode,
+                        "note": (
+                            "events with id above the table's max id at the start of the run"
+                            " (warm-up and in-flight orders included); drain_seconds counts"
+                            " from the end of the load until none of them has dispatched_at"
+                            " IS NULL (bounded by --drain-timeout); dispatched_at_insert ="
+                            " nobody listens, so no job was enqueued;"
+                            " cpu_ms_per_order_during_drain = CPU after the measured window"
+                            " until drained, per measured order"
+                            if dispatcher
+                            else "nothing dispatches these events (stub broker in each gunicorn"
+                            " process, no worker): no drain wait"
+                        ),
+                    },
                     pg_per_order=per_order(before, after, made),
                     ratio=round(result["orders_per_s"] / ceiling["orders_per_s"], 3),
                     server_command=shlex.join(command),
                 )
+                if dispatcher and not drained:
+                    print(
+                        f"  outbox did not drain within {args.drain_timeout:g} s:"
+                        f" {after_drain['undispatched']} events left",
+                        flush=True,
+                    )
                 runs.append(result)
             report["hub_runs"] = runs
             best = max(runs, key=lambda r: r["orders_per_s"]) if runs else None
@@ -1260,26 +1590,47 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
             if not args.no_profile and best is not None:
                 print(f"sampling {best['server']} with py-spy …", flush=True)
-                report["pyspy"] = run_pyspy(kinds[best["server"]], hub, workdir, args)
+                report["pyspy"] = run_pyspy(kinds[best["server"]], hub, workdir, broker, args)
             if not args.no_profile:
                 print("counting SQL per request on one instrumented waitress thread …", flush=True)
-                report["profile"] = run_profile(hub, workdir, 1.0, args.profile_duration, clients=2)
+                report["profile"] = run_profile(
+                    hub, workdir, broker, 1.0, args.profile_duration, clients=2
+                )
         finally:
             if not args.keep_db:
                 for name in (hub_db, raw_db):
                     with contextlib.suppress(Exception):
                         drop_database(admin_url, name)
+            try:
+                report["broker"]["redis_keys_deleted"] = broker.delete_keys()
+            except Exception as exc:  # report, but do not hide the run's own failure
+                report["broker"]["redis_cleanup_error"] = f"{type(exc).__name__}: {exc}"
 
-    env_line = (
-        f"ORDERHUB_DATABASE_URL={db_url(admin_url, hub_db)} ORDERHUB_BROKER_URL=embedded"
+    base_env = (
+        f"ORDERHUB_DATABASE_URL={db_url(admin_url, hub_db)}"
         " ORDERHUB_CONFIG_DIR=<tmp>/config ORDERHUB_DATA_DIR=<tmp>/var"
     )
+    env_line = f"{base_env} " + " ".join(f"{k}={v}" for k, v in broker.env().items())
     report["reproduce"] = {
         "benchmark": ".venv/bin/python bench/orders.py "
         + shlex.join(argv if argv is not None else sys.argv[1:]),
-        "hub_setup": f"{env_line} .venv/bin/orderhub init --demo"
+        "broker_mode": f"--broker {broker.mode} (the default is redis; --broker embedded"
+        " reproduces the old in-process stub broker runs)",
+        "hub_setup": f"{base_env} ORDERHUB_BROKER_URL=embedded .venv/bin/orderhub init --demo"
         " && orderhub stock import --tenant demo <csv: MAIN,<sku>,1000000 per demo SKU>",
-        "servers": {r["server"]: f"{env_line} {r['server_command']}" for r in report["hub_runs"]},
+        "servers": {
+            r["server"]: f"{env_line} {r['server_command']}" for r in report.get("hub_runs", [])
+        },
+        **(
+            {
+                "worker": f"{env_line} {shlex.join(broker.worker_command())}"
+                " (one per server run, started first)",
+                "outbox_drained_when": "SELECT count(*) FROM events WHERE dispatched_at IS NULL"
+                " = 0",
+            }
+            if broker.redis
+            else {}
+        ),
         "lint": ".venv/bin/ruff check bench/ && .venv/bin/ruff format bench/",
     }
     report["total_seconds"] = round(time.monotonic() - started, 1)
@@ -1296,17 +1647,58 @@ def where_the_time_goes(report: dict[str, Any]) -> list[str]:
     chosen = report.get("hub", {}).get("server")
     best = next((r for r in report.get("hub_runs", []) if r["server"] == chosen), None)
     ceiling = report.get("ceiling", {})
+    mode = report.get("broker", {}).get("mode", "embedded")
+    if mode == "redis":
+        notes.append(
+            "Broker: Redis, with a separate 'orderhub worker' process per server run"
+            " (production layout); the worker's CPU is part of the hub's cost per order."
+        )
+    else:
+        notes.append(
+            "Broker: embedded (in-process stub). waitress dispatches events in-process and"
+            " pays the fan-out; gunicorn never dispatches them, so its figures leave the"
+            " event fan-out out (run with --broker redis for the production layout)."
+        )
     if best and best.get("cpu_ms_per_order"):
         cpu, raw_cpu = best["cpu_ms_per_order"], ceiling.get("cpu_ms_per_order", {})
+        worker = (
+            f" event worker {cpu['worker']:.1f} ms, Redis {cpu.get('redis', 0):.2f} ms,"
+            if "worker" in cpu
+            else ""
+        )
+        hub_cpu = cpu.get("server", 0) + cpu.get("worker", 0)
         notes.append(
             f"CPU per order on {best['server']} (from /proc, measured window):"
-            f" hub server {cpu.get('server', 0):.1f} ms, PostgreSQL (bench db)"
+            f" hub server {cpu.get('server', 0):.1f} ms,{worker} PostgreSQL (bench db)"
             f" {cpu.get('postgres_bench_db', 0):.1f} ms, load generator"
             f" {cpu.get('load_generator', 0):.1f} ms; the ceiling needs PostgreSQL"
             f" {raw_cpu.get('postgres_bench_db', 0):.2f} ms + client"
             f" {raw_cpu.get('raw_sql_clients', 0):.2f} ms. Whole machine busy"
             f" {cpu.get('machine_busy', 0):.1f} ms per hub order (other processes on the box"
-            " included). The hub is bound by its own Python CPU."
+            f" included). The hub's own Python ({hub_cpu:.1f} ms) is what binds it."
+        )
+    for run in report.get("hub_runs", []):
+        ev = run.get("events")
+        if not ev:
+            continue
+        if ev["drain_seconds"] is None:
+            state = (
+                f"{ev['undispatched_after_drain']} never dispatched (no worker)"
+                if ev["undispatched_after_drain"]
+                else "none needed a worker"
+            )
+        elif ev["drained"]:
+            state = f"outbox drained {ev['drain_seconds']:.1f} s after the load"
+        else:
+            state = (
+                f"{ev['undispatched_after_drain']} still undispatched after"
+                f" {ev['drain_seconds']:.0f} s"
+            )
+        notes.append(
+            f"Events on {run['server']}: {ev['created']} created for"
+            f" {run['orders_in_db_during_run']} orders ({ev['dispatched_at_insert']} dispatched"
+            f" at insert, nobody listening), {ev['undispatched_at_window_end']} undispatched"
+            f" when the window closed; {state}."
         )
     spy = report.get("pyspy", {})
     if spy.get("samples"):
@@ -1322,9 +1714,14 @@ def where_the_time_goes(report: dict[str, Any]) -> list[str]:
             f"{prof['sql_statements_total_per_request']:g} SQL statements per order in the"
             f" request ({listing}) + {prof['pool_checkouts_per_request']:g} pool pre-ping +"
             f" {prof['commits_per_request']:g} commit, vs 5 statements + commit in the ceiling;"
-            f" the embedded event worker adds"
-            f" {sum(prof['other_thread_statements_per_request'].values()):.0f} statements and"
-            " 2 transactions per order (waitress only)."
+            f" the event worker (in-process in the profiled server, consuming the {mode}"
+            f" broker) adds {sum(prof['other_thread_statements_per_request'].values()):g}"
+            " statements per order"
+            + (
+                " (a separate 'orderhub worker' in the measured runs)."
+                if mode == "redis"
+                else " (waitress only; gunicorn never runs them with this broker)."
+            )
         )
         notes.append(
             f"About {prof['python_function_calls_per_request']} Python function calls per"
@@ -1334,6 +1731,9 @@ def where_the_time_goes(report: dict[str, Any]) -> list[str]:
 
 
 def print_summary(report: dict[str, Any]) -> None:
+    def cpu_total(cpu: dict[str, float]) -> str:
+        return f"{sum(v for k, v in cpu.items() if k != 'machine_busy'):.2f}" if cpu else ""
+
     c = report["ceiling"]
     rows = [
         (
@@ -1345,9 +1745,15 @@ def print_summary(report: dict[str, Any]) -> None:
             c["requests"],
             c["errors"],
             "",
+            "",
+            "",
+            "",
+            cpu_total(c.get("cpu_ms_per_order", {})),
         )
     ]
     for r in report.get("hub_runs", []):
+        ev, cpu = r.get("events", {}), r.get("cpu_ms_per_order", {})
+        drain = ev.get("drain_seconds")
         rows.append(
             (
                 f"hub {r['server']}",
@@ -1358,9 +1764,28 @@ def print_summary(report: dict[str, Any]) -> None:
                 r["requests"],
                 r["errors"],
                 f"{r['ratio']:.3f}",
+                f"{ev.get('created', '')}/{ev.get('undispatched_at_window_end', '')}"
+                f"/{ev.get('undispatched_after_drain', '')}",
+                "-" if drain is None else f"{drain:.1f}",
+                f"{cpu['worker']:.2f}" if "worker" in cpu else "-",
+                cpu_total(cpu),
             )
         )
-    head = ("run", "concurrency", "orders/s", "p50 ms", "p99 ms", "requests", "errors", "ratio")
+    head = (
+        "run",
+        "concurrency",
+        "orders/s",
+        "p50 ms",
+        "p99 ms",
+        "requests",
+        "errors",
+        "ratio",
+        "events made/open@end/open@drain",
+        "drain s",
+        "worker cpu ms",
+        "cpu ms/order",
+    )
+    print(f"broker: {report.get('broker', {}).get('mode', '?')}")
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
     for row in (head, *rows):
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
