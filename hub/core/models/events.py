@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.core.db import Base, utcnow
@@ -15,7 +15,15 @@ from hub.core.models.tenancy import TenantScoped
 
 class Event(TenantScoped, Base):
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_pending", "dispatched_at", "id"),)
+    # Only undispatched events are indexed: the sweeper's query, and a tiny index.
+    __table_args__ = (
+        Index(
+            "ix_events_undispatched",
+            "id",
+            postgresql_where=text("dispatched_at IS NULL"),
+            sqlite_where=text("dispatched_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(60))
