@@ -33,25 +33,34 @@ _INSERT = insert(Event.__table__).returning(Event.__table__.c.id)
 
 
 def emit(session: Session, tenant_id: int, name: str, payload: dict[str, Any]) -> None:
+    row, live = prepare(session, tenant_id, name, payload)
+    event_id = session.execute(_INSERT, [row]).scalar_one()
+    if live:
+        remember(session, event_id)
+
+
+def prepare(
+    session: Session, tenant_id: int, name: str, payload: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """The outbox row for an event, and whether anyone listens (then it must be dispatched)."""
     if name not in EVENT_NAMES:
         raise ValueError(f"unknown event {name!r}")
     listens = session.info.get(LISTENS_KEY)
     live = listens is None or listens(session, tenant_id, name)
     now = utcnow()
-    event_id = session.execute(
-        _INSERT,
-        [
-            {
-                "tenant_id": tenant_id,
-                "name": name,
-                "payload": payload,
-                "created_at": now,
-                "dispatched_at": None if live else now,
-            }
-        ],
-    ).scalar_one()
-    if live:
-        session.info.setdefault(OUTBOX_KEY, []).append(event_id)
+    row = {
+        "tenant_id": tenant_id,
+        "name": name,
+        "payload": payload,
+        "created_at": now,
+        "dispatched_at": None if live else now,
+    }
+    return row, live
+
+
+def remember(session: Session, event_id: int) -> None:
+    """Have the runtime enqueue this event's fan-out once the transaction commits."""
+    session.info.setdefault(OUTBOX_KEY, []).append(event_id)
 
 
 def take_emitted(session: Session) -> list[int]:

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
-from hub.core import audit, events, inventory
+from hub.core import audit, events, inventory, order_writer
 from hub.core.db import utcnow
 from hub.core.errors import IllegalTransition, InsufficientStock, Invalid, NotFound
 from hub.core.models import (
@@ -108,49 +108,39 @@ def create(
         "merged_into": None,
         **_consignee_columns(draft.consignee),
     }
-    order_id = session.execute(_INSERT_ORDER, [values]).scalar_one()
-    session.execute(
-        _INSERT_LINES, [{"tenant_id": tenant_id, "order_id": order_id, **line} for line in lines]
-    )
-    if taken:
-        inventory.record_reservation(session, tenant_id, taken, reference=number, actor=actor)
-        _insert_allocations(session, tenant_id, order_id, taken)
-    session.execute(
-        _INSERT_HISTORY,
-        [
-            {
-                "tenant_id": tenant_id,
-                "order_id": order_id,
-                "action": "created",
-                "from_status": None,
-                "to_status": "new",
-                "reason": None,
-                "actor": actor,
-                "details": None,
-                "at": now,
-            },
-            {
-                "tenant_id": tenant_id,
-                "order_id": order_id,
-                "action": step,
-                "from_status": "new",
-                "to_status": status,
-                "reason": hold_reason or "stock reserved",
-                "actor": actor,
-                "details": None,
-                "at": now,
-            },
-        ],
-    )
+    history = [
+        {"action": "created", "from_status": None, "to_status": "new", "reason": None},
+        {
+            "action": step,
+            "from_status": "new",
+            "to_status": status,
+            "reason": hold_reason or "stock reserved",
+        },
+    ]
     view = SimpleNamespace(
-        id=order_id,
         order_type=order_type,
         customer=customer,
         lines=[SimpleNamespace(**line) for line in lines],
         **{k: v for k, v in values.items() if k != "order_type"},
     )
-    audit.record(session, tenant_id, actor, "order.create", "order", number, None, order_dict(view))
-    events.emit(session, tenant_id, events.ORDER_CREATED, {"number": number, "status": status})
+    event, live = events.prepare(
+        session, tenant_id, events.ORDER_CREATED, {"number": number, "status": status}
+    )
+    view.id = order_writer.write(
+        session,
+        order_writer.NewOrder(
+            tenant_id=tenant_id,
+            actor=actor,
+            now=now,
+            order=values,
+            lines=lines,
+            taken=taken,
+            history=history,
+            audit_after=order_dict(view),
+            event=event,
+            event_live=live,
+        ),
+    )
     return view
 
 
@@ -176,9 +166,6 @@ def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None)
 _customers = Customer.__table__
 _CUSTOMER_COLUMNS = (_customers.c.id, _customers.c.email, _customers.c.name, _customers.c.phone)
 _INSERT_CUSTOMER = insert(_customers).returning(*_CUSTOMER_COLUMNS)
-_INSERT_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)
-_INSERT_LINES = insert(OrderLine.__table__)
-_INSERT_HISTORY = insert(OrderHistory.__table__)
 _INSERT_ALLOCATIONS = insert(Allocation.__table__)
 
 
