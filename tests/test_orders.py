@@ -7,6 +7,10 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from conftest import ORDER
+from sqlalchemy import select, text, update
+
+from hub.core import tenancy
+from hub.core.models import Counter, Tenant
 
 
 def order(**changes):
@@ -332,3 +336,27 @@ def test_order_numbers_are_per_tenant(api):
     assert status == 200  # their own SO-000001, not ours
     _, listed = api.get("/orders", token=api.tokens["stranger"])
     assert listed["total"] == 1
+
+
+def test_order_numbers_grow_past_six_digits(api, runtime):
+    # Given a tenant whose millionth order is next
+    with runtime.transaction() as session:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT setval(CAST(:s AS regclass), 999999)"),
+                {"s": tenancy.sequence_name(tenant_id, "order")},
+            )
+        else:
+            session.execute(
+                update(Counter).where(Counter.tenant_id == tenant_id).values(value=999999)
+            )
+
+    _, created = api.post("/orders", order())
+    _, split_off = api.post(f"/orders/{created['number']}/split",
+                            {"lines": [{"sku": "SKU-B", "quantity": 1}]})
+
+    assert created["number"] == "SO-1000000"
+    assert split_off["number"] == "SO-1000001"
+    _, history = api.get(f"/orders/{created['number']}/history")
+    assert history["total"] >= 2

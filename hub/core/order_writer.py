@@ -28,6 +28,7 @@ from hub.core.models import (
     OrderLine,
     StockLedger,
 )
+from hub.core.tenancy import NUMBER_DIGITS, order_number, sequence_name
 
 
 @dataclass
@@ -35,7 +36,8 @@ class NewOrder:
     tenant_id: int
     actor: str
     now: datetime
-    order: dict[str, Any]  # orders columns, without id
+    prefix: str  # of the order number, which the writer allocates
+    order: dict[str, Any]  # orders columns, without id; its number is filled in
     lines: list[dict[str, Any]]  # order_lines columns, without ids
     taken: list[Allocated]  # reserved stock: allocations and "reserve" ledger rows
     history: list[dict[str, Any]]  # action, from_status, to_status, reason
@@ -44,15 +46,18 @@ class NewOrder:
     event_live: bool
 
 
-def write(session: Session, new: NewOrder) -> int:
-    """Insert every row; returns the order id."""
+def write(session: Session, new: NewOrder) -> tuple[int, str]:
+    """Allocate the order number, insert every row; returns the order id and number."""
     if session.get_bind().dialect.name == "postgresql":
         return _write_postgresql(session, new)
     return _write_each(session, new)
 
 
-def _write_each(session: Session, new: NewOrder) -> int:
+def _write_each(session: Session, new: NewOrder) -> tuple[int, str]:
     t = new.tenant_id
+    number = order_number(session, t, new.prefix)
+    for row in (new.order, new.audit_after, new.event["payload"]):
+        row["number"] = number
     order_id = session.execute(_INSERT_ORDER, [new.order]).scalar_one()
     session.execute(_INSERT_LINES, [{"tenant_id": t, "order_id": order_id, **x} for x in new.lines])
     if new.taken:
@@ -119,14 +124,16 @@ def _write_each(session: Session, new: NewOrder) -> int:
     event_id = session.execute(_INSERT_EVENT, [new.event]).scalar_one()
     if new.event_live:
         events.remember(session, event_id)
-    return order_id
+    return order_id, number
 
 
-def _write_postgresql(session: Session, new: NewOrder) -> int:
+def _write_postgresql(session: Session, new: NewOrder) -> tuple[int, str]:
     # Rows travel as JSON documents (json_populate_record[set]): few parameters, so psycopg
     # caches the converted query and PostgreSQL keeps it prepared.
     params = {
         "tenant_id": new.tenant_id,
+        "prefix": new.prefix,
+        "sequence": sequence_name(new.tenant_id, "order"),
         "actor": new.actor,
         "now": new.now,
         "order": _json(new.order),
@@ -140,10 +147,10 @@ def _write_postgresql(session: Session, new: NewOrder) -> int:
         "e_payload": _json(new.event["payload"]),
         "e_dispatched_at": new.event["dispatched_at"],
     }
-    order_id, event_id = session.execute(_PG_WRITE, params).one()
+    order_id, number, event_id = session.execute(_PG_WRITE, params).one()
     if new.event_live:
         events.remember(session, event_id)
-    return order_id
+    return order_id, number
 
 
 def _json(value: Any) -> str:
@@ -173,11 +180,19 @@ _UNNEST_TAKEN = (
     " AS x(w, p, q)"
 )
 
+# Every column but the id and the number, which the statement makes from the sequence.
+_NUMBER_COLUMNS = ", ".join(
+    c.name for c in Order.__table__.columns if c.name not in ("id", "number")
+)
+
 _PG_WRITE = text(
     f"""
-WITH o AS (
-  INSERT INTO orders ({_ORDER_COLUMNS})
-  SELECT {_ORDER_COLUMNS} FROM json_populate_record(NULL::orders, CAST(:order AS json))
+WITH n AS (
+  SELECT CAST(nextval(CAST(:sequence AS regclass)) AS text) AS v
+), o AS (
+  INSERT INTO orders (number, {_NUMBER_COLUMNS})
+  SELECT :prefix || lpad(n.v, greatest({NUMBER_DIGITS}, length(n.v)), '0'), {_NUMBER_COLUMNS}
+  FROM n, json_populate_record(NULL::orders, CAST(:order AS json))
   RETURNING id, number
 ), l AS (
   INSERT INTO order_lines (order_id, {_LINE_COLUMNS})
@@ -199,13 +214,16 @@ WITH o AS (
 ), au AS (
   INSERT INTO audit_log (tenant_id, at, actor, action, entity_type, entity_id, before, after)
   SELECT :tenant_id, :now, :actor, 'order.create', 'order', o.number, NULL,
-         CAST(:audit_after AS json)
+         CAST(jsonb_set(CAST(:audit_after AS jsonb), '{{number}}', to_jsonb(o.number)) AS json)
   FROM o
 ), e AS (
   INSERT INTO events (tenant_id, name, payload, created_at, dispatched_at)
-  VALUES (:tenant_id, :e_name, CAST(:e_payload AS json), :now, :e_dispatched_at)
+  SELECT :tenant_id, :e_name,
+         CAST(jsonb_set(CAST(:e_payload AS jsonb), '{{number}}', to_jsonb(o.number)) AS json),
+         :now, :e_dispatched_at
+  FROM o
   RETURNING id
 )
-SELECT o.id, e.id FROM o, e
+SELECT o.id, o.number, e.id FROM o, e
 """
 )

@@ -33,7 +33,7 @@ from hub.core.models import (
 )
 from hub.core.money import MAX_AMOUNT, format_amount, parse_amount
 from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
-from hub.core.tenancy import next_value
+from hub.core.tenancy import order_number
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "new": frozenset({"held", "awaiting_approval", "confirmed", "cancelled"}),
@@ -80,12 +80,11 @@ def create(
     except InsufficientStock as short:
         taken, status, order_type, hold_reason = [], "held", "backorder", short.message
         step = "backorder"
-    number = f"{prefix}{next_value(session, tenant_id, 'order'):06d}"
     now = utcnow()
     subtotal = sum((line["line_total"] for line in lines), Decimal(0))
     values = {
         "tenant_id": tenant_id,
-        "number": number,
+        "number": None,  # the writer allocates it in the same round trip as the inserts
         "channel": draft.channel,
         "external_id": draft.external_id,
         "external_name": draft.external_name,
@@ -124,14 +123,15 @@ def create(
         **{k: v for k, v in values.items() if k != "order_type"},
     )
     event, live = events.prepare(
-        session, tenant_id, events.ORDER_CREATED, {"number": number, "status": status}
+        session, tenant_id, events.ORDER_CREATED, {"number": None, "status": status}
     )
-    view.id = order_writer.write(
+    view.id, view.number = order_writer.write(
         session,
         order_writer.NewOrder(
             tenant_id=tenant_id,
             actor=actor,
             now=now,
+            prefix=prefix,
             order=values,
             lines=lines,
             taken=taken,
@@ -495,7 +495,7 @@ def split(
     if all(on_order[sku] == wanted.get(sku, 0) for sku in on_order):
         raise Invalid("a split must leave at least one line on the original order")
 
-    child_number = f"{prefix}{next_value(session, tenant_id, 'order'):06d}"
+    child_number = order_number(session, tenant_id, prefix)
     child = Order(
         tenant_id=tenant_id,
         number=child_number,

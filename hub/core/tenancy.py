@@ -45,5 +45,16 @@ def next_value(session: Session, tenant_id: int, name: str) -> int:
     ).scalar_one()
 
 
-def _sequence(tenant_id: int, name: str) -> str:
+def sequence_name(tenant_id: int, name: str) -> str:
+    """PostgreSQL only: the sequence behind ``next_value``."""
     return f"orderhub_{name}_seq_{int(tenant_id)}"
+
+
+_sequence = sequence_name
+
+# Order numbers: the tenant's prefix and at least this many digits ("SO-000042").
+NUMBER_DIGITS = 6
+
+
+def order_number(session: Session, tenant_id: int, prefix: str) -> str:
+    return f"{prefix}{next_value(session, tenant_id, 'order'):0{NUMBER_DIGITS}d}"
