@@ -7,13 +7,16 @@ import re
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
+from hub.core import audit
 from hub.core.errors import Conflict, Invalid
 from hub.core.models import Counter, Tenant
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
-def create_tenant(session: Session, slug: str, name: str | None = None) -> Tenant:
+def create_tenant(
+    session: Session, slug: str, name: str | None = None, *, actor: str = "cli"
+) -> Tenant:
     if not SLUG.match(slug):
         raise Invalid(f"tenant slug {slug!r} must be lower-case letters, digits and dashes")
     if session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
@@ -27,6 +30,16 @@ def create_tenant(session: Session, slug: str, name: str | None = None) -> Tenan
         session.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {_sequence(tenant.id, 'order')}"))
     else:
         session.execute(insert(Counter).values(tenant_id=tenant.id, name="order", value=0))
+    audit.record(
+        session,
+        tenant.id,
+        actor,
+        "tenant.create",
+        "tenant",
+        slug,
+        None,
+        {"slug": slug, "name": tenant.name},
+    )
     return tenant
 
 
