@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import hub.core.models  # noqa: F401  (registers every table on the metadata)
-from hub.core.db import Base, make_engine
+from hub.core.db import Base, UTCDateTime, make_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -33,12 +33,20 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Migrations stand alone: our UTC type is written as the plain DateTime it stores."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=_render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

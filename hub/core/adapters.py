@@ -8,16 +8,18 @@ settings before constructing it, so ``__init__`` can trust what it gets.
 from __future__ import annotations
 
 import hmac
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from jsonschema import Draft202012Validator
 
 from hub.core.errors import Invalid
-from hub.core.normalised import OrderDraft
+from hub.core.normalised import Address, Consignee, LineItem, OrderDraft
 
 
 class Adapter(ABC):
@@ -71,60 +73,124 @@ class StubNotifier(Notifier):
 
 @dataclass(frozen=True)
 class InboundRequest:
-    """The raw webhook request a channel verifies and parses: bytes, not parsed JSON."""
+    """A webhook request as the channel sent it: raw bytes (signatures are over them), the
+    headers (look-ups are case-insensitive), and the URL the channel called."""
 
     headers: Mapping[str, str]
     body: bytes
+    url: str = ""
+
+    def header(self, name: str, default: str = "") -> str:
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), default)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified request worth keeping: its de-duplication key (unique per connection: the
+    channel's delivery or event id) and its topic, kept with the raw bytes in the inbox."""
+
+    key: str
+    topic: str | None = None
+
+
+@dataclass
+class ChannelOrder:
+    """One order as a channel states it at ``event_time``; an older statement never
+    overwrites a newer one. Line SKUs are the channel's; the hub maps them to its own."""
+
+    external_id: str
+    event_time: datetime
+    draft: OrderDraft
+    cancelled: bool = False
+    channel_status: str | None = None
+
+
+class PayloadError(Exception):
+    """The payload is not what the channel documents; the inbox keeps it as rejected with
+    this message, and it can be replayed after a fix."""
 
 
 class ChannelAdapter(Adapter):
-    """A sales channel. Push channels verify and parse webhooks; pull channels poll."""
+    """A sales channel. Push channels verify and parse webhooks; pull channels poll.
+
+    ``secret_settings`` names the settings that hold secrets: the hub stores them encrypted
+    (or as ``{"$env": …}`` references) and never returns them through the API.
+    """
 
     mode: ClassVar[str] = "push"
+    secret_settings: ClassVar[tuple[str, ...]] = ()
 
     def verify(self, request: InboundRequest) -> bool:
-        """True when the request is authentic (signature over the raw bytes)."""
+        """True when the request is authentic (signature over the raw bytes, constant-time)."""
         raise NotImplementedError
 
-    def event_id(self, request: InboundRequest) -> str:
-        """The channel's delivery or event id, the key that de-duplicates retries."""
+    def delivery(self, request: InboundRequest) -> Delivery | None:
+        """What to store for a verified request; None acknowledges it and stores nothing
+        (a WooCommerce ping, a topic the hub does not handle)."""
         raise NotImplementedError
 
-    def parse(self, request: InboundRequest) -> list[OrderDraft]:
-        """Normalised orders carried by the request."""
+    def parse(self, topic: str | None, body: bytes) -> list[ChannelOrder]:
+        """The orders a stored delivery carries; raise PayloadError when it is malformed."""
         raise NotImplementedError
 
-    def poll(self, cursor: str | None) -> tuple[list[OrderDraft], str | None]:
+    def poll(self, cursor: str | None) -> tuple[list[ChannelOrder], str | None]:
         """Pull channels: orders changed since ``cursor``, and the next cursor."""
         raise NotImplementedError
 
 
 class StubChannel(ChannelAdapter):
-    """Accepts a JSON list of drafts signed with a shared token header; for tests and demos."""
+    """A minimal signed JSON channel for tests and demos.
+
+    Body: ``{"id", "updated_at", "lines": [{"sku", "quantity", "unit_price"}], "cancelled"?}``;
+    header ``X-Stub-Signature`` = hex HMAC-SHA256 of the body with the ``secret`` setting;
+    header ``X-Stub-Delivery`` is the delivery id.
+    """
 
     name = "stub"
     title = "Stub channel"
+    secret_settings = ("secret",)
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
-        "properties": {"token": {"type": "string"}},
+        "properties": {"secret": {"type": "string", "minLength": 1}},
+        "required": ["secret"],
         "additionalProperties": False,
     }
-    queued: ClassVar[list[OrderDraft]] = []
 
     def verify(self, request: InboundRequest) -> bool:
-        return hmac.compare_digest(
-            request.headers.get("X-Stub-Token", ""), self.settings.get("token", "")
-        )
+        expected = hmac.new(self.settings["secret"].encode(), request.body, "sha256").hexdigest()
+        return hmac.compare_digest(request.header("X-Stub-Signature"), expected)
 
-    def event_id(self, request: InboundRequest) -> str:
-        return request.headers.get("X-Stub-Event", "")
+    def delivery(self, request: InboundRequest) -> Delivery | None:
+        key = request.header("X-Stub-Delivery")
+        return Delivery(key, "order") if key else None
 
-    def parse(self, request: InboundRequest) -> list[OrderDraft]:
-        return list(self.queued)
-
-    def poll(self, cursor: str | None) -> tuple[list[OrderDraft], str | None]:
-        start = int(cursor or 0)
-        return self.queued[start:], str(len(self.queued))
+    def parse(self, topic: str | None, body: bytes) -> list[ChannelOrder]:
+        try:
+            data = json.loads(body)
+            return [
+                ChannelOrder(
+                    external_id=str(data["id"]),
+                    event_time=datetime.fromisoformat(data["updated_at"]),
+                    cancelled=bool(data.get("cancelled")),
+                    draft=OrderDraft(
+                        lines=[
+                            LineItem(
+                                sku=x["sku"],
+                                quantity=int(x["quantity"]),
+                                unit_price=Decimal(str(x["unit_price"])),
+                            )
+                            for x in data["lines"]
+                        ],
+                        consignee=Consignee(
+                            name=data.get("name"), address=Address(country=data.get("country"))
+                        ),
+                        channel=self.name,
+                    ),
+                )
+            ]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PayloadError(f"not a stub order: {type(exc).__name__}: {exc}") from None
 
 
 # --- carriers ------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ class LineItem:
     quantity: int
     unit_price: Decimal | None = None
     name: str | None = None
+    # Channels: the channel's product or variant id, mapped when the SKU is empty or unknown.
+    channel_product_id: str | None = None
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from hub.core.models.audit import AuditEntry
 from hub.core.models.catalog import Product, Warehouse
 from hub.core.models.events import Event, NotificationDelivery
+from hub.core.models.intake import Connection, InboxEntry, SkuMapping
 from hub.core.models.inventory import StockLedger, StockLevel
 from hub.core.models.orders import Allocation, Customer, Order, OrderHistory, OrderLine
 from hub.core.models.tenancy import ApiToken, Counter, Tenant, TenantScoped, User
@@ -11,14 +12,17 @@ __all__ = [
     "Allocation",
     "ApiToken",
     "AuditEntry",
+    "Connection",
     "Counter",
     "Customer",
     "Event",
+    "InboxEntry",
     "NotificationDelivery",
     "Order",
     "OrderHistory",
     "OrderLine",
     "Product",
+    "SkuMapping",
     "StockLedger",
     "StockLevel",
     "Tenant",

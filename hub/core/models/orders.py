@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.core.db import Base, utcnow
@@ -32,6 +32,15 @@ class Order(TenantScoped, Base):
         Index("ix_orders_tenant_created", "tenant_id", "created_at"),
         Index("ix_orders_tenant_status", "tenant_id", "status"),
         Index("ix_orders_tenant_external", "tenant_id", "channel", "external_id"),
+        # One order per channel order: the upsert key of intake.
+        Index(
+            "uq_orders_connection_external",
+            "connection_id",
+            "external_id",
+            unique=True,
+            postgresql_where=text("connection_id IS NOT NULL"),
+            sqlite_where=text("connection_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -39,6 +48,11 @@ class Order(TenantScoped, Base):
     channel: Mapped[str] = mapped_column(String(64), default="api")
     external_id: Mapped[str | None] = mapped_column(String(64))
     external_name: Mapped[str | None] = mapped_column(String(64))
+    connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="SET NULL")
+    )
+    # The channel's time of the last statement applied; older statements are ignored.
+    external_updated_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(24))
     order_type: Mapped[str] = mapped_column(String(24), default="normal")
     priority: Mapped[int] = mapped_column(default=0)
