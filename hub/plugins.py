@@ -23,7 +23,12 @@ from hub.core.adapters import Adapter, CarrierAdapter, ChannelAdapter, Notifier
 
 logger = logging.getLogger("orderhub.plugins")
 
-DEFAULT_PLUGINS = ("plugins.notifiers.log",)
+DEFAULT_PLUGINS = (
+    "plugins.notifiers.log",
+    "plugins.channels.shopify",
+    "plugins.channels.woocommerce",
+    "plugins.channels.storefront",
+)
 
 FAMILIES: dict[str, tuple[str, type[Adapter]]] = {
     "channels": ("register_channels", ChannelAdapter),

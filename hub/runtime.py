@@ -11,12 +11,18 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from hub.core import events, scoping
+from hub.core.adapters import ChannelAdapter
 from hub.core.db import make_engine, make_session_factory
-from hub.core.models import Tenant
+from hub.core.errors import Invalid
+from hub.core.models import Connection, Tenant
+from hub.core.secret_box import SecretBox
 from hub.plugins import Plugins
 from hub.settings import Settings, TenantSettings
 
 logger = logging.getLogger("orderhub")
+
+# Jobs a request asks for, sent only once its transaction has committed: (actor, id) pairs.
+AFTER_COMMIT_JOBS = "orderhub.after_commit_jobs"
 
 
 class Runtime:
@@ -31,6 +37,7 @@ class Runtime:
         event.listen(self.sessions, "after_rollback", self._after_rollback)
         self.plugins = Plugins(disabled=settings.disabled_plugins)
         self._listening: dict[tuple[int, str, int], bool] = {}
+        self.secrets = SecretBox(settings.secret_key)
         from hub.worker.broker import Jobs
 
         self.jobs = Jobs(self)
@@ -63,15 +70,27 @@ class Runtime:
             self._listening[key] = answer
         return answer
 
+    def channel_adapter(self, connection: Connection) -> ChannelAdapter:
+        """The plugin's adapter for a connection, with its secrets decrypted."""
+        cls = self.plugins.adapters("channels").get(connection.plugin)
+        if cls is None:
+            raise Invalid(
+                f"channel plugin {connection.plugin!r} is not installed or failed to load"
+            )
+        return cls(self.secrets.open(connection.settings))  # type: ignore[return-value]
+
     def tenant_settings(self, slug: str) -> TenantSettings:
         return self.settings.tenant(slug)
 
     def _after_commit(self, session: Session) -> None:
         for event_id in events.take_emitted(session):
             self.jobs.send("dispatch_event", event_id)
+        for actor, arg in session.info.pop(AFTER_COMMIT_JOBS, []):
+            self.jobs.send(actor, arg)
 
     def _after_rollback(self, session: Session) -> None:
         events.take_emitted(session)
+        session.info.pop(AFTER_COMMIT_JOBS, None)
 
     def close(self) -> None:
         self.jobs.close()

@@ -7,6 +7,7 @@ fails ``test_every_route_answers_each_caller_as_its_permission_says``.
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import json
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 from conftest import ORDER, ROLES, Api
 
+from hub import hookimpl
+from hub.core.adapters import StubChannel
 from hub.core.auth import ROLES as PERMISSIONS_OF
 from hub.web.api import blueprint
 from hub.web.api.framework import ROUTES
@@ -34,7 +37,18 @@ ACME_ORDER = {
     "lines": [{"sku": "SKU-A", "quantity": 2}, {"sku": "SKU-B", "quantity": 1}],
     "customer": {"email": ACME_EMAIL, "name": "Acme Buyer"},
 }
+ACME_CONNECTION = "acme-only-shop"
+ACME_DELIVERY = "acme-only-delivery"
 GARBAGE_TOKEN = "oh_not-a-token-anyone-was-given"
+
+
+class StubChannels:
+    """Makes the Stub channel available, as a third-party channel plugin would be."""
+
+    @staticmethod
+    @hookimpl
+    def register_channels() -> list[type]:
+        return [StubChannel]
 
 
 @pytest.fixture
@@ -88,6 +102,19 @@ class Acme:
         )
         self.order_number = self.order()
         assert self.order_number.startswith(ACME_PREFIX)
+        api.client.application.extensions["orderhub"].plugins.register(StubChannels, "stubs")
+        self.connection_id = self.connection(ACME_CONNECTION)
+        # One delivery waits in the inbox (no worker runs here).
+        body = b'{"id": "1", "updated_at": "2026-01-01T00:00:00+00:00", "lines": []}'
+        signature = hmac.new(b"shh", body, "sha256").hexdigest()
+        response = api.client.post(
+            f"/hooks/acme/{self.connection_id}",
+            data=body,
+            headers={"X-Stub-Signature": signature, "X-Stub-Delivery": ACME_DELIVERY},
+        )
+        assert response.status_code == 200, response.get_json()
+        entries = self.ok("GET", "/inbox")["items"]
+        self.inbox_id = entries[0]["id"]
 
     def ok(self, method: str, path: str, body: Any = None) -> Any:
         status, out = self.api.call(method, path, body)
@@ -113,6 +140,14 @@ class Acme:
             "POST", "/users", {"username": username, "password": "password-x", "role": "operator"}
         )
         return username
+
+    def connection(self, name: str | None = None) -> int:
+        body = {
+            "plugin": "stub",
+            "name": name or self.unique("shop-"),
+            "settings": {"secret": "shh"},
+        }
+        return self.ok("POST", "/connections", body)["id"]
 
     def unique(self, stem: str) -> str:
         return f"{stem}{next(self.serial)}"
@@ -262,6 +297,38 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         lambda a: Request("GET", "/customers?per_page=500"), "list", lambda a: ACME_EMAIL
     ),
     ("GET", "/plugins"): Sample(lambda a: Request("GET", "/plugins"), "own"),
+    ("POST", "/connections"): Sample(
+        lambda a: Request(
+            "POST",
+            "/connections",
+            {"plugin": "stub", "name": a.unique("s-"), "settings": {"secret": "x"}},
+        ),
+        "own",
+    ),
+    ("GET", "/connections"): Sample(
+        lambda a: Request("GET", "/connections"), "list", lambda a: ACME_CONNECTION
+    ),
+    ("GET", "/connections/<int:connection_id>"): Sample(
+        lambda a: Request("GET", f"/connections/{a.connection_id}"), "record"
+    ),
+    ("POST", "/connections/<int:connection_id>/pause"): Sample(
+        lambda a: Request("POST", f"/connections/{a.connection()}/pause"), "record"
+    ),
+    ("POST", "/connections/<int:connection_id>/resume"): Sample(
+        lambda a: Request("POST", f"/connections/{a.connection()}/resume"), "record"
+    ),
+    ("POST", "/connections/<int:connection_id>/sku-mappings"): Sample(
+        lambda a: Request(
+            "POST",
+            f"/connections/{a.connection_id}/sku-mappings",
+            {"channel_ref": a.unique("ref-"), "sku": "SKU-A"},
+        ),
+        "record",
+    ),
+    ("GET", "/inbox"): Sample(lambda a: Request("GET", "/inbox"), "list", lambda a: ACME_DELIVERY),
+    ("POST", "/inbox/<int:entry_id>/replay"): Sample(
+        lambda a: Request("POST", f"/inbox/{a.inbox_id}/replay"), "record"
+    ),
 }
 
 

@@ -338,7 +338,8 @@ class CarrierPlugin:
 
 def test_hook_register_channels(api: Api, runtime: Runtime) -> None:
     runtime.plugins.register(ChannelPlugin(), "shops")
-    assert runtime.plugins.adapters("channels") == {"shop": ChannelPlugin.Shop, "stub": StubChannel}
+    channels = runtime.plugins.adapters("channels")
+    assert {"shop": ChannelPlugin.Shop, "stub": StubChannel}.items() <= channels.items()
     status, body = api.get("/plugins")
     assert status == 200
     [info] = [i for i in body["items"] if i["name"] == "shops"]

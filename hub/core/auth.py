@@ -31,6 +31,8 @@ PERMISSIONS = frozenset(
         "users.write",
         "audit.read",
         "plugins.read",
+        "channels.read",
+        "channels.write",
     }
 )
 
@@ -38,10 +40,10 @@ _READ = {"orders.read", "catalog.read", "stock.read", "customers.read"}
 
 ROLES: dict[str, frozenset[str]] = {
     "admin": PERMISSIONS,
-    "operator": frozenset(_READ | {"orders.write", "reports.read"}),
+    "operator": frozenset(_READ | {"orders.write", "reports.read", "channels.read"}),
     "warehouse": frozenset(_READ | {"stock.write", "catalog.write"}),
     "service": frozenset(_READ),
-    "analyst": frozenset(_READ | {"reports.read"}),
+    "analyst": frozenset(_READ | {"reports.read", "channels.read"}),
 }
 
 TOKEN_PREFIX = "oh_"

@@ -10,6 +10,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
+from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -58,7 +59,14 @@ MAX_LINE_QUANTITY = 10_000
 
 
 def create(
-    session: Session, tenant_id: int, draft: OrderDraft, *, actor: str, prefix: str = "SO-"
+    session: Session,
+    tenant_id: int,
+    draft: OrderDraft,
+    *,
+    actor: str,
+    prefix: str = "SO-",
+    connection_id: int | None = None,
+    external_updated_at: datetime | None = None,
 ) -> Any:
     """The hot path of intake, in SQLAlchemy Core: on PostgreSQL five round trips (products,
     customer, one reservation per product, then every row in one statement), no savepoint, no
@@ -106,6 +114,8 @@ def create(
         "updated_at": now,
         "parent_number": None,
         "merged_into": None,
+        "connection_id": connection_id,
+        "external_updated_at": external_updated_at,
         **_consignee_columns(draft.consignee),
     }
     history = [

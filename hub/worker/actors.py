@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from hub.core import intake
 from hub.core.adapters import Message
 from hub.core.db import utcnow
 from hub.core.models import Event, NotificationDelivery, Tenant
@@ -108,9 +109,31 @@ def send_notification(runtime: Runtime, delivery_id: int) -> None:
         raise RuntimeError(f"notification {delivery_id} failed; will retry")
 
 
+def ingest(runtime: Runtime, entry_id: int) -> None:
+    """Turn one stored channel delivery into orders (or a rejected inbox entry)."""
+    with runtime.transaction() as session:
+        intake.ingest(
+            session,
+            entry_id,
+            runtime.channel_adapter,
+            prefix_for=lambda tenant_id: (
+                runtime.tenant_settings(
+                    session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id)) or ""
+                ).order_number_prefix
+            ),
+        )
+
+
 def sweep(runtime: Runtime, older_than: timedelta = timedelta(seconds=10)) -> int:
-    """Re-enqueue events whose fan-out never ran (broker down, process died)."""
+    """Re-enqueue what never ran (broker down, process died): event fan-outs, and channel
+    deliveries whose last enqueue is older than ``older_than`` (stamped again, so a backlog
+    is not enqueued twice on every sweep)."""
     cutoff = utcnow() - older_than
+    with runtime.transaction() as session:
+        entries = intake.pending_entries(session, cutoff)
+        intake.mark_enqueued(session, entries)
+    for entry_id in entries:
+        runtime.jobs.send("ingest", entry_id)
     with runtime.transaction() as session:
         ids = list(
             session.scalars(
@@ -134,7 +157,7 @@ def sweep(runtime: Runtime, older_than: timedelta = timedelta(seconds=10)) -> in
         runtime.jobs.send("dispatch_event", event_id)
     for delivery_id in pending:
         runtime.jobs.send("send_notification", delivery_id)
-    return len(ids) + len(pending)
+    return len(ids) + len(pending) + len(entries)
 
 
 class _Loose(dict[str, Any]):
@@ -143,6 +166,10 @@ class _Loose(dict[str, Any]):
 
 
 ACTORS: dict[str, tuple[Callable[..., None], dict[str, Any]]] = {
+    "ingest": (
+        ingest,
+        {"max_retries": 20, "min_backoff": 500, "max_backoff": 300_000, "queue_name": "intake"},
+    ),
     "dispatch_event": (
         dispatch_event,
         {"max_retries": 20, "min_backoff": 1000, "max_backoff": 300_000, "queue_name": "events"},

@@ -6,7 +6,7 @@ from flask import Blueprint
 
 
 def blueprint() -> Blueprint:
-    from hub.web.api import admin, catalog, openapi, orders, stock  # noqa: F401
+    from hub.web.api import admin, catalog, channels, openapi, orders, stock  # noqa: F401
     from hub.web.api.framework import bp
 
     return bp

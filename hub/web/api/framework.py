@@ -24,6 +24,9 @@ from hub.settings import TenantSettings
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
+# Ids and integer parameters beyond this are no record of ours (and would overflow SQLite).
+MAX_ID = 2**53
+
 
 class ApiError(HubError):
     """An error raised by the HTTP layer itself (auth, malformed request …)."""
@@ -94,6 +97,8 @@ class Param:
             raise ApiError(
                 400, "bad_query", f"query parameter {self.name!r} must be at least {self.minimum}"
             )
+        if self.type == "integer" and abs(value) > MAX_ID:
+            raise ApiError(400, "bad_query", f"query parameter {self.name!r} is too large")
         if self.maximum is not None and value > self.maximum:
             raise ApiError(
                 400, "bad_query", f"query parameter {self.name!r} must be at most {self.maximum}"
@@ -182,7 +187,9 @@ def route(
         def view(**path: Any) -> Any:
             runtime: Runtime = current_app.extensions["orderhub"]
             for name, value in path.items():
-                if _bad_text(value):
+                if isinstance(value, int) and not 0 < value <= MAX_ID:
+                    raise ApiError(404, "not_found", f"no record with {name} {value}")
+                if isinstance(value, str) and _bad_text(value):
                     raise ApiError(400, "bad_path", f"path segment {name!r} {_bad_text(value)}")
             args = _parse_query(spec)
             payload = _parse_body(spec) if spec.body is not None else None

@@ -1,0 +1,357 @@
+"""Channel intake: connections, the inbox of raw deliveries, and turning deliveries into orders.
+
+A delivery is verified over its raw bytes, stored (unique per connection and delivery key),
+committed and only then acknowledged; the ingest job parses it later, so nothing a channel was
+told we received can be lost, and retries or duplicates never make a second order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from hub.core import audit, orders
+from hub.core.adapters import ChannelAdapter, ChannelOrder, InboundRequest, PayloadError
+from hub.core.db import utcnow
+from hub.core.errors import Conflict, Invalid, NotFound
+from hub.core.models import Connection, InboxEntry, Order, Product, SkuMapping
+from hub.core.normalised import LineItem
+from hub.core.secret_box import SecretBox, redact
+
+MAX_BODY_IN_INBOX = 5 * 1024 * 1024
+
+
+# --- connections -----------------------------------------------------------------------------
+
+
+def create_connection(
+    session: Session,
+    tenant_id: int,
+    plugin: type[ChannelAdapter],
+    name: str,
+    settings: dict[str, Any],
+    *,
+    box: SecretBox,
+    actor: str,
+) -> Connection:
+    plugin.validate_settings(box.open(settings))
+    if session.scalar(
+        select(Connection.id).where(Connection.tenant_id == tenant_id, Connection.name == name)
+    ):
+        raise Conflict(f"a connection named {name!r} already exists")
+    connection = Connection(
+        tenant_id=tenant_id,
+        plugin=plugin.name,
+        name=name,
+        settings=box.seal(settings, plugin.secret_settings),
+    )
+    session.add(connection)
+    session.flush()
+    audit.record(
+        session,
+        tenant_id,
+        actor,
+        "connection.create",
+        "connection",
+        connection.id,
+        None,
+        {"plugin": plugin.name, "name": name, "settings": redact(settings, plugin.secret_settings)},
+    )
+    return connection
+
+
+def get_connection(session: Session, tenant_id: int, connection_id: int) -> Connection:
+    connection = session.scalar(
+        select(Connection).where(Connection.tenant_id == tenant_id, Connection.id == connection_id)
+    )
+    if connection is None:
+        raise NotFound(f"no connection {connection_id}")
+    return connection
+
+
+def set_paused(
+    session: Session, tenant_id: int, connection_id: int, paused: bool, actor: str
+) -> Connection:
+    connection = get_connection(session, tenant_id, connection_id)
+    connection.paused = paused
+    audit.record(
+        session,
+        tenant_id,
+        actor,
+        "connection.pause" if paused else "connection.resume",
+        "connection",
+        connection_id,
+        None,
+        {"paused": paused},
+    )
+    return connection
+
+
+def connection_stats(session: Session, tenant_id: int) -> dict[int, dict[str, int]]:
+    """Per connection: deliveries waiting (backlog) and rejected."""
+    rows = session.execute(
+        select(InboxEntry.connection_id, InboxEntry.status, func.count())
+        .where(InboxEntry.tenant_id == tenant_id, InboxEntry.status.in_(("pending", "rejected")))
+        .group_by(InboxEntry.connection_id, InboxEntry.status)
+    ).all()
+    stats: dict[int, dict[str, int]] = {}
+    for connection_id, status, count in rows:
+        stats.setdefault(connection_id, {"pending": 0, "rejected": 0})[status] = count
+    return stats
+
+
+def add_sku_mapping(
+    session: Session, tenant_id: int, connection_id: int, channel_ref: str, sku: str, actor: str
+) -> SkuMapping:
+    get_connection(session, tenant_id, connection_id)
+    if not session.scalar(
+        select(Product.id).where(Product.tenant_id == tenant_id, Product.sku == sku)
+    ):
+        raise Invalid(f"unknown SKU {sku!r}")
+    mapping = session.scalar(
+        select(SkuMapping).where(
+            SkuMapping.tenant_id == tenant_id,
+            SkuMapping.connection_id == connection_id,
+            SkuMapping.channel_ref == channel_ref,
+        )
+    )
+    if mapping is None:
+        mapping = SkuMapping(
+            tenant_id=tenant_id, connection_id=connection_id, channel_ref=channel_ref, sku=sku
+        )
+        session.add(mapping)
+    else:
+        mapping.sku = sku
+    session.flush()
+    audit.record(
+        session,
+        tenant_id,
+        actor,
+        "sku_mapping.set",
+        "connection",
+        connection_id,
+        None,
+        {"channel_ref": channel_ref, "sku": sku},
+    )
+    return mapping
+
+
+# --- receiving -------------------------------------------------------------------------------
+
+
+def receive(
+    session: Session, connection: Connection, adapter: ChannelAdapter, request: InboundRequest
+) -> tuple[str, int | None]:
+    """Verify and store one delivery. Returns ("forged" | "ignored" | "duplicate" | "stored",
+    the new inbox id). Nothing is written for a forged request."""
+    if not adapter.verify(request):
+        return "forged", None
+    delivery = adapter.delivery(request)
+    if delivery is None:
+        return "ignored", None
+    now = utcnow()
+    ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    entry_id = session.execute(
+        ins(InboxEntry.__table__)
+        .values(
+            tenant_id=connection.tenant_id,
+            connection_id=connection.id,
+            delivery_key=delivery.key[:200],
+            topic=delivery.topic,
+            headers=dict(request.headers),
+            body=request.body,
+            status="pending",
+            attempts=0,
+            received_at=now,
+            enqueued_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
+        .returning(InboxEntry.__table__.c.id)
+    ).scalar()
+    session.execute(
+        update(Connection.__table__)
+        .where(Connection.__table__.c.id == connection.id)
+        .values(last_delivery_at=now)
+    )
+    return ("stored", entry_id) if entry_id is not None else ("duplicate", None)
+
+
+# --- ingesting -------------------------------------------------------------------------------
+
+
+def ingest(
+    session: Session,
+    entry_id: int,
+    adapter_for: Callable[[Connection], ChannelAdapter],
+    *,
+    prefix_for: Callable[[int], str],
+) -> str:
+    """Turn one stored delivery into orders. Returns the entry's new status; a payload the
+    channel plugin cannot read, or whose SKUs we cannot map, is kept as rejected."""
+    entry = session.scalar(select(InboxEntry).where(InboxEntry.id == entry_id).with_for_update())
+    if entry is None or entry.status != "pending":
+        return entry.status if entry else "missing"
+    connection = session.get(Connection, entry.connection_id)
+    assert connection is not None
+    if connection.paused:
+        return "pending"
+    entry.attempts += 1
+    adapter = adapter_for(connection)
+    try:
+        with session.begin_nested():
+            statements = adapter.parse(entry.topic, entry.body)
+            for statement in statements:
+                _apply(session, connection, statement, prefix_for(connection.tenant_id))
+    except (PayloadError, Invalid) as problem:
+        entry.status, entry.reason = "rejected", str(problem)[:2000]
+    else:
+        entry.status, entry.reason = "processed", None
+    entry.processed_at = utcnow()
+    return entry.status
+
+
+def replay(session: Session, tenant_id: int, entry_id: int, actor: str) -> InboxEntry:
+    entry = session.scalar(
+        select(InboxEntry).where(InboxEntry.tenant_id == tenant_id, InboxEntry.id == entry_id)
+    )
+    if entry is None:
+        raise NotFound(f"no inbox entry {entry_id}")
+    if entry.status == "processed":
+        raise Conflict(f"inbox entry {entry_id} was processed already")
+    entry.status, entry.reason, entry.enqueued_at = "pending", None, utcnow()
+    audit.record(session, tenant_id, actor, "inbox.replay", "inbox", entry_id, None, None)
+    return entry
+
+
+def _apply(session: Session, connection: Connection, statement: ChannelOrder, prefix: str) -> None:
+    """Upsert on (connection, external id), newest statement wins."""
+    tenant_id = connection.tenant_id
+    draft = replace(
+        statement.draft,
+        lines=_mapped_lines(session, connection, statement),
+        external_id=statement.external_id,
+        channel=connection.plugin,
+    )
+    existing = session.scalar(
+        select(Order)
+        .where(Order.connection_id == connection.id, Order.external_id == statement.external_id)
+        .with_for_update(of=Order)
+    )
+    actor = f"channel:{connection.name}"
+    if existing is None:
+        created = orders.create(
+            session,
+            tenant_id,
+            draft,
+            actor=actor,
+            prefix=prefix,
+            connection_id=connection.id,
+            external_updated_at=statement.event_time,
+        )
+        if statement.cancelled:
+            orders.cancel(
+                session, tenant_id, created.number, actor=actor, reason="cancelled on the channel"
+            )
+        return
+    if existing.external_updated_at and statement.event_time <= existing.external_updated_at:
+        return  # an older (or repeated) statement: the newer one already applied
+    existing.external_updated_at = statement.event_time
+    if existing.status not in orders.OPEN_STATUSES:
+        return
+    if statement.cancelled:
+        orders.cancel(
+            session, tenant_id, existing.number, actor=actor, reason="cancelled on the channel"
+        )
+    elif _lines_changed(existing, draft.lines):
+        orders.modify(
+            session,
+            tenant_id,
+            existing.number,
+            actor=actor,
+            lines=draft.lines,
+            consignee=draft.consignee,
+        )
+
+
+def _lines_changed(order: Order, lines: list[LineItem]) -> bool:
+    have = sorted((line.sku, line.quantity, line.unit_price) for line in order.lines)
+    want = sorted((line.sku, line.quantity, line.unit_price) for line in lines)
+    return have != want
+
+
+def _mapped_lines(
+    session: Session, connection: Connection, statement: ChannelOrder
+) -> list[LineItem]:
+    """The channel's SKUs (or product ids, when the SKU is empty) in our SKUs."""
+    lines = statement.draft.lines
+    refs = {r for line in lines for r in (line.sku, line.channel_product_id) if r}
+    mapped: Mapping[str, str] = dict(
+        session.execute(
+            select(SkuMapping.channel_ref, SkuMapping.sku).where(
+                SkuMapping.connection_id == connection.id, SkuMapping.channel_ref.in_(refs)
+            )
+        ).all()
+    )
+    known = set(
+        session.scalars(
+            select(Product.sku).where(
+                Product.tenant_id == connection.tenant_id,
+                Product.sku.in_(refs | set(mapped.values())),
+            )
+        )
+    )
+    out = []
+    for i, line in enumerate(lines, start=1):
+        sku = mapped.get(line.sku) or (line.sku if line.sku in known else None)
+        if sku is None and line.channel_product_id:
+            sku = mapped.get(line.channel_product_id)
+        if sku is None:
+            ref = line.sku or f"product {line.channel_product_id}"
+            raise PayloadError(
+                f"line {i}: unknown SKU {ref!r}; add a SKU mapping for connection"
+                f" {connection.id} and replay"
+            )
+        out.append(replace(line, sku=sku))
+    return out
+
+
+def pending_entries(session: Session, older_than: datetime, limit: int = 10_000) -> list[int]:
+    return list(
+        session.scalars(
+            select(InboxEntry.id)
+            .where(InboxEntry.status == "pending", InboxEntry.enqueued_at < older_than)
+            .order_by(InboxEntry.id)
+            .limit(limit)
+        )
+    )
+
+
+def mark_enqueued(session: Session, ids: list[int]) -> None:
+    if ids:
+        session.execute(
+            update(InboxEntry.__table__)
+            .where(InboxEntry.__table__.c.id.in_(ids))
+            .values(enqueued_at=utcnow())
+        )
+
+
+def connection_view(connection: Connection, secret_names: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "id": connection.id,
+        "plugin": connection.plugin,
+        "name": connection.name,
+        "paused": connection.paused,
+        "settings": redact(connection.settings, secret_names),
+        "cursor": connection.cursor,
+        "created_at": connection.created_at.isoformat(),
+        "last_delivery_at": connection.last_delivery_at.isoformat()
+        if connection.last_delivery_at
+        else None,
+    }

@@ -1,0 +1,192 @@
+"""Channel connections, SKU mappings and the inbox of deliveries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from sqlalchemy import select
+
+from hub.core import intake
+from hub.core.errors import Invalid
+from hub.core.models import Connection, InboxEntry
+from hub.runtime import AFTER_COMMIT_JOBS
+from hub.web.api.framework import Ctx, Param, paginate, route
+from hub.web.api.schemas import closed
+
+TAG = "channels"
+
+CONNECTION_CREATE = closed(
+    {
+        "plugin": {"type": "string", "minLength": 1, "maxLength": 64},
+        "name": {"type": "string", "minLength": 1, "maxLength": 100},
+        "settings": {"type": "object"},
+    },
+    ("plugin", "name", "settings"),
+)
+SKU_MAPPING = closed(
+    {
+        "channel_ref": {"type": "string", "minLength": 1, "maxLength": 100},
+        "sku": {"type": "string", "minLength": 1, "maxLength": 64},
+    },
+    ("channel_ref", "sku"),
+)
+
+
+def _view(ctx: Ctx, connection: Connection, stats: dict[int, dict[str, int]]) -> dict[str, Any]:
+    cls = ctx.runtime.plugins.adapters("channels").get(connection.plugin)
+    out = intake.connection_view(connection, cls.secret_settings if cls else ())
+    out["webhook_url"] = f"{request.host_url}hooks/{ctx.principal.tenant_slug}/{connection.id}"
+    counts = stats.get(connection.id, {})
+    out["backlog"], out["rejected"] = counts.get("pending", 0), counts.get("rejected", 0)
+    return out
+
+
+@route(
+    "/connections",
+    "POST",
+    permission="channels.write",
+    tag=TAG,
+    status=201,
+    summary="Connect a channel plugin with its settings",
+    body=CONNECTION_CREATE,
+)
+def create_connection(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    cls = ctx.runtime.plugins.adapters("channels", ctx.tenant).get(body["plugin"])
+    if cls is None:
+        raise Invalid(
+            f"no channel plugin {body['plugin']!r} is enabled; available: "
+            + ", ".join(sorted(ctx.runtime.plugins.adapters("channels", ctx.tenant)))
+        )
+    connection = intake.create_connection(
+        ctx.session,
+        ctx.tenant_id,
+        cls,
+        body["name"],
+        body["settings"],
+        box=ctx.runtime.secrets,
+        actor=ctx.actor,
+    )
+    return _view(ctx, connection, {})
+
+
+@route(
+    "/connections",
+    permission="channels.read",
+    tag=TAG,
+    summary="Connections with their last delivery, backlog and rejected deliveries",
+)
+def list_connections(ctx: Ctx) -> dict[str, Any]:
+    found = ctx.session.scalars(
+        select(Connection).where(Connection.tenant_id == ctx.tenant_id).order_by(Connection.id)
+    ).all()
+    stats = intake.connection_stats(ctx.session, ctx.tenant_id)
+    return {"items": [_view(ctx, c, stats) for c in found], "total": len(found)}
+
+
+@route(
+    "/connections/<int:connection_id>",
+    permission="channels.read",
+    tag=TAG,
+    summary="Read a connection",
+)
+def get_connection(ctx: Ctx, connection_id: int) -> dict[str, Any]:
+    connection = intake.get_connection(ctx.session, ctx.tenant_id, connection_id)
+    return _view(ctx, connection, intake.connection_stats(ctx.session, ctx.tenant_id))
+
+
+@route(
+    "/connections/<int:connection_id>/pause",
+    "POST",
+    permission="channels.write",
+    tag=TAG,
+    summary="Pause a connection: deliveries are still stored, not processed",
+)
+def pause_connection(ctx: Ctx, connection_id: int) -> dict[str, Any]:
+    connection = intake.set_paused(ctx.session, ctx.tenant_id, connection_id, True, ctx.actor)
+    return _view(ctx, connection, {})
+
+
+@route(
+    "/connections/<int:connection_id>/resume",
+    "POST",
+    permission="channels.write",
+    tag=TAG,
+    summary="Resume a connection and process what waited",
+)
+def resume_connection(ctx: Ctx, connection_id: int) -> dict[str, Any]:
+    connection = intake.set_paused(ctx.session, ctx.tenant_id, connection_id, False, ctx.actor)
+    waiting = ctx.session.scalars(
+        select(InboxEntry.id).where(
+            InboxEntry.connection_id == connection_id, InboxEntry.status == "pending"
+        )
+    ).all()
+    for entry_id in waiting:
+        ctx.session.info.setdefault(AFTER_COMMIT_JOBS, []).append(("ingest", entry_id))
+    return _view(ctx, connection, {})
+
+
+@route(
+    "/connections/<int:connection_id>/sku-mappings",
+    "POST",
+    permission="channels.write",
+    tag=TAG,
+    status=201,
+    body=SKU_MAPPING,
+    summary="Map a channel SKU or product id to one of ours",
+)
+def add_sku_mapping(ctx: Ctx, connection_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    mapping = intake.add_sku_mapping(
+        ctx.session, ctx.tenant_id, connection_id, body["channel_ref"], body["sku"], ctx.actor
+    )
+    return {"connection": connection_id, "channel_ref": mapping.channel_ref, "sku": mapping.sku}
+
+
+@route(
+    "/inbox",
+    permission="channels.read",
+    tag=TAG,
+    paged=True,
+    summary="Channel deliveries, e.g. the rejected ones with their reasons",
+    query=(
+        Param("status", enum=("pending", "processed", "rejected")),
+        Param("connection", "integer", minimum=1),
+    ),
+)
+def list_inbox(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    stmt = select(InboxEntry).where(InboxEntry.tenant_id == ctx.tenant_id)
+    if "status" in args:
+        stmt = stmt.where(InboxEntry.status == args["status"])
+    if "connection" in args:
+        stmt = stmt.where(InboxEntry.connection_id == args["connection"])
+    return paginate(
+        ctx,
+        stmt,
+        InboxEntry.id.desc(),
+        args,
+        lambda e: {
+            "id": e.id,
+            "connection": e.connection_id,
+            "delivery_key": e.delivery_key,
+            "topic": e.topic,
+            "status": e.status,
+            "reason": e.reason,
+            "attempts": e.attempts,
+            "received_at": e.received_at.isoformat(),
+            "processed_at": e.processed_at.isoformat() if e.processed_at else None,
+        },
+    )
+
+
+@route(
+    "/inbox/<int:entry_id>/replay",
+    "POST",
+    permission="orders.write",
+    tag=TAG,
+    status=202,
+    summary="Process a rejected delivery again (after fixing a SKU mapping, say)",
+)
+def replay_inbox(ctx: Ctx, entry_id: int) -> dict[str, Any]:
+    entry = intake.replay(ctx.session, ctx.tenant_id, entry_id, ctx.actor)
+    ctx.session.info.setdefault(AFTER_COMMIT_JOBS, []).append(("ingest", entry.id))
+    return {"id": entry.id, "status": entry.status}

@@ -1,0 +1,594 @@
+"""The built-in ``woocommerce`` channel, tested at the adapter level with requests shaped and
+signed as WooCommerce sends them (design/CHANNELS.md): a REST v3 order serialised the PHP way
+(every "/" escaped as "\\/"), the ``X-WC-Webhook-*`` headers, base64 HMAC-SHA256 of the raw
+bytes, and the unsigned form-encoded ping sent when a webhook is created.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from hub.core.adapters import ChannelAdapter, InboundRequest, PayloadError
+from hub.core.errors import Invalid
+from hub.plugins import DEFAULT_PLUGINS, Plugins
+from plugins.channels.woocommerce import WooCommerceChannel
+
+SECRET = "wc-secret-2024-current"
+OLD_SECRET = "wc-secret-2023-previous"
+STORE = "https://shop.example.com/"
+
+
+def order_payload(**changes: Any) -> dict[str, Any]:
+    """A REST v3 order as a ``order.updated`` webhook carries it, trimmed to what matters.
+
+    Line 1 is a simple product without a SKU (sku ""), line 2 a variation whose price after a
+    coupon is a long fraction; the store's local time is two hours ahead of the ``*_gmt`` ones.
+    """
+    order: dict[str, Any] = {
+        "id": 727,
+        "parent_id": 0,
+        "status": "processing",
+        "currency": "EUR",
+        "version": "8.7.0",
+        "prices_include_tax": False,
+        "date_created": "2024-05-02T16:03:11",
+        "date_modified": "2024-05-02T16:05:40",
+        "discount_total": "2.00",
+        "discount_tax": "0.00",
+        "shipping_total": "4.90",
+        "shipping_tax": "0.00",
+        "cart_tax": "5.75",
+        "total": "33.65",
+        "total_tax": "5.75",
+        "customer_id": 12,
+        "order_key": "wc_order_kR8tWq3vZpL1a",
+        "billing": {
+            "first_name": "Ana",
+            "last_name": "Silva",
+            "company": "",
+            "address_1": "Rua Augusta 10",
+            "address_2": "",
+            "city": "Lisboa",
+            "state": "",
+            "postcode": "1100-053",
+            "country": "PT",
+            "email": "ana@example.com",
+            "phone": "+351912345678",
+        },
+        "shipping": {
+            "first_name": "Rui",
+            "last_name": "Costa",
+            "company": "Costa & Filhos",
+            "address_1": "Avenida da Liberdade 200",
+            "address_2": "3º Dto",
+            "city": "Lisboa",
+            "state": "LI",
+            "postcode": "1250-147",
+            "country": "PT",
+            "phone": "+351935550100",
+        },
+        "payment_method": "stripe",
+        "payment_method_title": "Credit card",
+        "transaction_id": "pi_3PBx2aLkdIwHu7ix0QmZ1",
+        "customer_ip_address": "203.0.113.7",
+        "customer_user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+        "created_via": "checkout",
+        "customer_note": "Ring twice, please",
+        "date_completed": None,
+        "date_paid": "2024-05-02T16:05:39",
+        "cart_hash": "a3f1c9d2b7e4",
+        "number": "727",
+        "meta_data": [],
+        "line_items": [
+            {
+                "id": 315,
+                "name": "Blue mug",
+                "product_id": 93,
+                "variation_id": 0,
+                "quantity": 2,
+                "tax_class": "",
+                "subtotal": "25.00",
+                "subtotal_tax": "5.75",
+                "total": "25.00",
+                "total_tax": "5.75",
+                "taxes": [{"id": 1, "total": "5.75", "subtotal": "5.75"}],
+                "meta_data": [],
+                "sku": "",
+                "price": 12.5,
+                "image": {"id": "94", "src": "https://shop.example.com/wp-content/mug.jpg"},
+                "parent_name": None,
+            },
+            {
+                "id": 316,
+                "name": "T-shirt - Large",
+                "product_id": 22,
+                "variation_id": 23,
+                "quantity": 3,
+                "tax_class": "",
+                "subtotal": "12.00",
+                "subtotal_tax": "0.00",
+                "total": "10.00",
+                "total_tax": "0.00",
+                "taxes": [],
+                "meta_data": [{"id": 1, "key": "pa_size", "value": "large"}],
+                "sku": "TSHIRT-L",
+                "price": 3.3333333333333335,
+                "image": {"id": "", "src": ""},
+                "parent_name": "T-shirt",
+            },
+        ],
+        "tax_lines": [],
+        "shipping_lines": [
+            {"id": 317, "method_title": "Flat rate", "method_id": "flat_rate", "total": "4.90"}
+        ],
+        "fee_lines": [],
+        "coupon_lines": [{"id": 318, "code": "spring2", "discount": "2.00"}],
+        "refunds": [],
+        "currency_symbol": "€",
+        "date_created_gmt": "2024-05-02T14:03:11",
+        "date_modified_gmt": "2024-05-02T14:05:40",
+        "date_completed_gmt": None,
+        "date_paid_gmt": "2024-05-02T14:05:39",
+        "_links": {
+            "self": [{"href": "https://shop.example.com/wp-json/wc/v3/orders/727"}],
+            "collection": [{"href": "https://shop.example.com/wp-json/wc/v3/orders"}],
+            "customer": [{"href": "https://shop.example.com/wp-json/wc/v3/customers/12"}],
+        },
+    }
+    order.update(changes)
+    return order
+
+
+def php_json(data: Any) -> bytes:
+    """Serialise like PHP's json_encode as WordPress calls it: "/" escaped, UTF-8 kept."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("/", "\\/").encode()
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    """The signature as WooCommerce computes it (WC_Webhook::generate_signature)."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def webhook(
+    body: bytes,
+    *,
+    topic: str = "order.updated",
+    secret: str | None = SECRET,
+    delivery_id: str = "9b1c4e0f-21d3-4a57-8f0e-3c2b6d1a7e55",
+    source: str = STORE,
+    **extra: str,
+) -> InboundRequest:
+    resource, _, event = topic.partition(".")
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "WooCommerce/8.7.0 Hookshot (WordPress/6.5.2)",
+        "X-WC-Webhook-Source": source,
+        "X-WC-Webhook-Topic": topic,
+        "X-WC-Webhook-Resource": resource,
+        "X-WC-Webhook-Event": event,
+        "X-WC-Webhook-ID": "14",
+        "X-WC-Webhook-Delivery-ID": delivery_id,
+    }
+    if secret is not None:
+        headers["X-WC-Webhook-Signature"] = sign(body, secret)
+    headers.update(extra)
+    return InboundRequest(headers=headers, body=body, url="https://hub.example.com/hooks/7")
+
+
+def ping(body: bytes = b"webhook_id=14", **headers: str) -> InboundRequest:
+    """The unsigned request WooCommerce sends when a webhook is saved."""
+    base = {
+        "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
+        "User-Agent": "WooCommerce/8.7.0 Hookshot (WordPress/6.5.2)",
+    }
+    return InboundRequest(headers={**base, **headers}, body=body)
+
+
+@pytest.fixture
+def channel() -> WooCommerceChannel:
+    return WooCommerceChannel({"secret": SECRET, "store_url": "https://shop.example.com"})
+
+
+# --- registration and settings ---------------------------------------------------------------
+
+
+def test_is_a_default_plugin_registered_through_the_hook() -> None:
+    assert "plugins.channels.woocommerce" in DEFAULT_PLUGINS
+    plugins = Plugins(env={})
+    assert plugins.adapters("channels")["woocommerce"] is WooCommerceChannel
+    assert issubclass(WooCommerceChannel, ChannelAdapter)
+    assert not [f for f in plugins.failures if f.name == "woocommerce"]
+
+
+def test_settings_need_a_secret_and_keep_secrets_secret() -> None:
+    WooCommerceChannel.validate_settings({"secret": SECRET, "previous_secret": OLD_SECRET})
+    with pytest.raises(Invalid, match="secret"):
+        WooCommerceChannel.validate_settings({"store_url": STORE})
+    with pytest.raises(Invalid, match="store_url"):
+        WooCommerceChannel.validate_settings({"secret": SECRET, "store_url": "shop.example.com"})
+    assert set(WooCommerceChannel.secret_settings) == {"secret", "previous_secret"}
+
+
+# --- verify ----------------------------------------------------------------------------------
+
+
+def test_signature_over_the_escaped_bytes_as_sent(channel: WooCommerceChannel) -> None:
+    body = php_json(order_payload())
+    assert b"https:\\/\\/shop.example.com\\/wp-json" in body  # escaped exactly as PHP sends it
+    request = webhook(body)
+    assert channel.verify(request)
+    # Re-serialising what was parsed does not reproduce the signed bytes: this is why the
+    # check must run over the raw body.
+    reserialised = json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False)
+    assert sign(reserialised.encode()) != request.header("X-WC-Webhook-Signature")
+
+
+def test_headers_are_case_insensitive(channel: WooCommerceChannel) -> None:
+    request = webhook(php_json(order_payload()))
+    lower = InboundRequest({k.lower(): v for k, v in request.headers.items()}, request.body)
+    assert channel.verify(lower)
+    assert channel.delivery(lower) == channel.delivery(request)
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda r: webhook(r.body, secret="not-the-secret"), id="wrong-secret"),
+        pytest.param(
+            lambda r: InboundRequest(r.headers, r.body.replace(b'"total":"33.65"', b'"total":"0"')),
+            id="tampered-body",
+        ),
+        pytest.param(lambda r: webhook(r.body, secret=None), id="missing-signature"),
+        pytest.param(
+            lambda r: webhook(r.body, secret=None, **{"X-WC-Webhook-Signature": ""}),
+            id="empty-signature",
+        ),
+        pytest.param(
+            lambda r: webhook(r.body, secret=None, **{"X-WC-Webhook-Signature": "sïgnature"}),
+            id="non-ascii-signature",
+        ),
+        pytest.param(
+            lambda r: webhook(
+                r.body,
+                secret=None,
+                **{
+                    "X-WC-Webhook-Signature": hmac.new(
+                        SECRET.encode(), r.body, "sha256"
+                    ).hexdigest()
+                },
+            ),
+            id="hex-not-base64",
+        ),
+    ],
+)
+def test_forged_requests_fail(channel: WooCommerceChannel, forge: Any) -> None:
+    genuine = webhook(php_json(order_payload()))
+    assert b'"total":"33.65"' in genuine.body
+    assert not channel.verify(forge(genuine))
+
+
+def test_rotation_accepts_either_secret_while_both_are_configured() -> None:
+    body = php_json(order_payload())
+    rotating = WooCommerceChannel({"secret": SECRET, "previous_secret": OLD_SECRET})
+    assert rotating.verify(webhook(body, secret=SECRET))
+    assert rotating.verify(webhook(body, secret=OLD_SECRET))
+    assert not rotating.verify(webhook(body, secret="third-secret"))
+    rotated = WooCommerceChannel({"secret": SECRET})
+    assert not rotated.verify(webhook(body, secret=OLD_SECRET))
+
+
+# --- the creation ping -----------------------------------------------------------------------
+
+
+def test_creation_ping_is_acknowledged_and_stores_nothing(channel: WooCommerceChannel) -> None:
+    request = ping()
+    assert channel.verify(request)
+    assert channel.delivery(request) is None
+    bare = InboundRequest({}, b"webhook_id=3")  # no Content-Type at all is still the ping
+    assert channel.verify(bare)
+    assert channel.delivery(bare) is None
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param(ping(b"webhook_id=14&status=active"), id="extra-form-field"),
+        pytest.param(ping(b"webhook_id=abc"), id="non-numeric-id"),
+        pytest.param(ping(b"webhook_id="), id="empty-id"),
+        pytest.param(ping(b"webhook_id=14\n"), id="trailing-newline"),
+        pytest.param(ping(b'{"webhook_id":14}'), id="json-body"),
+        pytest.param(ping(**{"Content-Type": "application/json"}), id="json-content-type"),
+        pytest.param(ping(**{"X-WC-Webhook-Topic": "order.created"}), id="with-webhook-header"),
+        pytest.param(ping(**{"x-wc-webhook-source": STORE}), id="with-lowercase-header"),
+        pytest.param(ping(php_json(order_payload())), id="unsigned-order"),
+    ],
+)
+def test_only_the_exact_ping_shape_passes_unsigned(
+    channel: WooCommerceChannel, request_: InboundRequest
+) -> None:
+    assert not channel.verify(request_)
+
+
+# --- delivery --------------------------------------------------------------------------------
+
+
+def test_delivery_key_is_store_order_and_modification_time(channel: WooCommerceChannel) -> None:
+    body = php_json(order_payload())
+    delivery = channel.delivery(webhook(body))
+    assert delivery is not None
+    assert delivery.topic == "order.updated"
+    assert delivery.key == "727@2024-05-02T14:05:40@https://shop.example.com"
+
+
+def test_a_resent_snapshot_has_the_same_key_whatever_the_delivery_id_or_topic(
+    channel: WooCommerceChannel,
+) -> None:
+    body = php_json(order_payload())
+    first = channel.delivery(webhook(body, delivery_id="a1", topic="order.created"))
+    again = channel.delivery(webhook(body, delivery_id="b2", topic="order.updated"))
+    assert first is not None and again is not None
+    assert first.key == again.key
+    assert (first.topic, again.topic) == ("order.created", "order.updated")
+
+
+def test_a_new_modification_or_another_store_gets_a_new_key(channel: WooCommerceChannel) -> None:
+    base = channel.delivery(webhook(php_json(order_payload())))
+    later = channel.delivery(
+        webhook(php_json(order_payload(date_modified_gmt="2024-05-02T14:09:00")))
+    )
+    other_order = channel.delivery(webhook(php_json(order_payload(id=728))))
+    other_store = channel.delivery(
+        webhook(php_json(order_payload()), source="https://other.example.com/")
+    )
+    keys = {d.key for d in (base, later, other_order, other_store) if d is not None}
+    assert len(keys) == 4
+
+
+def test_store_url_setting_stands_in_for_a_missing_source_header() -> None:
+    body = php_json(order_payload())
+    request = webhook(body)
+    headers = {k: v for k, v in request.headers.items() if k != "X-WC-Webhook-Source"}
+    channel = WooCommerceChannel({"secret": SECRET, "store_url": "https://shop.example.com/"})
+    delivery = channel.delivery(InboundRequest(headers, body))
+    assert delivery is not None
+    assert delivery.key == channel.delivery(request).key  # type: ignore[union-attr]
+
+
+def test_a_very_long_store_url_is_hashed_never_truncated(channel: WooCommerceChannel) -> None:
+    long_store = "https://shop.example.com/" + "a" * 250 + "/"
+    one = channel.delivery(webhook(php_json(order_payload()), source=long_store))
+    two = channel.delivery(webhook(php_json(order_payload(id=728)), source=long_store))
+    assert one is not None and two is not None
+    assert len(one.key) <= 200 and len(two.key) <= 200
+    assert one.key != two.key
+
+
+def test_a_signed_unreadable_body_is_still_stored_to_be_rejected(
+    channel: WooCommerceChannel,
+) -> None:
+    body = b'{"id": 727, "status": "processing"'  # cut short
+    request = webhook(body)
+    assert channel.verify(request)
+    delivery = channel.delivery(request)
+    assert delivery is not None
+    assert delivery.key == "body-sha256:" + hashlib.sha256(body).hexdigest()
+    with pytest.raises(PayloadError, match="not JSON"):
+        channel.parse(delivery.topic, body)
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["order.deleted", "order.restored", "product.updated", "action.woocommerce_new_order", ""],
+)
+def test_other_topics_are_acknowledged_and_not_stored(
+    channel: WooCommerceChannel, topic: str
+) -> None:
+    request = webhook(php_json(order_payload()), topic=topic)
+    assert channel.verify(request)
+    assert channel.delivery(request) is None
+
+
+# --- parse -----------------------------------------------------------------------------------
+
+
+def test_parse_reads_every_field(channel: WooCommerceChannel) -> None:
+    [order] = channel.parse("order.updated", php_json(order_payload()))
+    assert order.external_id == "727"
+    assert order.event_time == datetime(2024, 5, 2, 14, 5, 40, tzinfo=UTC)
+    assert order.cancelled is False
+    assert order.channel_status == "processing"
+    draft = order.draft
+    assert draft.channel == "woocommerce"
+    assert draft.external_id == "727"
+    assert draft.external_name == "727"
+    assert draft.currency == "EUR"
+    assert draft.shipping_total == Decimal("4.90")
+    assert draft.tax_total == Decimal("5.75")
+    assert draft.discount_total == Decimal("2.00")
+    assert draft.created_at == datetime(2024, 5, 2, 14, 3, 11, tzinfo=UTC)
+    assert draft.paid_at == datetime(2024, 5, 2, 14, 5, 39, tzinfo=UTC)
+    assert draft.note == "Ring twice, please"
+
+    mug, shirt = draft.lines
+    assert (mug.sku, mug.channel_product_id, mug.quantity) == ("", "93", 2)
+    assert (mug.unit_price, mug.name) == (Decimal("12.5"), "Blue mug")
+    assert (shirt.sku, shirt.channel_product_id, shirt.quantity) == ("TSHIRT-L", "23", 3)
+    assert shirt.name == "T-shirt - Large"
+
+    assert draft.consignee.name == "Rui Costa"
+    assert draft.consignee.phone == "+351935550100"
+    address = draft.consignee.address
+    assert address.line1 == "Avenida da Liberdade 200"
+    assert address.line2 == "3º Dto"
+    assert (address.city, address.region, address.postcode) == ("Lisboa", "LI", "1250-147")
+    assert address.country == "PT"
+
+    assert draft.customer is not None
+    assert draft.customer.email == "ana@example.com"
+    assert draft.customer.name == "Ana Silva"
+    assert draft.customer.phone == "+351912345678"
+
+
+def test_money_is_decimal_never_float(channel: WooCommerceChannel) -> None:
+    [order] = channel.parse("order.updated", php_json(order_payload()))
+    draft = order.draft
+    amounts = [draft.shipping_total, draft.tax_total, draft.discount_total]
+    amounts += [line.unit_price for line in draft.lines]
+    assert all(type(a) is Decimal for a in amounts)
+    # The JSON number keeps every digit it was sent with, which a float would not.
+    assert draft.lines[1].unit_price == Decimal("3.3333333333333335")
+
+
+def test_a_large_id_and_number_stay_strings(channel: WooCommerceChannel) -> None:
+    [order] = channel.parse("order.created", php_json(order_payload(id=2**53 + 1, number="W-9")))
+    assert order.external_id == "9007199254740993"
+    assert order.draft.external_name == "W-9"
+
+
+def test_a_deleted_product_falls_back_to_the_product_id(channel: WooCommerceChannel) -> None:
+    payload = order_payload()
+    payload["line_items"][0]["sku"] = None
+    [order] = channel.parse("order.updated", php_json(payload))
+    assert order.draft.lines[0].sku == ""
+    assert order.draft.lines[0].channel_product_id == "93"
+
+
+def test_a_virtual_order_has_an_empty_consignee_and_the_billing_phone(
+    channel: WooCommerceChannel,
+) -> None:
+    empty = {k: "" for k in order_payload()["shipping"]}
+    for shipping in (empty, [], None):
+        [order] = channel.parse("order.created", php_json(order_payload(shipping=shipping)))
+        consignee = order.draft.consignee
+        assert consignee.name is None
+        assert consignee.phone == "+351912345678"
+        assert consignee.address.line1 is None and consignee.address.country is None
+
+
+def test_a_time_with_an_offset_is_converted_to_utc(channel: WooCommerceChannel) -> None:
+    [order] = channel.parse(
+        "order.updated", php_json(order_payload(date_modified_gmt="2024-05-02T16:05:40+02:00"))
+    )
+    assert order.event_time == datetime(2024, 5, 2, 14, 5, 40, tzinfo=UTC)
+    assert order.event_time.utcoffset() == timedelta(0)
+
+
+def test_an_unpaid_order_has_no_paid_at(channel: WooCommerceChannel) -> None:
+    [order] = channel.parse(
+        "order.created", php_json(order_payload(status="pending", date_paid_gmt=None))
+    )
+    assert order.draft.paid_at is None
+    assert order.cancelled is False
+
+
+@pytest.mark.parametrize(
+    ("status", "cancelled"),
+    [
+        ("cancelled", True),
+        ("refunded", False),  # may have shipped and come back: not the hub's cancellation
+        ("failed", False),  # the customer can still pay; WooCommerce then moves it on
+        ("on-hold", False),
+        ("completed", False),
+    ],
+)
+def test_only_cancelled_cancels(channel: WooCommerceChannel, status: str, cancelled: bool) -> None:
+    [order] = channel.parse("order.updated", php_json(order_payload(status=status)))
+    assert order.cancelled is cancelled
+    assert order.channel_status == status
+
+
+def test_a_reconciliation_page_reads_every_order(channel: WooCommerceChannel) -> None:
+    page = [order_payload(), order_payload(id=728, number="728", status="cancelled")]
+    orders = channel.parse(None, php_json(page))
+    assert [o.external_id for o in orders] == ["727", "728"]
+    assert [o.cancelled for o in orders] == [False, True]
+    assert channel.parse(None, b"[]") == []
+
+
+def _without(key: str) -> dict[str, Any]:
+    payload = order_payload()
+    del payload[key]
+    return payload
+
+
+def _line_change(**changes: Any) -> dict[str, Any]:
+    payload = copy.deepcopy(order_payload())
+    payload["line_items"][1].update(changes)
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("payload", "names"),
+    [
+        (_without("id"), "id: missing"),
+        (_without("date_modified_gmt"), "date_modified_gmt: missing"),
+        (_without("currency"), "currency: missing"),
+        (_without("status"), "status: missing"),
+        (_without("line_items"), "line_items: missing"),
+        (order_payload(line_items={}), "line_items: not a list"),
+        (order_payload(date_modified_gmt="yesterday"), "date_modified_gmt: not a date-time"),
+        (order_payload(total_tax="1,35"), "total_tax: not a decimal"),
+        (order_payload(shipping_total=4.9), None),  # a JSON number is still exact: accepted
+        (order_payload(billing="Ana"), "billing: not an object"),
+        (order_payload(id=True), "id: expected an id"),
+        (_line_change(quantity="3"), "line_items[1].quantity: expected a positive integer"),
+        (_line_change(quantity=0), "line_items[1].quantity"),
+        (_line_change(price=None), "line_items[1].price: missing"),
+        (_line_change(price="abc"), "line_items[1].price: not a decimal"),
+        (_line_change(sku=5), "line_items[1].sku: expected a string"),
+        ([order_payload(), _without("id")], "[1].id: missing"),
+        ("order", "body: not an order object"),
+    ],
+)
+def test_malformed_payloads_name_the_field(
+    channel: WooCommerceChannel, payload: Any, names: str | None
+) -> None:
+    body = php_json(payload)
+    if names is None:
+        [order] = channel.parse("order.updated", body)
+        assert order.draft.shipping_total == Decimal("4.9")
+        return
+    with pytest.raises(PayloadError, match=re.escape(names)):
+        channel.parse("order.updated", body)
+
+
+@pytest.mark.parametrize("body", [b"webhook_id=14", b"\xff\xfe", b'{"id": NaN}', b""])
+def test_a_body_that_is_not_json_is_a_payload_error(
+    channel: WooCommerceChannel, body: bytes
+) -> None:
+    with pytest.raises(PayloadError, match="not JSON"):
+        channel.parse("order.updated", body)
+
+
+# --- reconciliation --------------------------------------------------------------------------
+
+
+def test_reconcile_query_is_the_documented_polling_request(channel: WooCommerceChannel) -> None:
+    since = datetime(2024, 5, 2, 16, 0, tzinfo=timezone(timedelta(hours=2)))
+    method, url = channel.reconcile_query(since, page=3)
+    assert method == "GET"
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == (
+        "https",
+        "shop.example.com",
+        "/wp-json/wc/v3/orders",
+    )
+    query = parse_qs(parts.query)
+    assert query["modified_after"] == ["2024-05-02T14:00:00"]  # UTC, like the *_gmt fields
+    assert query["dates_are_gmt"] == ["true"]
+    assert query["page"] == ["3"]
+    with pytest.raises(ValueError, match="timezone-aware"):
+        channel.reconcile_query(datetime(2024, 5, 2))
+    with pytest.raises(ValueError, match="store_url"):
+        WooCommerceChannel({"secret": SECRET}).reconcile_query(since)
