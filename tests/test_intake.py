@@ -206,3 +206,11 @@ def test_a_paused_connection_stores_but_waits(api, runtime, shop):
     api.post(f"/connections/{shop['id']}/resume")
     runtime.jobs.join()
     assert len(channel_orders(runtime)) == 1
+
+
+def test_the_storefront_format_is_published(api):
+    status, schema = api.get("/channels/storefront/schema")
+    assert status == 200
+    assert {"id", "updated_at", "lines"} <= set(schema["required"])
+    status, error = api.get("/channels/shopify/schema")
+    assert status == 404 and "publishes no order format" in error["error"]["message"]

@@ -325,6 +325,9 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         ),
         "record",
     ),
+    ("GET", "/channels/<plugin>/schema"): Sample(
+        lambda a: Request("GET", "/channels/storefront/schema"), "own"
+    ),
     ("GET", "/inbox"): Sample(lambda a: Request("GET", "/inbox"), "list", lambda a: ACME_DELIVERY),
     ("POST", "/inbox/<int:entry_id>/replay"): Sample(
         lambda a: Request("POST", f"/inbox/{a.inbox_id}/replay"), "record"

@@ -120,6 +120,9 @@ class ChannelAdapter(Adapter):
 
     mode: ClassVar[str] = "push"
     secret_settings: ClassVar[tuple[str, ...]] = ()
+    # A channel whose format OrderHub defines (the storefront) publishes its JSON Schema here;
+    # the API serves it at /api/v1/channels/<name>/schema.
+    payload_schema: ClassVar[dict[str, Any] | None] = None
 
     def verify(self, request: InboundRequest) -> bool:
         """True when the request is authentic (signature over the raw bytes, constant-time)."""

@@ -174,6 +174,7 @@ class StorefrontChannel(ChannelAdapter):
     """Orders in OrderHub's own documented format (:data:`ORDER_SCHEMA`)."""
 
     name = "storefront"
+    payload_schema = ORDER_SCHEMA
     title = "Storefront (your website or app, OrderHub's order format)"
     secret_settings = ("secret", "previous_secret")
     settings_schema: ClassVar[dict[str, Any]] = {

@@ -8,7 +8,7 @@ from flask import request
 from sqlalchemy import select
 
 from hub.core import intake
-from hub.core.errors import Invalid
+from hub.core.errors import Invalid, NotFound
 from hub.core.models import Connection, InboxEntry
 from hub.runtime import AFTER_COMMIT_JOBS
 from hub.web.api.framework import Ctx, Param, paginate, route
@@ -140,6 +140,19 @@ def add_sku_mapping(ctx: Ctx, connection_id: int, body: dict[str, Any]) -> dict[
         ctx.session, ctx.tenant_id, connection_id, body["channel_ref"], body["sku"], ctx.actor
     )
     return {"connection": connection_id, "channel_ref": mapping.channel_ref, "sku": mapping.sku}
+
+
+@route(
+    "/channels/<plugin>/schema",
+    permission=None,
+    tag=TAG,
+    summary="The JSON Schema of a channel's order format (e.g. storefront)",
+)
+def channel_schema(ctx: Ctx, plugin: str) -> dict[str, Any]:
+    cls = ctx.runtime.plugins.adapters("channels", ctx.tenant).get(plugin)
+    if cls is None or cls.payload_schema is None:
+        raise NotFound(f"channel {plugin!r} publishes no order format")
+    return cls.payload_schema
 
 
 @route(
