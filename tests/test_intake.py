@@ -92,6 +92,8 @@ def test_a_delivery_becomes_one_order_with_reserved_stock(api, runtime, shop):
     [order] = channel_orders(runtime)
     assert order.external_id == "1001"
     assert order.status == "confirmed"
+    _, listed = api.get(f"/connections/{shop['id']}")
+    assert listed["last_delivery_at"] is not None and listed["backlog"] == 0
     _, stock = api.get("/stock?sku=SKU-A&warehouse=MAIN")
     assert stock["items"][0]["reserved"] == 2
 
@@ -214,3 +216,14 @@ def test_the_storefront_format_is_published(api):
     assert {"id", "updated_at", "lines"} <= set(schema["required"])
     status, error = api.get("/channels/shopify/schema")
     assert status == 404 and "publishes no order format" in error["error"]["message"]
+
+
+def test_long_delivery_keys_are_kept_apart_not_truncated(api, runtime, shop):
+    stem = "k" * 250
+    assert post(api, shop, delivery(order_id="1"), stem + "A").status_code == 200
+    assert post(api, shop, delivery(order_id="2"), stem + "B").status_code == 200
+    duplicate = post(api, shop, delivery(order_id="1"), stem + "A")
+    runtime.jobs.join()
+
+    assert duplicate.get_json()["duplicate"] is True
+    assert sorted(o.external_id for o in channel_orders(runtime)) == ["1", "2"]

@@ -7,6 +7,7 @@ told we received can be lost, and retries or duplicates never make a second orde
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -25,7 +26,7 @@ from hub.core.models import Connection, InboxEntry, Order, Product, SkuMapping
 from hub.core.normalised import LineItem
 from hub.core.secret_box import SecretBox, redact
 
-MAX_BODY_IN_INBOX = 5 * 1024 * 1024
+KEY_LENGTH = 200  # inbox.delivery_key
 
 
 # --- connections -----------------------------------------------------------------------------
@@ -94,16 +95,29 @@ def set_paused(
     return connection
 
 
-def connection_stats(session: Session, tenant_id: int) -> dict[int, dict[str, int]]:
-    """Per connection: deliveries waiting (backlog) and rejected."""
+def connection_stats(session: Session, tenant_id: int) -> dict[int, dict[str, Any]]:
+    """Per connection: deliveries waiting (backlog), rejected, and when the last one came.
+
+    Derived from the inbox rather than kept on the connection row, which every delivery
+    would otherwise have to lock and update on the acknowledgement path."""
     rows = session.execute(
-        select(InboxEntry.connection_id, InboxEntry.status, func.count())
-        .where(InboxEntry.tenant_id == tenant_id, InboxEntry.status.in_(("pending", "rejected")))
+        select(
+            InboxEntry.connection_id,
+            InboxEntry.status,
+            func.count(),
+            func.max(InboxEntry.received_at),
+        )
+        .where(InboxEntry.tenant_id == tenant_id)
         .group_by(InboxEntry.connection_id, InboxEntry.status)
     ).all()
-    stats: dict[int, dict[str, int]] = {}
-    for connection_id, status, count in rows:
-        stats.setdefault(connection_id, {"pending": 0, "rejected": 0})[status] = count
+    stats: dict[int, dict[str, Any]] = {}
+    for connection_id, status, count, last in rows:
+        entry = stats.setdefault(
+            connection_id, {"pending": 0, "rejected": 0, "last_delivery_at": None}
+        )
+        entry[status] = count
+        if entry["last_delivery_at"] is None or last > entry["last_delivery_at"]:
+            entry["last_delivery_at"] = last
     return stats
 
 
@@ -163,7 +177,7 @@ def receive(
         .values(
             tenant_id=connection.tenant_id,
             connection_id=connection.id,
-            delivery_key=delivery.key[:200],
+            delivery_key=_stored_key(delivery.key),
             topic=delivery.topic,
             headers=dict(request.headers),
             body=request.body,
@@ -175,12 +189,15 @@ def receive(
         .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
         .returning(InboxEntry.__table__.c.id)
     ).scalar()
-    session.execute(
-        update(Connection.__table__)
-        .where(Connection.__table__.c.id == connection.id)
-        .values(last_delivery_at=now)
-    )
     return ("stored", entry_id) if entry_id is not None else ("duplicate", None)
+
+
+def _stored_key(key: str) -> str:
+    """Keys longer than the column are hashed, never truncated (two long keys sharing a
+    prefix would otherwise look like one delivery)."""
+    if len(key) <= KEY_LENGTH:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 # --- ingesting -------------------------------------------------------------------------------
@@ -204,11 +221,11 @@ def ingest(
         return "pending"
     entry.attempts += 1
     adapter = adapter_for(connection)
+    prefix = prefix_for(connection.tenant_id)
     try:
         with session.begin_nested():
-            statements = adapter.parse(entry.topic, entry.body)
-            for statement in statements:
-                _apply(session, connection, statement, prefix_for(connection.tenant_id))
+            for statement in adapter.parse(entry.topic, entry.body):
+                _apply(session, connection, statement, prefix)
     except (PayloadError, Invalid) as problem:
         entry.status, entry.reason = "rejected", str(problem)[:2000]
     else:
@@ -351,7 +368,4 @@ def connection_view(connection: Connection, secret_names: tuple[str, ...]) -> di
         "settings": redact(connection.settings, secret_names),
         "cursor": connection.cursor,
         "created_at": connection.created_at.isoformat(),
-        "last_delivery_at": connection.last_delivery_at.isoformat()
-        if connection.last_delivery_at
-        else None,
     }

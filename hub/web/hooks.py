@@ -39,8 +39,7 @@ def receive(tenant: str, connection_id: int) -> ResponseReturnValue:
             adapter,
             InboundRequest(headers=dict(request.headers), body=body, url=request.url),
         )
-        if outcome == "forged":
-            session.rollback()
+        if outcome == "forged":  # nothing was written
             return error_body(401, "bad_signature", "the signature does not match")
     if entry_id is not None:
         runtime.jobs.send("ingest", entry_id)

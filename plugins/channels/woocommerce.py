@@ -54,7 +54,6 @@ ORDERS_PATH = "/wp-json/wc/v3/orders"
 
 _PING_BODY = re.compile(rb"webhook_id=[0-9]+")
 _FORM = "application/x-www-form-urlencoded"
-_MAX_KEY = 200  # the inbox's delivery_key column; longer keys are hashed, never truncated
 
 
 class WooCommerceChannel(ChannelAdapter):
@@ -108,10 +107,8 @@ class WooCommerceChannel(ChannelAdapter):
                 raise ValueError("no id or date_modified_gmt")
         except (ValueError, KeyError, TypeError):
             return "body-sha256:" + hashlib.sha256(body).hexdigest()
-        key = f"{order_id}@{modified}@{store.strip().rstrip('/')}"
-        if len(key) > _MAX_KEY:
-            key = "key-sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
-        return key
+        # The hub hashes keys longer than its column, so no length check here.
+        return f"{order_id}@{modified}@{store.strip().rstrip('/')}"
 
     # --- reading -----------------------------------------------------------------------------
 

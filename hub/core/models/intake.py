@@ -26,7 +26,6 @@ class Connection(TenantScoped, Base):
     # Pull channels: where the last poll stopped.
     cursor: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    last_delivery_at: Mapped[datetime | None]
 
 
 class InboxEntry(TenantScoped, Base):

@@ -33,12 +33,19 @@ SKU_MAPPING = closed(
 )
 
 
-def _view(ctx: Ctx, connection: Connection, stats: dict[int, dict[str, int]]) -> dict[str, Any]:
+def _view(
+    ctx: Ctx, connection: Connection, stats: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A connection as the API shows it; ``stats`` lets a listing count the inbox once."""
+    if stats is None:
+        stats = intake.connection_stats(ctx.session, ctx.tenant_id)
     cls = ctx.runtime.plugins.adapters("channels").get(connection.plugin)
     out = intake.connection_view(connection, cls.secret_settings if cls else ())
     out["webhook_url"] = f"{request.host_url}hooks/{ctx.principal.tenant_slug}/{connection.id}"
     counts = stats.get(connection.id, {})
     out["backlog"], out["rejected"] = counts.get("pending", 0), counts.get("rejected", 0)
+    last = counts.get("last_delivery_at")
+    out["last_delivery_at"] = last.isoformat() if last else None
     return out
 
 
@@ -67,7 +74,7 @@ def create_connection(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         box=ctx.runtime.secrets,
         actor=ctx.actor,
     )
-    return _view(ctx, connection, {})
+    return _view(ctx, connection)
 
 
 @route(
@@ -92,7 +99,7 @@ def list_connections(ctx: Ctx) -> dict[str, Any]:
 )
 def get_connection(ctx: Ctx, connection_id: int) -> dict[str, Any]:
     connection = intake.get_connection(ctx.session, ctx.tenant_id, connection_id)
-    return _view(ctx, connection, intake.connection_stats(ctx.session, ctx.tenant_id))
+    return _view(ctx, connection)
 
 
 @route(
@@ -104,7 +111,7 @@ def get_connection(ctx: Ctx, connection_id: int) -> dict[str, Any]:
 )
 def pause_connection(ctx: Ctx, connection_id: int) -> dict[str, Any]:
     connection = intake.set_paused(ctx.session, ctx.tenant_id, connection_id, True, ctx.actor)
-    return _view(ctx, connection, {})
+    return _view(ctx, connection)
 
 
 @route(
@@ -123,7 +130,7 @@ def resume_connection(ctx: Ctx, connection_id: int) -> dict[str, Any]:
     ).all()
     for entry_id in waiting:
         ctx.session.info.setdefault(AFTER_COMMIT_JOBS, []).append(("ingest", entry_id))
-    return _view(ctx, connection, {})
+    return _view(ctx, connection)
 
 
 @route(
