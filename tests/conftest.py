@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from hub import create_app
-from hub.core import auth, catalog, inventory, migrate, tenancy
+from hub.core import auth, catalog, http, inventory, migrate, tenancy
 from hub.core.db import make_engine
 from hub.runtime import Runtime
 
@@ -44,6 +44,14 @@ def missing_service(what: str, why: object) -> None:
 
 
 # --- databases -----------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _fresh_http_state() -> Iterator[None]:
+    """Circuit breakers and rate-limit buckets are per process; no test inherits another's."""
+    http.reset_for_tests()
+    yield
+    http.reset_for_tests()
 
 
 @pytest.fixture(scope="session")
