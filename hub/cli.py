@@ -15,11 +15,13 @@ import click
 from sqlalchemy import func, select
 
 from hub import settings as settings_module
-from hub.core import auth, inventory, migrate, stock_import, tenancy
+from hub.core import auth, intake, inventory, migrate, stock_import, tenancy
 from hub.core.errors import HubError
-from hub.core.models import StockLevel, Tenant, User
+from hub.core.http import HttpError
+from hub.core.models import Connection, InboxEntry, StockLevel, Tenant, User
 from hub.runtime import Runtime
 from hub.settings import ConfigError
+from hub.worker import actors
 
 
 def main() -> None:
@@ -75,6 +77,7 @@ def init(runtime: Runtime, demo: bool) -> None:
         token = load_demo(runtime)
         click.echo("demo tenant 'demo' ready: user 'admin' (role admin)")
         click.echo(f"API token: {token}")
+    _echo_sync(_sync_config_connections(runtime), quiet=True)
 
 
 @cli.group()
@@ -266,10 +269,8 @@ def serve(runtime: Runtime, host: str | None, port: int | None, threads: int | N
     runtime.close()  # the app builds its own runtime from the same settings
     app = create_app(runtime.settings)
     app_runtime: Runtime = app.extensions["orderhub"]
-    if migrate.current(app_runtime.engine) != migrate.head_revisions(app_runtime.engine):
-        raise HubError(
-            "the database is not up to date: run 'orderhub init' (or 'orderhub db upgrade') first"
-        )
+    _require_current_schema(app_runtime)
+    _echo_sync(_sync_config_connections(app_runtime), quiet=True)
     if app_runtime.settings.embedded_broker:
         app_runtime.jobs.start_worker()
         click.echo("embedded worker running in this process")
@@ -299,6 +300,8 @@ def worker(runtime: Runtime, threads: int | None, processes: int | None) -> None
             "the broker is embedded: 'orderhub serve' runs the worker itself; set "
             "ORDERHUB_BROKER_URL=redis://… to run separate workers"
         )
+    _require_current_schema(runtime)
+    _echo_sync(_sync_config_connections(runtime), quiet=True)
     count = processes or runtime.settings.worker_processes
     if count == 1:
         _run_worker(runtime, threads)
@@ -324,6 +327,13 @@ def worker(runtime: Runtime, threads: int | None, processes: int | None) -> None
         child.join()
 
 
+def _require_current_schema(runtime: Runtime) -> None:
+    if migrate.current(runtime.engine) != migrate.head_revisions(runtime.engine):
+        raise HubError(
+            "the database is not up to date: run 'orderhub init' (or 'orderhub db upgrade') first"
+        )
+
+
 def _child_worker(threads: int | None) -> None:
     runtime = Runtime(settings_module.load())
     _run_worker(runtime, threads)
@@ -345,13 +355,141 @@ def _run_worker(runtime: Runtime, threads: int | None) -> None:
 
 @runtime_command(cli, "plugins")
 def plugins_cmd(runtime: Runtime) -> None:
-    """List the plugins found, what each provides, and what failed to load and why."""
+    """List the plugins found, what each provides and can do, and what failed to load and
+    why."""
+    capabilities = {
+        name: ", ".join(sorted(cls.capabilities))  # type: ignore[attr-defined]
+        for name, cls in runtime.plugins.adapters("channels").items()
+    }
     for info in runtime.plugins.describe():
         provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in info.provides.items())
         click.echo(f"{info.name}  [{info.source}]")
         if provides:
             click.echo(f"    provides  {provides}")
+        can = "; ".join(
+            f"{name}: {capabilities[name]}" for name in info.provides.get("channels", [])
+        )
+        if can:
+            click.echo(f"    can       {can}")
         if info.hooks:
             click.echo(f"    hooks     {', '.join(info.hooks)}")
     for failure in runtime.plugins.failures:
         click.echo(f"FAILED {failure.name}  [{failure.source}]: {failure.error}")
+
+
+# --- channels --------------------------------------------------------------------------------
+
+
+@cli.group()
+def channels() -> None:
+    """Channel connections: poll pull channels, load connections from tenant config files."""
+
+
+def _sync_config_connections(runtime: Runtime) -> list[tuple[str, str, str]]:
+    """Create or update every tenant's ``[[connections]]`` from config/tenants/<slug>.toml, in
+    one transaction (a ConfigError anywhere changes nothing). Returns (tenant, connection,
+    outcome); a tenant with connections in its file but not in the database is reported with
+    the connection "(all)" and what to do."""
+    found: list[tuple[str, str, str]] = []
+    with runtime.transaction() as session:
+        for slug, tenant in sorted(runtime.settings.tenants.items()):
+            tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == slug))
+            if tenant_id is None:
+                if tenant.connections:
+                    found.append((slug, "(all)", f"skipped: run 'orderhub tenants add {slug}'"))
+                continue
+            outcomes = intake.sync_config_connections(
+                session,
+                tenant_id,
+                tenant,
+                runtime.plugins.adapters("channels", tenant),  # type: ignore[arg-type]
+                box=runtime.secrets,
+                file=str(runtime.settings.config_dir / "tenants" / f"{slug}.toml"),
+            )
+            found.extend((slug, name, outcome) for name, outcome in outcomes)
+    return found
+
+
+def _echo_sync(outcomes: list[tuple[str, str, str]], *, quiet: bool = False) -> None:
+    for slug, name, outcome in outcomes:
+        if not (quiet and outcome == "unchanged"):
+            click.echo(f"config connection {slug}/{name}: {outcome}")
+
+
+@runtime_command(channels, "sync")
+def channels_sync(runtime: Runtime) -> None:
+    """Create or update connections from the [[connections]] of config/tenants/*.toml."""
+    outcomes = _sync_config_connections(runtime)
+    _echo_sync(outcomes)
+    if not outcomes:
+        click.echo("no connections in config/tenants/*.toml")
+
+
+@runtime_command(channels, "poll")
+@click.argument("connection")
+@click.option(
+    "--tenant",
+    "tenant_slug",
+    help="The connection's tenant; needed when several tenants have a connection of that name.",
+)
+def channels_poll(runtime: Runtime, connection: str, tenant_slug: str | None) -> None:
+    """Poll a pull channel now and wait for it: CONNECTION is its id or its name.
+
+    With the embedded broker the fetched deliveries are also turned into orders before the
+    command ends; with Redis the workers do that."""
+    with runtime.transaction() as session:
+        found = _connection(session, connection, tenant_slug)
+        connection_id, label = found.id, f"{found.name} (id {found.id}, {found.plugin})"
+    embedded = runtime.settings.embedded_broker
+    if embedded:
+        runtime.jobs.start_worker(sweep=False)
+    try:
+        result = actors.poll_channel(runtime, connection_id)
+    except HttpError as exc:
+        raise HubError(
+            f"poll of {label} failed: {exc} (what was fetched before is kept; the cursor did not"
+            " move, so the next poll starts where this one did)"
+        ) from None
+    finally:
+        if embedded:
+            runtime.jobs.join()
+    if result["skipped"]:
+        raise HubError(f"{label} was not polled: {result['skipped']}")
+    if result["error"]:
+        raise HubError(f"poll of {label} failed: {result['error']}")
+    click.echo(
+        f"{label}: {result['stored']} stored, {result['duplicates']} duplicates,"
+        f" cursor {result['cursor']}"
+    )
+    if not result["entries"]:
+        return
+    if not embedded:
+        click.echo(f"{len(result['entries'])} ingest jobs queued for the workers")
+        return
+    with runtime.transaction() as session:
+        entries = session.execute(
+            select(InboxEntry.id, InboxEntry.status, InboxEntry.reason)
+            .where(InboxEntry.id.in_(result["entries"]))
+            .order_by(InboxEntry.id)
+        ).all()
+    counts = {s: sum(1 for e in entries if e.status == s) for s in ("processed", "rejected")}
+    click.echo(f"ingested: {counts['processed']} processed, {counts['rejected']} rejected")
+    for entry in entries:
+        if entry.status == "rejected":
+            click.echo(f"  inbox {entry.id} rejected: {entry.reason}")
+
+
+def _connection(session: Any, ref: str, tenant_slug: str | None) -> Connection:
+    """A connection by id, or by name (unique within a tenant, hence --tenant when several
+    tenants use the name)."""
+    stmt = select(Connection)
+    if tenant_slug:
+        stmt = stmt.where(Connection.tenant_id == auth.get_tenant(session, tenant_slug).id)
+    stmt = stmt.where(Connection.id == int(ref) if ref.isdigit() else Connection.name == ref)
+    found = session.scalars(stmt.limit(2)).all()
+    if not found:
+        where = f" in tenant {tenant_slug!r}" if tenant_slug else ""
+        raise HubError(f"no connection {ref!r}{where}")
+    if len(found) > 1:
+        raise HubError(f"several tenants have a connection named {ref!r}: add --tenant <slug>")
+    return found[0]

@@ -27,6 +27,8 @@ DEFAULT_PLUGINS = (
     "plugins.notifiers.log",
     "plugins.channels.shopify",
     "plugins.channels.woocommerce",
+    "plugins.channels.amazon",
+    "plugins.channels.shopee",
     "plugins.channels.storefront",
 )
 
@@ -34,6 +36,19 @@ FAMILIES: dict[str, tuple[str, type[Adapter]]] = {
     "channels": ("register_channels", ChannelAdapter),
     "carriers": ("register_carriers", CarrierAdapter),
     "notifiers": ("register_notifiers", Notifier),
+}
+
+
+# What an adapter must implement for each capability it declares in ``capabilities``, per
+# family: a channel that says "pull" without a poll() of its own would only fail on its
+# first poll, hours after it loaded, so it is refused at load with the reason instead.
+# Families without an entry declare no capabilities.
+REQUIRED_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
+    "channels": {
+        "push": ("verify", "delivery", "parse"),
+        "pull": ("poll", "parse"),
+        "fulfilment": ("push_fulfilment",),
+    },
 }
 
 
@@ -121,7 +136,7 @@ class Plugins:
                 )
                 continue
             for cls in classes:
-                problem = _adapter_problem(cls, base)
+                problem = _adapter_problem(cls, base, REQUIRED_METHODS.get(family))
                 if problem:
                     self._fail(impl.plugin_name, self.sources.get(impl.plugin_name, "?"), problem)
                 elif cls.name not in found:  # later registrations win in pluggy's call order
@@ -187,7 +202,9 @@ def _short(module_name: str) -> str:
     return module_name.rsplit(".", 1)[-1]
 
 
-def _adapter_problem(cls: object, base: type[Adapter]) -> str | None:
+def _adapter_problem(
+    cls: object, base: type[Adapter], required: dict[str, tuple[str, ...]] | None = None
+) -> str | None:
     if not (isinstance(cls, type) and issubclass(cls, base)):
         return f"{cls!r} is not a {base.__name__} subclass"
     if not isinstance(getattr(cls, "name", None), str) or not cls.name:
@@ -195,4 +212,32 @@ def _adapter_problem(cls: object, base: type[Adapter]) -> str | None:
     abstract = getattr(cls, "__abstractmethods__", ())
     if abstract:
         return f"{cls.__name__} does not implement {', '.join(sorted(abstract))}"
+    if required is not None:
+        return _capability_problem(cls, base, required)
+    return None
+
+
+def _capability_problem(
+    cls: type[Adapter], base: type[Adapter], required: dict[str, tuple[str, ...]]
+) -> str | None:
+    declared = getattr(cls, "capabilities", None)
+    if isinstance(declared, str) or not isinstance(declared, Iterable):
+        return f"{cls.__name__}.capabilities must be a set of names, such as frozenset({{'push'}})"
+    unknown = sorted(set(declared) - required.keys())
+    if unknown:
+        return (
+            f"{cls.__name__} declares unknown capabilities {', '.join(map(repr, unknown))}"
+            f" (known: {', '.join(sorted(required))})"
+        )
+    missing = []
+    for capability in sorted(declared):
+        lacking = [
+            method
+            for method in required[capability]
+            if getattr(cls, method, None) is getattr(base, method, None)
+        ]
+        if lacking:
+            missing.append(f"{capability!r} needs {', '.join(lacking)}")
+    if missing:
+        return f"{cls.__name__} does not implement what it declares: {'; '.join(missing)}"
     return None

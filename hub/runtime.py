@@ -10,11 +10,13 @@ from contextlib import contextmanager
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from hub.core import events, scoping
+from hub.core import events, orders, scoping
 from hub.core.adapters import ChannelAdapter
 from hub.core.db import make_engine, make_session_factory
 from hub.core.errors import Invalid
+from hub.core.http import HttpClient
 from hub.core.models import Connection, Tenant
+from hub.core.rules import Rules
 from hub.core.secret_box import SecretBox
 from hub.plugins import Plugins
 from hub.settings import Settings, TenantSettings
@@ -37,6 +39,7 @@ class Runtime:
         event.listen(self.sessions, "after_rollback", self._after_rollback)
         self.plugins = Plugins(disabled=settings.disabled_plugins)
         self._listening: dict[tuple[int, str, int], bool] = {}
+        self._rules: dict[int, Rules] = {}
         self.secrets = SecretBox(settings.secret_key)
         from hub.worker.broker import Jobs
 
@@ -45,6 +48,7 @@ class Runtime:
     def session(self, tenant_id: int | None = None) -> Session:
         session = self.sessions()
         session.info[events.LISTENS_KEY] = self.listens
+        session.info[orders.RULES_KEY] = self.rules_for
         if tenant_id is not None:
             session.info[scoping.TENANT_KEY] = tenant_id
         return session
@@ -70,14 +74,28 @@ class Runtime:
             self._listening[key] = answer
         return answer
 
+    def rules_for(self, session: Session, tenant_id: int) -> Rules:
+        """The tenant's order rules; settings are fixed for the process's life."""
+        rules = self._rules.get(tenant_id)
+        if rules is None:
+            slug = session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
+            rules = self.tenant_settings(slug).rules if slug else Rules()
+            self._rules[tenant_id] = rules
+        return rules
+
     def channel_adapter(self, connection: Connection) -> ChannelAdapter:
-        """The plugin's adapter for a connection, with its secrets decrypted."""
+        """The plugin's adapter for a connection, with its secrets decrypted (or resolved
+        from the environment) and an HTTP client of its own: each connection has its own
+        circuit breaker and rate-limit buckets, so one failing account never stops another."""
         cls = self.plugins.adapters("channels").get(connection.plugin)
         if cls is None:
             raise Invalid(
                 f"channel plugin {connection.plugin!r} is not installed or failed to load"
             )
-        return cls(self.secrets.open(connection.settings))  # type: ignore[return-value]
+        return cls(  # type: ignore[return-value]
+            self.secrets.open(connection.settings),
+            http=HttpClient(f"{connection.plugin}:connection:{connection.id}"),
+        )
 
     def tenant_settings(self, slug: str) -> TenantSettings:
         return self.settings.tenant(slug)

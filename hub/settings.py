@@ -17,6 +17,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from hub.core.events import EVENT_NAMES
+from hub.core.rules import RULES_SCHEMA, Rules, rules_from
 
 ENV_REF = {
     "type": "object",
@@ -84,6 +85,20 @@ TENANT_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {"enabled": NAMES, "disabled": NAMES},
         },
+        "rules": RULES_SCHEMA,
+        "connections": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "plugin"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "plugin": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "settings": {"type": "object"},
+                },
+            },
+        },
         "notifiers": {
             "type": "array",
             "items": {
@@ -119,6 +134,10 @@ class TenantSettings:
     enabled_plugins: list[str] | None = None
     disabled_plugins: list[str] = field(default_factory=list)
     notifiers: list[dict[str, Any]] = field(default_factory=list)
+    rules: Rules = field(default_factory=Rules)
+    # [[connections]] exactly as written: {"$env": …} references stay references (they are
+    # stored so and resolved only when an adapter is built); see intake.sync_config_connections.
+    connections: list[dict[str, Any]] = field(default_factory=list)
 
     def plugin_enabled(self, name: str) -> bool:
         if name in self.disabled_plugins:
@@ -232,7 +251,9 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
 def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSettings]:
     tenants = {}
     for path in sorted((config_dir / "tenants").glob("*.toml")):
-        raw = _resolve_env(_read_toml(path, TENANT_SCHEMA), str(path), "", env)
+        raw = _read_toml(path, TENANT_SCHEMA)
+        connections = raw.pop("connections", [])
+        raw = _resolve_env(raw, str(path), "", env)
         plugins = raw.get("plugins", {})
         tenants[path.stem] = TenantSettings(
             slug=path.stem,
@@ -242,6 +263,8 @@ def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSetti
             enabled_plugins=plugins.get("enabled"),
             disabled_plugins=plugins.get("disabled", []),
             notifiers=raw.get("notifiers", []),
+            rules=rules_from(raw.get("rules")),
+            connections=connections,
         )
     return tenants
 

@@ -1,6 +1,8 @@
 """The built-in ``shopify`` channel, tested at the adapter level with requests shaped and
 signed exactly as Shopify sends them (design/CHANNELS.md): the REST Order resource as the body,
 the five headers Shopify's own validator requires, and base64 HMAC-SHA256 of the raw bytes.
+Fulfilment push-back is tested against the Admin REST API faked with ``responses`` in the shape
+Shopify documents for FulfillmentOrder and Fulfillment.
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import responses
 
-from hub.core.adapters import ChannelAdapter, InboundRequest, PayloadError
+from hub.core.adapters import (
+    ChannelAdapter,
+    FulfilledLine,
+    Fulfilment,
+    InboundRequest,
+    PayloadError,
+)
 from hub.core.errors import Invalid
+from hub.core.http import BusinessError, HttpClient
 from hub.plugins import DEFAULT_PLUGINS, Plugins
 from plugins.channels import shopify
 from plugins.channels.shopify import ShopifyChannel
@@ -161,7 +171,8 @@ def test_registered_as_a_built_in_channel() -> None:
     assert shopify.register_channels() == [ShopifyChannel]
     assert Plugins(env={}).adapters("channels")["shopify"] is ShopifyChannel
     assert issubclass(ShopifyChannel, ChannelAdapter)
-    assert ShopifyChannel.secret_settings == ("secret", "previous_secret")
+    assert ShopifyChannel.secret_settings == ("secret", "previous_secret", "access_token")
+    assert ShopifyChannel.capabilities == {"push", "fulfilment"}
 
 
 def test_settings_accept_the_documented_keys() -> None:
@@ -171,6 +182,8 @@ def test_settings_accept_the_documented_keys() -> None:
             "previous_secret": OLD_SECRET,
             "shop_domain": SHOP,
             "api_version": "2024-01",
+            "access_token": "shpat_0123456789abcdef",
+            "notify_customer": False,
         }
     )
 
@@ -183,6 +196,8 @@ def test_settings_accept_the_documented_keys() -> None:
         {"secret": SECRET, "shop_domain": "shop.acme.com"},  # a custom domain never arrives
         {"secret": SECRET, "api_version": "latest"},
         {"secret": SECRET, "webhook_secret": "x"},
+        {"secret": SECRET, "access_token": ""},
+        {"secret": SECRET, "notify_customer": "yes"},
     ],
 )
 def test_settings_refuse_what_cannot_work(settings: dict[str, str]) -> None:
@@ -474,3 +489,355 @@ def test_a_malformed_line_is_named(line_change: dict[str, Any], named: str) -> N
 def test_a_body_that_is_not_an_order_object_is_refused(body: bytes) -> None:
     with pytest.raises(PayloadError):
         channel().parse("orders/create", body)
+
+
+# --- fulfilment push-back --------------------------------------------------------------------
+
+TOKEN = "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"
+ADMIN = f"https://{SHOP}/admin/api/2026-01"
+ORDER_ID = str(BIG_ID)
+FO_URL = f"{ADMIN}/orders/{ORDER_ID}/fulfillment_orders.json"
+ORDER_URL = f"{ADMIN}/orders/{ORDER_ID}.json"
+FULFILLMENTS_URL = f"{ADMIN}/fulfillments.json"
+MADE_URL = f"{ADMIN}/orders/{ORDER_ID}/fulfillments.json"
+LOCATION, OTHER_LOCATION = 24826418, 24826419
+UPS = Fulfilment(
+    "UPS", "1Z999AA10123456784", "https://www.ups.com/track?tracknum=1Z999AA10123456784"
+)
+
+
+def fo_line(item_id: int, line_item_id: int, variant: int | None, open_qty: int) -> dict[str, Any]:
+    """A fulfillment order line item as the REST API states it (no SKU: only ids)."""
+    return {
+        "id": item_id,
+        "shop_id": 548380009,
+        "fulfillment_order_id": 1046000818,
+        "quantity": max(open_qty, 1),
+        "line_item_id": line_item_id,
+        "inventory_item_id": 49148385 + item_id % 7,
+        "fulfillable_quantity": open_qty,
+        "variant_id": variant,
+    }
+
+
+def fulfillment_order(
+    fo_id: int = 1046000818,
+    *,
+    status: str = "open",
+    location: int = LOCATION,
+    lines: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The order's one fulfillment order: two lines of the same variant (2 + 1 open) and a
+    mug whose order line has no SKU."""
+    return {
+        "id": fo_id,
+        "shop_id": 548380009,
+        "order_id": BIG_ID,
+        "assigned_location_id": location,
+        "request_status": "unsubmitted",
+        "status": status,
+        "fulfill_at": "2024-03-01T10:00:00-05:00",
+        "fulfill_by": None,
+        "supported_actions": ["create_fulfillment", "hold", "move"] if status == "open" else [],
+        "destination": {
+            "id": 1056470240,
+            "address1": "1 Wall St",
+            "address2": "Apt 5",
+            "city": "New York",
+            "company": None,
+            "country": "United States",
+            "email": "jon@example.com",
+            "first_name": "Jon",
+            "last_name": "Snow",
+            "phone": "+1 212 555 0100",
+            "province": "New York",
+            "zip": "10005",
+        },
+        "line_items": lines
+        if lines is not None
+        else [
+            fo_line(1058737510, 13575230128405, VARIANT, 2),
+            fo_line(1058737511, 13575230161173, VARIANT, 1),
+            fo_line(1058737512, 13575230193941, OTHER_VARIANT, 1),
+        ],
+        "international_duties": None,
+        "fulfillment_holds": [],
+        "delivery_method": {"id": 6498312372, "method_type": "shipping"},
+        "created_at": "2024-03-01T10:15:31-05:00",
+        "updated_at": "2024-03-01T10:15:31-05:00",
+        "assigned_location": {"name": "Main warehouse", "location_id": location},
+        "merchant_requests": [],
+    }
+
+
+def order_lines() -> dict[str, Any]:
+    """``GET orders/{id}.json?fields=id,line_items``: where the SKUs are."""
+    lines = order_payload()["line_items"] + [
+        {
+            "id": 13575230193941,
+            "product_id": 8012345679999,
+            "variant_id": OTHER_VARIANT,
+            "sku": "",
+            "title": "Mug",
+            "quantity": 1,
+            "price": "9.00",
+        }
+    ]
+    return {"order": {"id": BIG_ID, "line_items": lines}}
+
+
+def created(fulfillment_id: int = 255858046) -> dict[str, Any]:
+    return {
+        "fulfillment": {
+            "id": fulfillment_id,
+            "order_id": BIG_ID,
+            "status": "success",
+            "tracking_company": "UPS",
+            "tracking_number": UPS.tracking_number,
+            "tracking_numbers": [UPS.tracking_number],
+            "tracking_url": UPS.tracking_url,
+            "tracking_urls": [UPS.tracking_url],
+            "name": "#1001.1",
+            "location_id": LOCATION,
+        }
+    }
+
+
+def fulfiller(**settings: Any) -> tuple[ShopifyChannel, list[float]]:
+    """A connection set up for fulfilment, whose client records its waits instead of sleeping."""
+    merged = {"secret": SECRET, "shop_domain": SHOP, "access_token": TOKEN, **settings}
+    merged = {k: v for k, v in merged.items() if v is not None}
+    ShopifyChannel.validate_settings(merged)
+    client = HttpClient("shopify:test")
+    waits: list[float] = []
+    client.sleep = waits.append
+    return ShopifyChannel(merged, http=client), waits
+
+
+def posted(call: Any) -> dict[str, Any]:
+    return json.loads(call.request.body)["fulfillment"]
+
+
+@responses.activate
+def test_fulfilling_the_whole_order() -> None:
+    responses.get(FO_URL, json={"fulfillment_orders": [fulfillment_order()]})
+    responses.post(FULFILLMENTS_URL, status=201, json=created())
+    adapter, _ = fulfiller()
+
+    assert adapter.push_fulfilment(ORDER_ID, UPS) == "255858046"
+
+    get, post = responses.calls
+    assert get.request.headers["X-Shopify-Access-Token"] == TOKEN
+    assert post.request.headers["X-Shopify-Access-Token"] == TOKEN
+    assert posted(post) == {
+        # No line items listed: Shopify fulfils everything still open on the order.
+        "line_items_by_fulfillment_order": [{"fulfillment_order_id": 1046000818}],
+        "tracking_info": {
+            "company": "UPS",
+            "number": "1Z999AA10123456784",
+            "url": "https://www.ups.com/track?tracknum=1Z999AA10123456784",
+        },
+        "notify_customer": True,
+    }
+
+
+@responses.activate
+def test_fulfilling_some_lines_by_sku_and_by_variant() -> None:
+    responses.get(FO_URL, json={"fulfillment_orders": [fulfillment_order()]})
+    responses.get(ORDER_URL, json=order_lines())
+    responses.post(FULFILLMENTS_URL, status=201, json=created(255858047))
+    adapter, _ = fulfiller(notify_customer=False)
+    shipment = Fulfilment(
+        "DHL Express",
+        "JD014600006281230000",
+        lines=(
+            FulfilledLine("TEE-BLK-M", 3),  # spread over the two lines of that variant
+            FulfilledLine(str(OTHER_VARIANT), 1),  # the mug had no SKU
+        ),
+    )
+
+    assert adapter.push_fulfilment(ORDER_ID, shipment) == "255858047"
+
+    order_call = responses.calls[1]
+    assert "fields=id%2Cline_items" in order_call.request.url
+    body = posted(responses.calls[2])
+    assert body["line_items_by_fulfillment_order"] == [
+        {
+            "fulfillment_order_id": 1046000818,
+            "fulfillment_order_line_items": [
+                {"id": 1058737510, "quantity": 2},
+                {"id": 1058737511, "quantity": 1},
+                {"id": 1058737512, "quantity": 1},
+            ],
+        }
+    ]
+    assert body["tracking_info"] == {"company": "DHL Express", "number": "JD014600006281230000"}
+    assert body["notify_customer"] is False
+
+
+@responses.activate
+def test_a_partial_quantity_of_one_line() -> None:
+    responses.get(FO_URL, json={"fulfillment_orders": [fulfillment_order()]})
+    responses.get(ORDER_URL, json=order_lines())
+    responses.post(FULFILLMENTS_URL, status=201, json=created())
+    adapter, _ = fulfiller()
+    adapter.push_fulfilment(
+        ORDER_ID, Fulfilment("UPS", "1Z1", lines=(FulfilledLine("TEE-BLK-M", 1),))
+    )
+    [group] = posted(responses.calls[2])["line_items_by_fulfillment_order"]
+    assert group["fulfillment_order_line_items"] == [{"id": 1058737510, "quantity": 1}]
+
+
+@responses.activate
+def test_more_than_is_open_is_refused_naming_the_line() -> None:
+    responses.get(FO_URL, json={"fulfillment_orders": [fulfillment_order()]})
+    responses.get(ORDER_URL, json=order_lines())
+    responses.get(MADE_URL, json={"fulfillments": []})
+    adapter, _ = fulfiller()
+    shipment = Fulfilment("UPS", "1Z1", lines=(FulfilledLine("TEE-BLK-M", 4),))
+    with pytest.raises(BusinessError, match=r"4 of 'TEE-BLK-M' shipped but only 3"):
+        adapter.push_fulfilment(ORDER_ID, shipment)
+    assert not [c for c in responses.calls if c.request.method == "POST"]
+
+
+@responses.activate
+def test_an_order_split_across_locations_gets_one_fulfilment_per_location() -> None:
+    east = fulfillment_order(lines=[fo_line(1058737510, 13575230128405, VARIANT, 2)])
+    west = fulfillment_order(
+        1046000819,
+        location=OTHER_LOCATION,
+        lines=[fo_line(1058737520, 13575230193941, OTHER_VARIANT, 1)],
+    )
+    responses.get(FO_URL, json={"fulfillment_orders": [east, west]})
+    responses.post(FULFILLMENTS_URL, status=201, json=created(255858046))
+    responses.post(FULFILLMENTS_URL, status=201, json=created(255858047))
+    adapter, _ = fulfiller()
+
+    assert adapter.push_fulfilment(ORDER_ID, UPS) == "255858046,255858047"
+    bodies = [posted(c) for c in responses.calls if c.request.method == "POST"]
+    assert [b["line_items_by_fulfillment_order"] for b in bodies] == [
+        [{"fulfillment_order_id": 1046000818}],
+        [{"fulfillment_order_id": 1046000819}],
+    ]
+
+
+@pytest.mark.parametrize("status", ["closed", "cancelled", "on_hold"])
+@responses.activate
+def test_nothing_left_to_fulfil_is_a_clear_error(status: str) -> None:
+    done = fulfillment_order(status=status, lines=[fo_line(1058737510, 13575230128405, VARIANT, 0)])
+    responses.get(FO_URL, json={"fulfillment_orders": [done]})
+    earlier = created(255850000)["fulfillment"] | {
+        "tracking_number": "OTHER1",
+        "tracking_numbers": ["OTHER1"],
+    }
+    responses.get(MADE_URL, json={"fulfillments": [earlier]})
+    adapter, _ = fulfiller()
+    with pytest.raises(BusinessError, match="nothing left to fulfil") as caught:
+        adapter.push_fulfilment(ORDER_ID, UPS)
+    assert not caught.value.retryable
+    assert not [c for c in responses.calls if c.request.method == "POST"]
+
+
+@responses.activate
+def test_a_retry_after_a_lost_answer_returns_the_fulfilment_already_made() -> None:
+    done = fulfillment_order(
+        status="closed", lines=[fo_line(1058737510, 13575230128405, VARIANT, 0)]
+    )
+    responses.get(FO_URL, json={"fulfillment_orders": [done]})
+    responses.get(MADE_URL, json={"fulfillments": [created(255858046)["fulfillment"]]})
+    adapter, _ = fulfiller()
+    assert adapter.push_fulfilment(ORDER_ID, UPS) == "255858046"
+    assert not [c for c in responses.calls if c.request.method == "POST"]
+
+
+@responses.activate
+def test_a_retried_partial_fulfilment_also_returns_the_one_already_made() -> None:
+    done = fulfillment_order(
+        status="closed", lines=[fo_line(1058737510, 13575230128405, VARIANT, 0)]
+    )
+    responses.get(FO_URL, json={"fulfillment_orders": [done]})
+    responses.get(ORDER_URL, json=order_lines())
+    responses.get(MADE_URL, json={"fulfillments": [created(255858046)["fulfillment"]]})
+    adapter, _ = fulfiller()
+    shipment = Fulfilment("UPS", UPS.tracking_number, lines=(FulfilledLine("TEE-BLK-M", 2),))
+    assert adapter.push_fulfilment(ORDER_ID, shipment) == "255858046"
+
+
+@responses.activate
+def test_a_422_from_shopify_is_a_business_error_with_shopifys_message() -> None:
+    responses.get(FO_URL, json={"fulfillment_orders": [fulfillment_order()]})
+    responses.post(
+        FULFILLMENTS_URL,
+        status=422,
+        json={"errors": ["Invalid fulfillment order line item quantity requested."]},
+    )
+    adapter, _ = fulfiller()
+    with pytest.raises(BusinessError) as caught:
+        adapter.push_fulfilment(ORDER_ID, UPS)
+    assert "Invalid fulfillment order line item quantity requested." in str(caught.value)
+    assert caught.value.status == 422 and not caught.value.retryable
+    assert len([c for c in responses.calls if c.request.method == "POST"]) == 1
+
+
+@responses.activate
+def test_a_field_error_body_is_spelled_out() -> None:
+    responses.get(FO_URL, status=404, json={"errors": "Not Found"})
+    adapter, _ = fulfiller()
+    with pytest.raises(BusinessError, match="Not Found"):
+        adapter.push_fulfilment(ORDER_ID, UPS)
+    responses.replace(
+        responses.GET, FO_URL, status=422, json={"errors": {"base": ["Order is archived"]}}
+    )
+    with pytest.raises(BusinessError, match="base: Order is archived"):
+        adapter.push_fulfilment(ORDER_ID, UPS)
+
+
+@responses.activate
+def test_a_429_with_retry_after_is_waited_out_and_retried() -> None:
+    responses.get(FO_URL, json={"fulfillment_orders": [fulfillment_order()]})
+    responses.post(
+        FULFILLMENTS_URL,
+        status=429,
+        headers={"Retry-After": "2.0"},
+        json={"errors": "Exceeded 2 calls per second for api client. Reduce request rates."},
+    )
+    responses.post(FULFILLMENTS_URL, status=201, json=created())
+    adapter, waits = fulfiller()
+
+    assert adapter.push_fulfilment(ORDER_ID, UPS) == "255858046"
+    assert len(waits) == 1  # waited once (never for real), then sent again
+    assert len([c for c in responses.calls if c.request.method == "POST"]) == 2
+
+
+@responses.activate
+def test_shopifys_fractional_retry_after_is_honoured() -> None:
+    responses.get(FO_URL, json={"fulfillment_orders": [fulfillment_order()]})
+    responses.post(FULFILLMENTS_URL, status=429, headers={"Retry-After": "2.0"})
+    responses.post(FULFILLMENTS_URL, status=201, json=created())
+    adapter, waits = fulfiller()
+    adapter.push_fulfilment(ORDER_ID, UPS)
+    assert waits == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("drop", "named"),
+    [("shop_domain", "shop_domain"), ("access_token", "access_token")],
+)
+@responses.activate
+def test_missing_admin_settings_are_a_clear_error_before_any_request(drop: str, named: str) -> None:
+    adapter, _ = fulfiller(**{drop: None})
+    with pytest.raises(BusinessError, match=named) as caught:
+        adapter.push_fulfilment(ORDER_ID, UPS)
+    assert not caught.value.retryable
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_the_api_version_setting_is_used() -> None:
+    url = f"https://{SHOP}/admin/api/2025-04/orders/{ORDER_ID}/fulfillment_orders.json"
+    responses.get(url, json={"fulfillment_orders": [fulfillment_order()]})
+    responses.post(
+        f"https://{SHOP}/admin/api/2025-04/fulfillments.json", status=201, json=created()
+    )
+    adapter, _ = fulfiller(api_version="2025-04")
+    assert adapter.push_fulfilment(ORDER_ID, UPS) == "255858046"

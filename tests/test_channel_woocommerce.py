@@ -1,7 +1,9 @@
 """The built-in ``woocommerce`` channel, tested at the adapter level with requests shaped and
 signed as WooCommerce sends them (design/CHANNELS.md): a REST v3 order serialised the PHP way
 (every "/" escaped as "\\/"), the ``X-WC-Webhook-*`` headers, base64 HMAC-SHA256 of the raw
-bytes, and the unsigned form-encoded ping sent when a webhook is created.
+bytes, and the unsigned form-encoded ping sent when a webhook is created. Polling is tested
+against ``GET /wp-json/wc/v3/orders`` faked with ``responses``: pages of orders with the
+``X-WP-Total`` / ``X-WP-TotalPages`` headers WordPress sends, and its REST error bodies.
 """
 
 from __future__ import annotations
@@ -12,16 +14,22 @@ import hashlib
 import hmac
 import json
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import responses
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from hub.core.adapters import ChannelAdapter, InboundRequest, PayloadError
 from hub.core.errors import Invalid
+from hub.core.http import AuthError, BusinessError, HttpClient, ParseError
+from hub.core.models import InboxEntry, Order
 from hub.plugins import DEFAULT_PLUGINS, Plugins
+from hub.worker import actors
 from plugins.channels.woocommerce import WooCommerceChannel
 
 SECRET = "wc-secret-2024-current"
@@ -211,13 +219,31 @@ def test_is_a_default_plugin_registered_through_the_hook() -> None:
     assert not [f for f in plugins.failures if f.name == "woocommerce"]
 
 
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"consumer_key": "ck_1a2b"}, "consumer_secret"),  # one key without the other
+        ({"consumer_key": "ck_1a2b", "consumer_secret": "cs_3c4d"}, "store_url"),
+        ({"consumer_key": "cs_3c4d", "consumer_secret": "ck_1a2b", "store_url": STORE}, "ck_"),
+    ],
+)
+def test_polling_settings_come_together(settings: dict[str, str], named: str) -> None:
+    with pytest.raises(Invalid, match=named):
+        WooCommerceChannel.validate_settings({"secret": SECRET, **settings})
+
+
 def test_settings_need_a_secret_and_keep_secrets_secret() -> None:
     WooCommerceChannel.validate_settings({"secret": SECRET, "previous_secret": OLD_SECRET})
     with pytest.raises(Invalid, match="secret"):
         WooCommerceChannel.validate_settings({"store_url": STORE})
     with pytest.raises(Invalid, match="store_url"):
         WooCommerceChannel.validate_settings({"secret": SECRET, "store_url": "shop.example.com"})
-    assert set(WooCommerceChannel.secret_settings) == {"secret", "previous_secret"}
+    assert set(WooCommerceChannel.secret_settings) == {
+        "secret",
+        "previous_secret",
+        "consumer_key",
+        "consumer_secret",
+    }
 
 
 # --- verify ----------------------------------------------------------------------------------
@@ -447,8 +473,11 @@ def test_money_is_decimal_never_float(channel: WooCommerceChannel) -> None:
     amounts = [draft.shipping_total, draft.tax_total, draft.discount_total]
     amounts += [line.unit_price for line in draft.lines]
     assert all(type(a) is Decimal for a in amounts)
-    # The JSON number keeps every digit it was sent with, which a float would not.
-    assert draft.lines[1].unit_price == Decimal("3.3333333333333335")
+    assert draft.lines[0].unit_price == Decimal("12.5")
+    # A coupon spread over three items: WooCommerce's price is total / quantity as a float
+    # (3.3333333333333335); it is read as Decimal and rounded to the four places the hub keeps,
+    # instead of the order being refused.
+    assert draft.lines[1].unit_price == Decimal("3.3333")
 
 
 def test_a_large_id_and_number_stay_strings(channel: WooCommerceChannel) -> None:
@@ -509,12 +538,10 @@ def test_only_cancelled_cancels(channel: WooCommerceChannel, status: str, cancel
     assert order.channel_status == status
 
 
-def test_a_reconciliation_page_reads_every_order(channel: WooCommerceChannel) -> None:
-    page = [order_payload(), order_payload(id=728, number="728", status="cancelled")]
-    orders = channel.parse(None, php_json(page))
-    assert [o.external_id for o in orders] == ["727", "728"]
-    assert [o.cancelled for o in orders] == [False, True]
-    assert channel.parse(None, b"[]") == []
+def test_a_list_of_orders_is_not_an_order(channel: WooCommerceChannel) -> None:
+    # Polling stores each order of a list as its own delivery; a stored list is malformed.
+    with pytest.raises(PayloadError, match="not an order object"):
+        channel.parse("order.updated", php_json([order_payload()]))
 
 
 def _without(key: str) -> dict[str, Any]:
@@ -548,7 +575,6 @@ def _line_change(**changes: Any) -> dict[str, Any]:
         (_line_change(price=None), "line_items[1].price: missing"),
         (_line_change(price="abc"), "line_items[1].price: not a decimal"),
         (_line_change(sku=5), "line_items[1].sku: expected a string"),
-        ([order_payload(), _without("id")], "[1].id: missing"),
         ("order", "body: not an order object"),
     ],
 )
@@ -572,24 +598,283 @@ def test_a_body_that_is_not_json_is_a_payload_error(
         channel.parse("order.updated", body)
 
 
-# --- reconciliation --------------------------------------------------------------------------
+# --- polling ---------------------------------------------------------------------------------
+
+CONSUMER_KEY = "ck_4f2a9c1e7b3d5a8f0c6e2b9d4a7f1c3e5b8d0a2f"
+CONSUMER_SECRET = "cs_9e1b7d3f5a2c8e4b0d6f2a9c7e1b3d5f8a0c4e6b"
+ORDERS_URL = "https://shop.example.com/wp-json/wc/v3/orders"
 
 
-def test_reconcile_query_is_the_documented_polling_request(channel: WooCommerceChannel) -> None:
-    since = datetime(2024, 5, 2, 16, 0, tzinfo=timezone(timedelta(hours=2)))
-    method, url = channel.reconcile_query(since, page=3)
-    assert method == "GET"
-    parts = urlsplit(url)
-    assert (parts.scheme, parts.netloc, parts.path) == (
-        "https",
-        "shop.example.com",
-        "/wp-json/wc/v3/orders",
+def poller(**settings: Any) -> WooCommerceChannel:
+    merged = {
+        "secret": SECRET,
+        "store_url": "https://shop.example.com",
+        "consumer_key": CONSUMER_KEY,
+        "consumer_secret": CONSUMER_SECRET,
+        **settings,
+    }
+    merged = {k: v for k, v in merged.items() if v is not None}
+    WooCommerceChannel.validate_settings(merged)
+    client = HttpClient("woocommerce:test")
+    client.sleep = lambda seconds: None
+    return WooCommerceChannel(merged, http=client)
+
+
+def orders_page(orders: list[dict[str, Any]], *, total: int, pages: int) -> dict[str, Any]:
+    """One page of ``GET /wp-json/wc/v3/orders`` as WordPress answers it."""
+    return {
+        "body": php_json(orders),
+        "headers": {
+            "X-WP-Total": str(total),
+            "X-WP-TotalPages": str(pages),
+            "Link": f'<{ORDERS_URL}?page=2>; rel="next"',
+        },
+        "content_type": "application/json; charset=UTF-8",
+    }
+
+
+def modified(order_id: int, at: str) -> dict[str, Any]:
+    return order_payload(id=order_id, number=str(order_id), date_modified_gmt=at)
+
+
+def query_of(call: Any) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(call.request.url).query).items()}
+
+
+@responses.activate
+def test_a_poll_pages_through_x_wp_totalpages() -> None:
+    responses.get(
+        ORDERS_URL,
+        **orders_page(
+            [modified(727, "2024-05-02T14:05:40"), modified(731, "2024-05-02T15:10:00")],
+            total=3,
+            pages=2,
+        ),
     )
-    query = parse_qs(parts.query)
-    assert query["modified_after"] == ["2024-05-02T14:00:00"]  # UTC, like the *_gmt fields
-    assert query["dates_are_gmt"] == ["true"]
-    assert query["page"] == ["3"]
-    with pytest.raises(ValueError, match="timezone-aware"):
-        channel.reconcile_query(datetime(2024, 5, 2))
-    with pytest.raises(ValueError, match="store_url"):
-        WooCommerceChannel({"secret": SECRET}).reconcile_query(since)
+    responses.get(
+        ORDERS_URL, **orders_page([modified(735, "2024-05-02T14:59:59")], total=3, pages=2)
+    )
+
+    pages = list(poller().poll("2024-05-02T14:00:00"))
+
+    assert [[p.key.split("@")[0] for p in page.deliveries] for page in pages] == [
+        ["727", "731"],
+        ["735"],
+    ]
+    # Only the last page moves the cursor: the newest modification seen, on any page.
+    assert [page.cursor for page in pages] == [None, "2024-05-02T15:10:00"]
+    first, second = (query_of(c) for c in responses.calls)
+    assert first == {
+        "modified_after": "2024-05-02T13:55:00",  # a few minutes before the cursor
+        "dates_are_gmt": "true",
+        "orderby": "id",
+        "order": "asc",
+        "per_page": "100",
+        "page": "1",
+    }
+    assert second["page"] == "2" and second["modified_after"] == first["modified_after"]
+    basic = base64.b64encode(f"{CONSUMER_KEY}:{CONSUMER_SECRET}".encode()).decode()
+    assert all(c.request.headers["Authorization"] == f"Basic {basic}" for c in responses.calls)
+
+
+@responses.activate
+def test_a_polled_order_has_the_key_its_webhook_delivery_has() -> None:
+    # Given one order snapshot, delivered by webhook and also found by a poll
+    snapshot = order_payload()
+    webhook_delivery = poller().delivery(webhook(php_json(snapshot)))
+    responses.get(ORDERS_URL, **orders_page([snapshot], total=1, pages=1))
+    [page] = poller().poll("2024-05-02T14:00:00")
+    [pulled] = page.deliveries
+    # Then the inbox sees the same key twice: the second is a duplicate
+    assert webhook_delivery is not None
+    assert pulled.key == webhook_delivery.key == "727@2024-05-02T14:05:40@https://shop.example.com"
+    assert pulled.topic == "order.updated"
+    # And the polled body is that one order, exactly as WooCommerce wrote it in the list
+    assert pulled.body == php_json(snapshot)
+    assert poller().parse(pulled.topic, pulled.body) == poller().parse(
+        "order.updated", php_json(snapshot)
+    )
+
+
+@responses.activate
+def test_nothing_new_keeps_the_cursor_and_the_overlap_never_moves_it_back() -> None:
+    responses.get(ORDERS_URL, **orders_page([], total=0, pages=0))
+    responses.get(
+        ORDERS_URL,
+        **orders_page([modified(727, "2024-05-02T13:58:00")], total=1, pages=1),  # overlap
+    )
+    assert [p.cursor for p in poller().poll("2024-05-02T14:00:00")] == ["2024-05-02T14:00:00"]
+    [page] = poller().poll("2024-05-02T14:00:00")
+    assert len(page.deliveries) == 1
+    assert page.cursor == "2024-05-02T14:00:00"
+
+
+@responses.activate
+def test_the_first_poll_looks_back_one_day() -> None:
+    responses.get(ORDERS_URL, **orders_page([], total=0, pages=0))
+    before = datetime.now(UTC)
+    [page] = poller().poll(None)
+    after = datetime.now(UTC)
+    since = datetime.fromisoformat(query_of(responses.calls[0])["modified_after"])
+    since = since.replace(tzinfo=UTC)
+    window = (before - since, after - since)
+    assert timedelta(days=1, minutes=4) < window[0] <= window[1] < timedelta(days=1, minutes=6)
+    # The window's start is kept, so an outage longer than a day loses nothing later.
+    cursor = datetime.fromisoformat(page.cursor or "").replace(tzinfo=UTC)
+    assert timedelta(hours=23) < after - cursor < timedelta(hours=25)
+
+
+@responses.activate
+def test_refused_keys_are_an_auth_error_with_woocommerces_reason() -> None:
+    responses.get(
+        ORDERS_URL,
+        status=401,
+        json={
+            "code": "woocommerce_rest_cannot_view",
+            "message": "Sorry, you cannot list resources.",
+            "data": {"status": 401},
+        },
+    )
+    with pytest.raises(AuthError) as caught:
+        list(poller().poll("2024-05-02T14:00:00"))
+    assert not caught.value.retryable
+    assert "woocommerce_rest_cannot_view: Sorry, you cannot list resources." in str(caught.value)
+    assert CONSUMER_SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"consumer_key": None, "consumer_secret": None}, "consumer_key, consumer_secret"),
+        (
+            {"consumer_key": None, "consumer_secret": None, "store_url": None},
+            "store_url, consumer_key, consumer_secret",
+        ),
+        ({"store_url": "http://shop.example.com"}, "https://"),
+    ],
+)
+@responses.activate
+def test_polling_without_what_it_needs_is_a_clear_error(
+    settings: dict[str, Any], named: str
+) -> None:
+    adapter = poller(**settings)
+    with pytest.raises(BusinessError, match=re.escape(named)) as caught:
+        list(adapter.poll(None))
+    assert not caught.value.retryable
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_page_that_is_not_a_list_is_a_parse_error() -> None:
+    responses.get(ORDERS_URL, body=b"<html>Maintenance</html>", content_type="text/html")
+    with pytest.raises(ParseError, match="not a JSON list of orders"):
+        list(poller().poll("2024-05-02T14:00:00"))
+
+
+# --- polling end to end ----------------------------------------------------------------------
+
+
+def hub_order(order_id: int = 812, at: str = "2024-05-02T14:05:40") -> dict[str, Any]:
+    """An order of the seeded catalogue (SKU-A, SKU-C), so the hub can reserve it."""
+    order = copy.deepcopy(order_payload(id=order_id, number=str(order_id), date_modified_gmt=at))
+    order["line_items"][0].update(sku="SKU-A", quantity=2)
+    order["line_items"][1].update(sku="SKU-C", quantity=1)
+    return order
+
+
+@pytest.fixture
+def woo_shop(api: Any, runtime: Any) -> dict[str, Any]:
+    settings = {
+        "secret": SECRET,
+        "store_url": "https://shop.example.com",
+        "consumer_key": CONSUMER_KEY,
+        "consumer_secret": CONSUMER_SECRET,
+    }
+    status, connection = api.post(
+        "/connections", {"plugin": "woocommerce", "name": "woo", "settings": settings}
+    )
+    assert status == 201, connection
+    assert connection["settings"]["consumer_secret"] == "********"
+    runtime.jobs.start_worker(2, sweep=False)
+    return connection
+
+
+def woo_orders(runtime: Any) -> list[Order]:
+    with runtime.transaction() as session:
+        return list(
+            session.scalars(
+                select(Order)
+                .where(Order.channel == "woocommerce")
+                .options(selectinload(Order.lines))
+            )
+        )
+
+
+def test_a_poll_brings_lost_orders_into_the_hub(
+    api: Any, runtime: Any, woo_shop: dict[str, Any]
+) -> None:
+    # Given two orders changed in the last hours whose webhooks never arrived
+    hours_ago = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    latest = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    with responses.RequestsMock() as woo:
+        woo.get(
+            ORDERS_URL,
+            **orders_page([hub_order(812, latest), hub_order(813, hours_ago)], total=2, pages=1),
+        )
+        # When the connection is polled
+        result = actors.poll_channel(runtime, woo_shop["id"])
+        runtime.jobs.join()
+
+    # Then both are hub orders, with stock reserved, and the cursor moved on
+    assert result["error"] is None and result["stored"] == 2, result
+    orders = woo_orders(runtime)
+    assert sorted(o.external_id for o in orders) == ["812", "813"]
+    assert all(o.status == "confirmed" for o in orders)
+    assert sorted((line.sku, line.quantity) for line in orders[0].lines) == [
+        ("SKU-A", 2),
+        ("SKU-C", 1),
+    ]
+    _, stock = api.get("/stock?sku=SKU-A")
+    assert sum(i["reserved"] for i in stock["items"]) == 4
+    _, connection = api.get(f"/connections/{woo_shop['id']}")
+    assert connection["cursor"] == latest
+
+
+def test_a_snapshot_seen_by_webhook_and_by_poll_is_stored_once(
+    api: Any, runtime: Any, woo_shop: dict[str, Any]
+) -> None:
+    snapshot = hub_order(812)
+    body = php_json(snapshot)
+    response = api.client.post(
+        urlsplit(woo_shop["webhook_url"]).path, data=body, headers=dict(webhook(body).headers)
+    )
+    assert response.status_code == 200
+    with responses.RequestsMock() as woo:
+        woo.get(ORDERS_URL, **orders_page([snapshot], total=1, pages=1))
+        result = actors.poll_channel(runtime, woo_shop["id"])
+        runtime.jobs.join()
+
+    assert (result["stored"], result["duplicates"]) == (0, 1)
+    assert len(woo_orders(runtime)) == 1
+    with runtime.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(InboxEntry)) == 1
+
+
+@responses.activate
+def test_a_webhook_only_connection_is_not_polled_on_schedule(api: Any, runtime: Any) -> None:
+    status, connection = api.post(
+        "/connections",
+        {"plugin": "woocommerce", "name": "hooks-only", "settings": {"secret": SECRET}},
+    )
+    assert status == 201, connection
+
+    result = actors.poll_channel(runtime, connection["id"], True)
+
+    assert result["skipped"] == "this connection is not set up for polling"
+    assert len(responses.calls) == 0
+    _, seen = api.get(f"/connections/{connection['id']}")
+    assert seen["last_poll_error"] is None and seen["last_polled_at"] is not None
+    # Not due again until the plugin's interval has passed.
+    assert actors.poll_channel(runtime, connection["id"], True)["skipped"] == (
+        "not due, or being polled"
+    )

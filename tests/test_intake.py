@@ -163,6 +163,21 @@ def test_updates_apply_in_event_time_order_and_a_cancellation_releases_stock(api
     assert sum(i["reserved"] for i in stock["items"]) == 0
 
 
+def test_a_corrected_address_alone_is_applied_and_an_older_one_is_not(api, runtime, shop):
+    post(api, shop, delivery(updated="2026-11-01T10:00:00+00:00", name="Ann Lee"), "a1")
+    runtime.jobs.join()
+    post(api, shop, delivery(updated="2026-11-01T12:00:00+00:00", name="Ann Lee-Smith"), "a3")
+    runtime.jobs.join()
+    post(api, shop, delivery(updated="2026-11-01T11:00:00+00:00", name="A. Lee"), "a2")
+    runtime.jobs.join()
+
+    [order] = channel_orders(runtime)
+    assert order.consignee_name == "Ann Lee-Smith"
+    _, history = api.get(f"/orders/{order.number}/history")
+    changed = [h["details"] for h in history["items"] if h["action"] == "modified"]
+    assert changed == [{"fields": ["consignee"]}]
+
+
 def test_with_the_broker_down_deliveries_are_acknowledged_and_swept_later(
     api, runtime, shop, db_url, config_dir, tmp_path
 ):

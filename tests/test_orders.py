@@ -301,6 +301,7 @@ def test_history_records_every_transition_with_its_reason(api):
     steps = [(h["action"], h["from"], h["to"]) for h in history["items"]]
     assert steps == [
         ("created", None, "new"),
+        ("classified", "new", "new"),
         ("reserved", "new", "confirmed"),
         ("modified", "confirmed", "confirmed"),
         ("cancelled", "confirmed", "cancelled"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import pytest
 from conftest import ORDER, ROLES, Api
 
 from hub import hookimpl
-from hub.core.adapters import StubChannel
+from hub.core.adapters import PollPage, StubChannel
 from hub.core.auth import ROLES as PERMISSIONS_OF
 from hub.web.api import blueprint
 from hub.web.api.framework import ROUTES
@@ -42,13 +42,23 @@ ACME_DELIVERY = "acme-only-delivery"
 GARBAGE_TOKEN = "oh_not-a-token-anyone-was-given"
 
 
+class StubFeed(StubChannel):
+    """A pull channel with nothing new, so the poll route has a connection to accept."""
+
+    name = "stub-feed"
+    capabilities = frozenset({"pull"})
+
+    def poll(self, cursor: str | None) -> Iterator[PollPage]:
+        yield PollPage([], cursor)
+
+
 class StubChannels:
-    """Makes the Stub channel available, as a third-party channel plugin would be."""
+    """Makes the Stub channels available, as a third-party channel plugin would."""
 
     @staticmethod
     @hookimpl
     def register_channels() -> list[type]:
-        return [StubChannel]
+        return [StubChannel, StubFeed]
 
 
 @pytest.fixture
@@ -57,7 +67,11 @@ def config_dir(tmp_path: Path) -> Path:
     (which keeps SO-…) and a 404 for the stranger can only come from tenant scoping."""
     path = tmp_path / "config"
     (path / "tenants").mkdir(parents=True)
-    (path / "tenants" / "acme.toml").write_text(f'order_number_prefix = "{ACME_PREFIX}"\n')
+    # Orders above 1,000 wait for an operator's approval (the approve / reject samples).
+    (path / "tenants" / "acme.toml").write_text(
+        f'order_number_prefix = "{ACME_PREFIX}"\n'
+        '[[rules.approval]]\nabove = "1000"\nrole = "operator"\n'
+    )
     return path
 
 
@@ -104,6 +118,11 @@ class Acme:
         assert self.order_number.startswith(ACME_PREFIX)
         api.client.application.extensions["orderhub"].plugins.register(StubChannels, "stubs")
         self.connection_id = self.connection(ACME_CONNECTION)
+        self.feed_id = self.ok(
+            "POST",
+            "/connections",
+            {"plugin": "stub-feed", "name": "acme-feed", "settings": {"secret": "shh"}},
+        )["id"]
         # One delivery waits in the inbox (no worker runs here).
         body = b'{"id": "1", "updated_at": "2026-01-01T00:00:00+00:00", "lines": []}'
         signature = hmac.new(b"shh", body, "sha256").hexdigest()
@@ -123,6 +142,15 @@ class Acme:
 
     def order(self) -> str:
         return self.ok("POST", "/orders", ACME_ORDER)["number"]
+
+    def awaiting_approval(self) -> str:
+        order = self.ok(
+            "POST",
+            "/orders",
+            {**ACME_ORDER, "lines": [{"sku": "SKU-A", "quantity": 1, "unit_price": "1500.00"}]},
+        )
+        assert order["status"] == "awaiting_approval", order
+        return order["number"]
 
     def product(self) -> str:
         sku = f"{ACME_PREFIX}P{next(self.serial)}"
@@ -190,6 +218,13 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ),
     ("POST", "/orders/<number>/cancel"): Sample(
         lambda a: Request("POST", f"/orders/{a.order()}/cancel", {"reason": "test"}), "record"
+    ),
+    ("POST", "/orders/<number>/approve"): Sample(
+        lambda a: Request("POST", f"/orders/{a.awaiting_approval()}/approve", {}), "record"
+    ),
+    ("POST", "/orders/<number>/reject"): Sample(
+        lambda a: Request("POST", f"/orders/{a.awaiting_approval()}/reject", {"reason": "test"}),
+        "record",
     ),
     ("POST", "/orders/<number>/allocate"): Sample(
         lambda a: Request("POST", f"/orders/{a.order()}/allocate"), "record"
@@ -316,6 +351,9 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ),
     ("POST", "/connections/<int:connection_id>/resume"): Sample(
         lambda a: Request("POST", f"/connections/{a.connection()}/resume"), "record"
+    ),
+    ("POST", "/connections/<int:connection_id>/poll"): Sample(
+        lambda a: Request("POST", f"/connections/{a.feed_id}/poll"), "record"
     ),
     ("POST", "/connections/<int:connection_id>/sku-mappings"): Sample(
         lambda a: Request(

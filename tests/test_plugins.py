@@ -22,8 +22,12 @@ from hub.cli import cli
 from hub.core.adapters import (
     CarrierAdapter,
     ChannelAdapter,
+    ChannelOrder,
+    Delivery,
+    InboundRequest,
     Message,
     Notifier,
+    PollPage,
     StubCarrier,
     StubChannel,
 )
@@ -176,6 +180,104 @@ def test_adapter_missing_abstract_method_is_refused_with_reason() -> None:
     assert plugins.notifier("log") is LogNotifier  # the valid part is still used
 
 
+class PushWithoutMethods(ChannelAdapter):
+    name = "bare"  # declares "push" by default, implements none of it
+
+
+class PullWithoutPoll(StubChannel):
+    name = "half-pull"
+    capabilities = frozenset({"pull"})  # parse() it has, poll() it lacks
+
+
+class FulfilmentWithoutPush(StubChannel):
+    name = "no-fulfil"
+    capabilities = frozenset({"push", "fulfilment"})
+
+
+class MisspeltCapability(StubChannel):
+    name = "typo"
+    capabilities = frozenset({"pul"})
+
+
+class CapabilitiesAsText(StubChannel):
+    name = "text"
+    capabilities = "pull"  # type: ignore[assignment]
+
+
+class Feed(StubChannel):
+    name = "feed"
+    capabilities = frozenset({"pull"})
+
+    def poll(self, cursor: str | None) -> Iterator[PollPage]:
+        yield PollPage([], cursor="done")
+
+
+class CapabilityPlugin:
+    @hookimpl
+    def register_channels(self) -> list[type]:
+        return [
+            PushWithoutMethods,
+            PullWithoutPoll,
+            FulfilmentWithoutPush,
+            MisspeltCapability,
+            CapabilitiesAsText,
+            Feed,
+        ]
+
+
+def test_channel_declaring_a_capability_without_its_methods_is_refused_with_reason() -> None:
+    plugins = Plugins(env=NO_ENV)
+    plugins.register(CapabilityPlugin(), "capable")
+    errors = {f.error for f in plugins.failures if f.name == "capable"}
+    assert errors == {
+        "PushWithoutMethods does not implement what it declares: 'push' needs verify,"
+        " delivery, parse",
+        "PullWithoutPoll does not implement what it declares: 'pull' needs poll",
+        "FulfilmentWithoutPush does not implement what it declares: 'fulfilment' needs"
+        " push_fulfilment",
+        "MisspeltCapability declares unknown capabilities 'pul' (known: fulfilment, pull, push)",
+        "CapabilitiesAsText.capabilities must be a set of names, such as frozenset({'push'})",
+    }
+    channels = plugins.adapters("channels")
+    assert channels["feed"] is Feed  # the complete one is used
+    assert not {"bare", "half-pull", "no-fulfil", "typo", "text"} & channels.keys()
+
+
+def test_cli_shows_a_channel_refused_for_a_missing_capability(
+    tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    modules = tmp_path / "site"
+    modules.mkdir()
+    (modules / "orderhub_half_pull.py").write_text(
+        "from hub import hookimpl\n"
+        "from hub.core.adapters import StubChannel\n\n"
+        "class HalfPull(StubChannel):\n"
+        "    name = 'half'\n"
+        "    capabilities = frozenset({'pull'})\n\n"
+        "class Webhooks(StubChannel):\n"
+        "    name = 'hooks'\n\n"
+        "@hookimpl\n"
+        "def register_channels():\n"
+        "    return [HalfPull, Webhooks]\n"
+    )
+    monkeypatch.syspath_prepend(str(modules))
+    ep = EntryPoint(name="halfpull", value="orderhub_half_pull", group="orderhub")
+    monkeypatch.setattr(plugins_module, "entry_points", lambda *, group: [ep])
+    try:
+        result = CliRunner().invoke(cli, ["plugins"], env=_cli_env(tmp_path, config_dir))
+    finally:
+        sys.modules.pop("orderhub_half_pull", None)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert (
+        "FAILED halfpull  [entry point orderhub_half_pull]: HalfPull does not implement what"
+        " it declares: 'pull' needs poll"
+    ) in lines
+    at = lines.index("halfpull  [entry point orderhub_half_pull]")
+    assert lines[at + 1].split() == ["provides", "channels:", "hooks"]  # the valid one stays
+    assert lines[at + 2].split() == ["can", "hooks:", "push"]
+
+
 def test_plugin_disabled_in_hub_toml_is_absent(tmp_path: Path, config_dir: Path) -> None:
     (config_dir / "hub.toml").write_text('[plugins]\ndisabled = ["log"]\n')
     app = create_app(
@@ -321,6 +423,15 @@ def test_hook_register_notifiers(api: Api, runtime: Runtime) -> None:
 class ChannelPlugin:
     class Shop(ChannelAdapter):
         name = "shop"
+
+        def verify(self, request: InboundRequest) -> bool:
+            return False
+
+        def delivery(self, request: InboundRequest) -> Delivery | None:
+            return None
+
+        def parse(self, topic: str | None, body: bytes) -> list[ChannelOrder]:
+            return []
 
     @hookimpl
     def register_channels(self) -> list[type]:

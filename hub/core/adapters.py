@@ -10,16 +10,19 @@ from __future__ import annotations
 import hmac
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from jsonschema import Draft202012Validator
 
 from hub.core.errors import Invalid
 from hub.core.normalised import Address, Consignee, LineItem, OrderDraft
+
+if TYPE_CHECKING:
+    from hub.core.http import HttpClient
 
 
 class Adapter(ABC):
@@ -27,8 +30,22 @@ class Adapter(ABC):
     title: ClassVar[str] = ""
     settings_schema: ClassVar[dict[str, Any]] = {"type": "object"}
 
-    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, settings: Mapping[str, Any] | None = None, *, http: HttpClient | None = None
+    ) -> None:
         self.settings = dict(settings or {})
+        self._http = http
+
+    @property
+    def http(self) -> HttpClient:
+        """The hub's HTTP client for this connection or account: timeouts, retries with
+        jittered backoff, a circuit breaker and typed errors are the hub's, never the
+        plugin's. The hub passes one per connection; a bare adapter makes its own."""
+        if self._http is None:
+            from hub.core.http import HttpClient
+
+            self._http = HttpClient(self.name)
+        return self._http
 
     @classmethod
     def validate_settings(cls, settings: Mapping[str, Any]) -> None:
@@ -104,6 +121,49 @@ class ChannelOrder:
     draft: OrderDraft
     cancelled: bool = False
     channel_status: str | None = None
+    # Set when the channel says the order must not be worked yet (an Amazon order still
+    # Pending payment): the hub holds it with this reason until a statement without it.
+    hold: str | None = None
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """One delivery fetched by a pull channel; stored in the inbox exactly like a webhook
+    delivery (same de-duplication on ``key``), then parsed by ``parse(topic, body)``."""
+
+    key: str
+    body: bytes
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class PollPage:
+    """What one step of a poll fetched. The hub commits each page's deliveries as it comes,
+    and saves ``cursor`` (set on the last page only) once everything before it is stored, so
+    a poll that dies half-way is simply repeated and its repeats are duplicates."""
+
+    deliveries: list[Pulled]
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class FulfilledLine:
+    """A shipped quantity of one order line, named as the channel named it (its SKU, or its
+    product / variant id when the SKU was empty)."""
+
+    channel_ref: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Fulfilment:
+    """What the hub tells a channel when it ships: carrier, tracking, and which lines (none
+    listed = the whole order)."""
+
+    carrier: str
+    tracking_number: str
+    tracking_url: str | None = None
+    lines: tuple[FulfilledLine, ...] = ()
 
 
 class PayloadError(Exception):
@@ -114,11 +174,17 @@ class PayloadError(Exception):
 class ChannelAdapter(Adapter):
     """A sales channel. Push channels verify and parse webhooks; pull channels poll.
 
-    ``secret_settings`` names the settings that hold secrets: the hub stores them encrypted
-    (or as ``{"$env": …}`` references) and never returns them through the API.
+    ``capabilities`` declares what the channel does: "push" (verify / delivery / parse),
+    "pull" (poll / parse; the worker polls every ``poll_seconds``) and "fulfilment"
+    (push_fulfilment). A channel that declares a capability without its methods is refused
+    at load. ``secret_settings`` names the settings that hold secrets: the hub stores them
+    encrypted (or as ``{"$env": …}`` references) and never returns them through the API.
     """
 
-    mode: ClassVar[str] = "push"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"push"})
+    poll_seconds: ClassVar[int] = 300
+    # Some channels count any answer but "2xx with an empty body" as a failed push (Shopee).
+    empty_acknowledgement: ClassVar[bool] = False
     secret_settings: ClassVar[tuple[str, ...]] = ()
     # A channel whose format OrderHub defines (the storefront) publishes its JSON Schema here;
     # the API serves it at /api/v1/channels/<name>/schema.
@@ -137,8 +203,19 @@ class ChannelAdapter(Adapter):
         """The orders a stored delivery carries; raise PayloadError when it is malformed."""
         raise NotImplementedError
 
-    def poll(self, cursor: str | None) -> tuple[list[ChannelOrder], str | None]:
-        """Pull channels: orders changed since ``cursor``, and the next cursor."""
+    def poll(self, cursor: str | None) -> Iterator[PollPage]:
+        """Pull: what changed since ``cursor`` (None on the first poll), page by page; the
+        last page carries the cursor the next poll starts from. HTTP through ``self.http``."""
+        raise NotImplementedError
+
+    def polls(self) -> bool:
+        """Should the worker poll this connection on schedule? A push channel that also
+        reconciles by polling says no when this connection lacks the credentials for it."""
+        return "pull" in self.capabilities
+
+    def push_fulfilment(self, external_id: str, fulfilment: Fulfilment) -> str | None:
+        """Tell the channel an order (or some of its lines) shipped; returns the channel's id
+        for the fulfilment, if it gives one. Raise (an ``hub.core.http`` error) to be retried."""
         raise NotImplementedError
 
 

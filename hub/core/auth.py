@@ -21,6 +21,7 @@ PERMISSIONS = frozenset(
     {
         "orders.read",
         "orders.write",
+        "orders.approve",
         "catalog.read",
         "catalog.write",
         "stock.read",
@@ -40,7 +41,9 @@ _READ = {"orders.read", "catalog.read", "stock.read", "customers.read"}
 
 ROLES: dict[str, frozenset[str]] = {
     "admin": PERMISSIONS,
-    "operator": frozenset(_READ | {"orders.write", "reports.read", "channels.read"}),
+    "operator": frozenset(
+        _READ | {"orders.write", "orders.approve", "reports.read", "channels.read"}
+    ),
     "warehouse": frozenset(_READ | {"stock.write", "catalog.write"}),
     "service": frozenset(_READ),
     "analyst": frozenset(_READ | {"reports.read", "channels.read"}),

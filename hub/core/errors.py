@@ -40,3 +40,10 @@ class InsufficientStock(Conflict):
 
 class IllegalTransition(Conflict):
     code = "illegal_transition"
+
+
+class Forbidden(HubError):
+    """The caller is known but may not do this (an approval level above their role)."""
+
+    status = 403
+    code = "forbidden"

@@ -571,6 +571,14 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
+        # Shopify sends fractional seconds ("2.0"), which the RFC's delta-seconds (and so
+        # urllib3) does not allow.
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if seconds == seconds and seconds != float("inf") else None
+    try:
         return float(Retry().parse_retry_after(value))
     except InvalidHeader:
         return None

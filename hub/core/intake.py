@@ -8,6 +8,7 @@ told we received can be lost, and retries or duplicates never make a second orde
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -19,12 +20,20 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from hub.core import audit, orders
-from hub.core.adapters import ChannelAdapter, ChannelOrder, InboundRequest, PayloadError
+from hub.core.adapters import (
+    ChannelAdapter,
+    ChannelOrder,
+    InboundRequest,
+    PayloadError,
+    Pulled,
+)
 from hub.core.db import utcnow
 from hub.core.errors import Conflict, Invalid, NotFound
+from hub.core.http import HttpError
 from hub.core.models import Connection, InboxEntry, Order, Product, SkuMapping
 from hub.core.normalised import LineItem
-from hub.core.secret_box import SecretBox, redact
+from hub.core.secret_box import ENV, SecretBox, redact
+from hub.settings import ConfigError, TenantSettings
 
 KEY_LENGTH = 200  # inbox.delivery_key
 
@@ -41,6 +50,7 @@ def create_connection(
     *,
     box: SecretBox,
     actor: str,
+    source: str = "api",
 ) -> Connection:
     plugin.validate_settings(box.open(settings))
     if session.scalar(
@@ -52,6 +62,7 @@ def create_connection(
         plugin=plugin.name,
         name=name,
         settings=box.seal(settings, plugin.secret_settings),
+        source=source,
     )
     session.add(connection)
     session.flush()
@@ -63,9 +74,129 @@ def create_connection(
         "connection",
         connection.id,
         None,
-        {"plugin": plugin.name, "name": name, "settings": redact(settings, plugin.secret_settings)},
+        {
+            "plugin": plugin.name,
+            "name": name,
+            "source": source,
+            "settings": redact(settings, plugin.secret_settings),
+        },
     )
     return connection
+
+
+def sync_config_connections(
+    session: Session,
+    tenant_id: int,
+    tenant: TenantSettings,
+    channels: Mapping[str, type[ChannelAdapter]],
+    *,
+    box: SecretBox,
+    file: str,
+    actor: str = "config",
+) -> list[tuple[str, str]]:
+    """Make the tenant's config connections match ``[[connections]]`` in its file: create
+    the new ones and update changed settings, by name. Returns (name, "created" | "updated" |
+    "unchanged" | "not in the file") per connection; one that left the file is kept (its
+    inbox and orders refer to it), to be paused by whoever removed it.
+
+    Connections made through the API are never touched. Secrets must be ``{"$env": NAME}``
+    references and are stored as such — a literal would put a secret in a file that is
+    copied around — and every problem is a ConfigError naming the file and the key."""
+    outcomes: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(tenant.connections):
+        name, settings = entry["name"], dict(entry.get("settings", {}))
+        where = f"connections[{i}]"
+        if name in seen:
+            raise ConfigError(file, f"{where}.name", f"{name!r} names two connections")
+        seen.add(name)
+        cls = channels.get(entry["plugin"])
+        if cls is None:
+            raise ConfigError(
+                file,
+                f"{where}.plugin",
+                f"no channel plugin {entry['plugin']!r} is installed and enabled for this tenant"
+                f" (available: {', '.join(sorted(channels)) or 'none'})",
+            )
+        _check_config_settings(cls, name, settings, file, where, box)
+        connection = session.scalar(
+            select(Connection).where(Connection.tenant_id == tenant_id, Connection.name == name)
+        )
+        if connection is None:
+            create_connection(
+                session, tenant_id, cls, name, settings, box=box, actor=actor, source="config"
+            )
+            outcomes.append((name, "created"))
+        elif connection.source != "config":
+            raise ConfigError(
+                file,
+                f"{where}.name",
+                f"a connection named {name!r} was made through the API; the config file cannot"
+                " take it over, so give this one another name",
+            )
+        elif connection.plugin != cls.name:
+            raise ConfigError(
+                file,
+                f"{where}.plugin",
+                f"connection {name!r} is a {connection.plugin!r} connection; its orders and"
+                " deliveries belong to that channel, so a different plugin needs a new name",
+            )
+        elif connection.settings != box.seal(settings, cls.secret_settings):
+            before = redact(connection.settings, cls.secret_settings)
+            connection.settings = box.seal(settings, cls.secret_settings)
+            audit.record(
+                session,
+                tenant_id,
+                actor,
+                "connection.update",
+                "connection",
+                connection.id,
+                {"settings": before},
+                {"settings": redact(settings, cls.secret_settings)},
+            )
+            outcomes.append((name, "updated"))
+        else:
+            outcomes.append((name, "unchanged"))
+    left = session.scalars(
+        select(Connection.name).where(
+            Connection.tenant_id == tenant_id,
+            Connection.source == "config",
+            Connection.name.not_in(seen),
+        )
+    )
+    outcomes.extend((name, "not in the file") for name in left)
+    return outcomes
+
+
+def _check_config_settings(
+    cls: type[ChannelAdapter],
+    name: str,
+    settings: dict[str, Any],
+    file: str,
+    where: str,
+    box: SecretBox,
+) -> None:
+    """Refuse literal secrets and settings the plugin would refuse, before anything is
+    stored; references are resolved here only to validate, never to be kept."""
+    for key, value in settings.items():
+        ref = value.get(ENV) if isinstance(value, dict) and set(value) == {ENV} else None
+        if key in cls.secret_settings and ref is None:
+            raise ConfigError(
+                file,
+                f"{where}.settings.{key}",
+                f"is a secret of connection {name!r}: write it as a reference,"
+                f' {key} = {{ "$env" = "VARIABLE" }}, never as a literal',
+            )
+        if ref is not None and ref not in os.environ:
+            raise ConfigError(
+                file,
+                f"{where}.settings.{key}",
+                f"environment variable {ref} is not set (connection {name!r})",
+            )
+    try:
+        cls.validate_settings(box.open(settings))
+    except Invalid as exc:
+        raise ConfigError(file, f"{where}.settings", f"connection {name!r}: {exc}") from None
 
 
 def get_connection(session: Session, tenant_id: int, connection_id: int) -> Connection:
@@ -170,17 +301,45 @@ def receive(
     delivery = adapter.delivery(request)
     if delivery is None:
         return "ignored", None
+    entry_id = _store(
+        session, connection, delivery.key, delivery.topic, dict(request.headers), request.body
+    )
+    return ("stored", entry_id) if entry_id is not None else ("duplicate", None)
+
+
+def store_pulled(session: Session, connection: Connection, deliveries: list[Pulled]) -> list[int]:
+    """Store what one poll page fetched, exactly as a webhook delivery is stored (pending,
+    unique per connection and key). Returns the new inbox ids; the rest were duplicates,
+    which a poll repeated from an old cursor is expected to bring."""
+    ids = []
+    for pulled in deliveries:
+        entry_id = _store(session, connection, pulled.key, pulled.topic, {}, pulled.body)
+        if entry_id is not None:
+            ids.append(entry_id)
+    return ids
+
+
+def _store(
+    session: Session,
+    connection: Connection,
+    key: str,
+    topic: str | None,
+    headers: dict[str, str],
+    body: bytes,
+) -> int | None:
+    """One row in the inbox, or None when (connection, key) is there already. A single
+    INSERT … ON CONFLICT DO NOTHING, so concurrent copies of a delivery never race."""
     now = utcnow()
     ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    entry_id = session.execute(
+    return session.execute(
         ins(InboxEntry.__table__)
         .values(
             tenant_id=connection.tenant_id,
             connection_id=connection.id,
-            delivery_key=_stored_key(delivery.key),
-            topic=delivery.topic,
-            headers=dict(request.headers),
-            body=request.body,
+            delivery_key=_stored_key(key),
+            topic=topic,
+            headers=headers,
+            body=body,
             status="pending",
             attempts=0,
             received_at=now,
@@ -189,7 +348,6 @@ def receive(
         .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
         .returning(InboxEntry.__table__.c.id)
     ).scalar()
-    return ("stored", entry_id) if entry_id is not None else ("duplicate", None)
 
 
 def _stored_key(key: str) -> str:
@@ -226,6 +384,14 @@ def ingest(
         with session.begin_nested():
             for statement in adapter.parse(entry.topic, entry.body):
                 _apply(session, connection, statement, prefix)
+    except HttpError as problem:
+        # A channel that must be asked for the order (Shopee) could not be reached: try
+        # again later if that may help (the job queue retries; the sweeper after it),
+        # otherwise keep it as rejected with the reason, replayable once fixed.
+        if problem.retryable:
+            entry.reason = f"will retry: {problem}"[:2000]
+            raise
+        entry.status, entry.reason = "rejected", str(problem)[:2000]
     except (PayloadError, Invalid) as problem:
         entry.status, entry.reason = "rejected", str(problem)[:2000]
     else:
@@ -271,6 +437,8 @@ def _apply(session: Session, connection: Connection, statement: ChannelOrder, pr
             prefix=prefix,
             connection_id=connection.id,
             external_updated_at=statement.event_time,
+            channel_hold=statement.hold,
+            allow_empty=True,
         )
         if statement.cancelled:
             orders.cancel(
@@ -286,20 +454,33 @@ def _apply(session: Session, connection: Connection, statement: ChannelOrder, pr
         orders.cancel(
             session, tenant_id, existing.number, actor=actor, reason="cancelled on the channel"
         )
-    elif _lines_changed(existing, draft.lines):
-        orders.modify(
-            session,
-            tenant_id,
-            existing.number,
-            actor=actor,
-            lines=draft.lines,
-            consignee=draft.consignee,
-        )
+        return
+    changes: dict[str, Any] = {}
+    if _lines_changed(existing, draft.lines):
+        changes["lines"] = draft.lines
+    if orders.consignee_differs(existing, draft.consignee):
+        changes["consignee"] = draft.consignee
+    if existing.channel_hold != statement.hold:
+        changes["channel_hold"] = statement.hold
+    if draft.shipping_method and draft.shipping_method != existing.shipping_method:
+        changes["shipping_method"] = draft.shipping_method
+    charges = (draft.shipping_total, draft.tax_total, draft.discount_total)
+    if charges != (existing.shipping_total, existing.tax_total, existing.discount_total):
+        changes["charges"] = charges
+    if changes:
+        orders.modify(session, tenant_id, existing.number, actor=actor, **changes)
 
 
 def _lines_changed(order: Order, lines: list[LineItem]) -> bool:
+    """Prices count: an Amazon order first stated unpriced (Pending) is priced later."""
     have = sorted((line.sku, line.quantity, line.unit_price) for line in order.lines)
-    want = sorted((line.sku, line.quantity, line.unit_price) for line in lines)
+    want = sorted(
+        (line.sku, line.quantity, line.unit_price) for line in lines if line.unit_price is not None
+    )
+    if any(line.unit_price is None for line in lines):
+        # Unpriced lines keep the order's prices: compare what was stated.
+        have = sorted((line.sku, line.quantity) for line in order.lines)
+        want = sorted((line.sku, line.quantity) for line in lines)
     return have != want
 
 
@@ -367,5 +548,13 @@ def connection_view(connection: Connection, secret_names: tuple[str, ...]) -> di
         "paused": connection.paused,
         "settings": redact(connection.settings, secret_names),
         "cursor": connection.cursor,
+        "source": connection.source,
+        "last_polled_at": _iso(connection.last_polled_at),
+        "last_poll_error": connection.last_poll_error,
+        "last_poll_error_at": _iso(connection.last_poll_error_at),
         "created_at": connection.created_at.isoformat(),
     }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from hub.core import audit, events
+from hub.core import rules as rules_mod
 from hub.core.db import utcnow
 from hub.core.errors import Conflict, InsufficientStock, Invalid, NotFound
 from hub.core.models import Product, StockLedger, StockLevel, Warehouse
@@ -61,6 +62,15 @@ def reserve(
     return taken
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where an order goes and the tenant's rules, for routing by plan."""
+
+    rules: rules_mod.Rules
+    country: str | None
+    region: str | None
+
+
 def take(
     session: Session,
     tenant_id: int,
@@ -68,6 +78,7 @@ def take(
     *,
     skus: Mapping[int, str],
     thresholds: Mapping[int, int] | None = None,
+    destination: Destination | None = None,
 ) -> list[Allocated]:
     """Move stock from available to reserved, all or nothing, without the ledger rows (the
     caller writes them with ``record_reservation`` once it knows the reference).
@@ -75,7 +86,14 @@ def take(
     On a shortage whatever was taken is handed back and InsufficientStock names every short
     SKU; no savepoint is needed. ``thresholds`` (product id → low-stock threshold) lets the
     low-stock check skip products whose warehouse still holds plenty after the reservation.
+    A ``destination`` whose rules route by region or stock is planned as a whole order
+    (``_take_planned``); otherwise each product comes from the warehouses in priority order.
     """
+    if destination is not None and destination.rules.routes_by_plan:
+        planned = _take_planned(session, tenant_id, needs, destination)
+        if planned is not None:
+            check_low_stock(session, tenant_id, set(needs))
+            return planned
     taken: list[Allocated] = []
     shortages = []
     maybe_low = set()
@@ -100,6 +118,66 @@ def take(
         )
     check_low_stock(session, tenant_id, maybe_low)
     return taken
+
+
+def _take_planned(
+    session: Session, tenant_id: int, needs: Mapping[int, int], destination: Destination
+) -> list[Allocated] | None:
+    """Route the whole order: rank the warehouses by the tenant's routing order, take it from
+    the best one that can fill it all, else split it across the best ones. The updates run in
+    (product, warehouse) order like every other reservation, each still conditional, so a
+    race only makes the plan fail: it is then planned again from fresh numbers, and after a
+    few lost races the caller falls back to the priority path. None means "fall back"."""
+    sites = [
+        rules_mod.Site(*row)
+        for row in session.execute(
+            select(Warehouse.id, Warehouse.priority, Warehouse.country, Warehouse.region).where(
+                Warehouse.tenant_id == tenant_id, Warehouse.active.is_(True)
+            )
+        )
+    ]
+    for _attempt in range(3):
+        free: dict[int, dict[int, int]] = {}
+        for wh, product, units in session.execute(
+            select(StockLevel.warehouse_id, StockLevel.product_id, _free_units).where(
+                StockLevel.tenant_id == tenant_id, StockLevel.product_id.in_(list(needs))
+            )
+        ):
+            free.setdefault(wh, {})[product] = units
+        ranked = rules_mod.rank_warehouses(
+            sites,
+            free,
+            needs,
+            destination.rules,
+            ship_country=destination.country,
+            ship_region=destination.region,
+        )
+        routed = rules_mod.plan(ranked, free, needs)
+        if routed is None:
+            return None  # short: the priority path names every short SKU
+        taken: list[Allocated] = []
+        steps = sorted((p, wh, q) for p, parts in routed.items() for wh, q in parts)
+        for product, wh, quantity in steps:
+            done = session.execute(
+                update(StockLevel)
+                .where(
+                    StockLevel.warehouse_id == wh,
+                    StockLevel.product_id == product,
+                    _free_units >= quantity,
+                )
+                .values(reserved=StockLevel.reserved + quantity)
+                .execution_options(**_NO_SYNC)
+            ).rowcount
+            if not done:
+                _hand_back(session, taken)
+                break
+            taken.append(Allocated(wh, product, quantity))
+        else:
+            return taken
+    return None
+
+
+_free_units = StockLevel.on_hand - StockLevel.reserved
 
 
 def record_reservation(

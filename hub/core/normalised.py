@@ -56,5 +56,8 @@ class OrderDraft:
     external_name: str | None = None
     priority: int = 0
     note: str | None = None
+    # As the channel or caller names it ("Express", "UPS Next Day Air"); the priority rules
+    # match it against the tenant's express patterns.
+    shipping_method: str | None = None
     created_at: datetime | None = None
     paid_at: datetime | None = None

@@ -18,6 +18,8 @@ SORTS = {
     "number": Order.number,
     "priority": Order.priority,
     "status": Order.status,
+    # The work queue: highest priority first, counting how long the order has waited.
+    "queue": Order.queue_at,
 }
 
 

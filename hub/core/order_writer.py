@@ -59,7 +59,10 @@ def _write_each(session: Session, new: NewOrder) -> tuple[int, str]:
     for row in (new.order, new.audit_after, new.event["payload"]):
         row["number"] = number
     order_id = session.execute(_INSERT_ORDER, [new.order]).scalar_one()
-    session.execute(_INSERT_LINES, [{"tenant_id": t, "order_id": order_id, **x} for x in new.lines])
+    if new.lines:  # a channel order may arrive with none (it is held as incomplete)
+        session.execute(
+            _INSERT_LINES, [{"tenant_id": t, "order_id": order_id, **x} for x in new.lines]
+        )
     if new.taken:
         session.execute(
             _INSERT_ALLOCATIONS,

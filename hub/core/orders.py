@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -21,8 +21,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from hub.core import audit, events, inventory, order_writer
+from hub.core import rules as rules_mod
 from hub.core.db import utcnow
-from hub.core.errors import IllegalTransition, InsufficientStock, Invalid, NotFound
+from hub.core.errors import (
+    Conflict,
+    Forbidden,
+    IllegalTransition,
+    InsufficientStock,
+    Invalid,
+    NotFound,
+)
 from hub.core.models import (
     Allocation,
     Customer,
@@ -40,7 +48,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "new": frozenset({"held", "awaiting_approval", "confirmed", "cancelled"}),
     "held": frozenset({"held", "awaiting_approval", "confirmed", "cancelled"}),
     "awaiting_approval": frozenset({"held", "confirmed", "cancelled"}),
-    "confirmed": frozenset({"held", "partially_shipped", "shipped", "cancelled"}),
+    "confirmed": frozenset(
+        {"held", "awaiting_approval", "partially_shipped", "shipped", "cancelled"}
+    ),
     "partially_shipped": frozenset({"shipped"}),
     "shipped": frozenset({"delivered", "returned"}),
     "delivered": frozenset({"closed", "returned"}),
@@ -53,6 +63,16 @@ STATUSES = tuple(TRANSITIONS)
 OPEN_STATUSES = frozenset({"new", "held", "awaiting_approval", "confirmed"})
 MAX_LINES = 500
 MAX_LINE_QUANTITY = 10_000
+# Session info key: a callable (session, tenant id) → the tenant's Rules; the runtime sets it.
+RULES_KEY = "orderhub.rules"
+DEFAULT_RULES = rules_mod.Rules()
+# modify(): "leave the channel's hold as it is".
+KEEP = object()
+
+
+def rules_for(session: Session, tenant_id: int) -> rules_mod.Rules:
+    lookup = session.info.get(RULES_KEY)
+    return lookup(session, tenant_id) if lookup else DEFAULT_RULES
 
 
 # --- creation ------------------------------------------------------------------------------
@@ -67,16 +87,24 @@ def create(
     prefix: str = "SO-",
     connection_id: int | None = None,
     external_updated_at: datetime | None = None,
+    channel_hold: str | None = None,
+    allow_empty: bool = False,
 ) -> Any:
     """The hot path of intake, in SQLAlchemy Core: on PostgreSQL five round trips (products,
     customer, one reservation per product, then every row in one statement), no savepoint, no
-    ORM unit of work. Returns a read-only view of the new order that ``order_dict`` accepts."""
-    products = _products_for(session, tenant_id, draft.lines)
+    ORM unit of work. Returns a read-only view of the new order that ``order_dict`` accepts.
+
+    The tenant's rules decide the rest (``hub.core.rules``): review, classes, priority,
+    approval and routing, each written in the history with its reason. A channel order may
+    arrive with no lines (``allow_empty``): it is kept, held as incomplete."""
+    rules = rules_for(session, tenant_id)
+    products = _products_for(session, tenant_id, draft.lines, allow_empty=allow_empty)
     lines = _priced_lines(draft.lines, products)
     customer = upsert_customer(session, tenant_id, draft.customer)
     needs: dict[int, int] = defaultdict(int)
     for line in lines:
         needs[line["product_id"]] += line["quantity"]
+    short = None
     try:
         taken = inventory.take(
             session,
@@ -84,32 +112,54 @@ def create(
             needs,
             skus={p.id: p.sku for p in products.values()},
             thresholds={p.id: p.low_stock_threshold for p in products.values()},
+            destination=inventory.Destination(
+                rules, _upper(draft.consignee.address.country), draft.consignee.address.region
+            ),
         )
-        status, order_type, hold_reason, step = "confirmed", "normal", None, "reserved"
-    except InsufficientStock as short:
-        taken, status, order_type, hold_reason = [], "held", "backorder", short.message
-        step = "backorder"
+    except InsufficientStock as shortage:
+        taken, short = [], shortage.message
     now = utcnow()
     subtotal = sum((line["line_total"] for line in lines), Decimal(0))
+    total = _total(subtotal, draft.shipping_total, draft.tax_total, draft.discount_total)
+    address = draft.consignee.address
+    facts = rules_mod.Facts(
+        total=total,
+        line_count=len(lines),
+        skus=[line["sku"] for line in lines],
+        channel=draft.channel,
+        ship_line1=address.line1,
+        ship_city=address.city,
+        ship_country=_upper(address.country),
+        email=(customer.email if customer else None),
+        phone=draft.consignee.phone or (customer.phone if customer else None),
+        vip=bool(customer and customer.vip),
+        shipping_method=draft.shipping_method,
+    )
+    decided = _decide(facts, rules, draft.priority, short=short, channel_hold=channel_hold)
+    created_at = draft.created_at or now
     values = {
         "tenant_id": tenant_id,
         "number": None,  # the writer allocates it in the same round trip as the inserts
         "channel": draft.channel,
         "external_id": draft.external_id,
         "external_name": draft.external_name,
-        "status": status,
-        "order_type": order_type,
-        "hold_reason": hold_reason,
-        "priority": draft.priority,
+        "status": decided.outcome.status,
+        "order_type": decided.classes[0],
+        "hold_reason": decided.outcome.reason if decided.outcome.status == "held" else None,
+        "priority": decided.score,
         "customer_id": customer.id if customer else None,
         "currency": draft.currency,
         "subtotal": subtotal,
         "shipping_total": draft.shipping_total,
         "tax_total": draft.tax_total,
         "discount_total": draft.discount_total,
-        "total": _total(subtotal, draft.shipping_total, draft.tax_total, draft.discount_total),
+        "total": total,
         "note": draft.note,
-        "created_at": draft.created_at or now,
+        "shipping_method": draft.shipping_method,
+        "channel_hold": channel_hold,
+        "decisions": decided.record,
+        "queue_at": rules_mod.queue_at(created_at, decided.score, rules),
+        "created_at": created_at,
         "paid_at": draft.paid_at,
         "updated_at": now,
         "parent_number": None,
@@ -120,18 +170,29 @@ def create(
     }
     history = [
         {"action": "created", "from_status": None, "to_status": "new", "reason": None},
-        {
-            "action": step,
-            "from_status": "new",
-            "to_status": status,
-            "reason": hold_reason or "stock reserved",
-        },
+        *(
+            {"action": action, "from_status": "new", "to_status": "new", "reason": reason}
+            for action, reason in decided.notes
+        ),
     ]
+    routed = _routing_note(session, taken, rules)
+    if routed:
+        history.append(
+            {"action": "routed", "from_status": "new", "to_status": "new", "reason": routed}
+        )
+    history.append(
+        {
+            "action": decided.outcome.action,
+            "from_status": "new",
+            "to_status": decided.outcome.status,
+            "reason": decided.outcome.reason,
+        }
+    )
     view = SimpleNamespace(
         customer=customer, lines=[SimpleNamespace(**line) for line in lines], **values
     )
     event, live = events.prepare(
-        session, tenant_id, events.ORDER_CREATED, {"number": None, "status": status}
+        session, tenant_id, events.ORDER_CREATED, {"number": None, "status": values["status"]}
     )
     view.id, view.number = order_writer.write(
         session,
@@ -172,7 +233,13 @@ def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None)
 
 
 _customers = Customer.__table__
-_CUSTOMER_COLUMNS = (_customers.c.id, _customers.c.email, _customers.c.name, _customers.c.phone)
+_CUSTOMER_COLUMNS = (
+    _customers.c.id,
+    _customers.c.email,
+    _customers.c.name,
+    _customers.c.phone,
+    _customers.c.vip,
+)
 _INSERT_CUSTOMER = insert(_customers).returning(*_CUSTOMER_COLUMNS)
 _INSERT_ALLOCATIONS = insert(Allocation.__table__)
 
@@ -263,6 +330,10 @@ def order_dict(order: Order) -> dict[str, Any]:
         "type": order.order_type,
         "priority": order.priority,
         "hold_reason": order.hold_reason,
+        "classes": (order.decisions or {}).get("classes", [order.order_type]),
+        "approval": _approval_view(order),
+        "shipping_method": order.shipping_method,
+        "channel_hold": order.channel_hold,
         "channel": order.channel,
         "external_id": order.external_id,
         "external_name": order.external_name,
@@ -312,6 +383,19 @@ def order_dict(order: Order) -> dict[str, Any]:
     }
 
 
+def _approval_view(order: Order) -> dict[str, Any] | None:
+    decisions = order.decisions or {}
+    levels = decisions.get("approval")
+    if not levels:
+        return None
+    given = decisions.get("approvals", [])
+    return {
+        "levels": levels,
+        "approvals": given,
+        "next_role": levels[len(given)]["role"] if len(given) < len(levels) else None,
+    }
+
+
 # --- changes -------------------------------------------------------------------------------
 
 
@@ -326,10 +410,24 @@ def modify(
     customer: CustomerInfo | None = None,
     note: str | None = None,
     priority: int | None = None,
+    shipping_method: str | None = None,
+    channel_hold: Any = KEEP,
+    charges: tuple[Decimal, Decimal, Decimal] | None = None,
 ) -> Order:
+    """Change an open order; the rules then decide its status again (a completed address
+    releases an incomplete hold, a larger total may need approval, …)."""
     order = get(session, tenant_id, number, for_update=True)
     _require_open(order, "modify")
     before = order_dict(order)
+    if channel_hold is not KEEP:
+        order.channel_hold = channel_hold
+    if shipping_method is not None:
+        order.shipping_method = shipping_method
+    if charges is not None:
+        # Shipping, tax and discount as the channel restates them (an Amazon order priced
+        # once payment is confirmed).
+        order.shipping_total, order.tax_total, order.discount_total = charges
+        _recompute_totals(order)
     if consignee is not None:
         for key, value in _consignee_columns(consignee).items():
             setattr(order, key, value)
@@ -338,7 +436,7 @@ def modify(
     if note is not None:
         order.note = note
     if priority is not None:
-        order.priority = priority
+        order.decisions = {**(order.decisions or {}), "base_priority": priority}
     if lines is not None:
         products = _products_for(session, tenant_id, lines)
         priced = _priced_lines(lines, products)
@@ -348,7 +446,10 @@ def modify(
         _recompute_totals(order)
         session.flush()
         _release_excess(session, order, actor)
-        _allocate_missing(session, order, actor)
+    if customer is not None:
+        session.flush()
+        session.refresh(order, ["customer"])
+    _allocate_missing(session, order, actor)
     order.updated_at = utcnow()
     session.flush()
     session.refresh(order, ["customer"])
@@ -368,6 +469,9 @@ def modify(
                     "customer": customer,
                     "note": note,
                     "priority": priority,
+                    "shipping_method": shipping_method,
+                    "channel_hold": None if channel_hold is KEEP else True,
+                    "charges": charges,
                 }.items()
                 if v is not None
             )
@@ -602,6 +706,208 @@ def set_status(
         )
 
 
+# --- rules: review, classification, priority, approval ----------------------------------
+
+
+@dataclass(frozen=True)
+class Decided:
+    outcome: rules_mod.Outcome
+    classes: list[str]
+    score: int
+    record: dict[str, Any]  # the orders.decisions column
+    notes: list[tuple[str, str]]  # history (action, reason) before the outcome
+
+
+def _decide(
+    facts: rules_mod.Facts,
+    rules: rules_mod.Rules,
+    base_priority: int,
+    *,
+    short: str | None,
+    channel_hold: str | None,
+    approvals: Sequence[dict[str, Any]] = (),
+) -> Decided:
+    classes = rules_mod.classify(facts, rules, backorder=short is not None)
+    score, parts = rules_mod.priority(facts, rules, base_priority)
+    levels = rules_mod.approvals_needed(facts.total, rules)
+    # Approvals already given stand for the levels they were given for.
+    left = levels[len(approvals) :]
+    outcome = rules_mod.outcome(
+        channel_hold=channel_hold,
+        incomplete=rules_mod.review(facts, rules),
+        short=short,
+        approvals_left=left,
+        levels=len(levels),
+        total=facts.total,
+    )
+    notes = [("classified", "classes: " + ", ".join(classes))]
+    if parts:
+        notes.append(("prioritised", f"score {score}: " + ", ".join(parts)))
+    record = {
+        "base_priority": base_priority,
+        "classes": classes,
+        "priority": parts,
+        "approval": [{"above": str(x.above), "role": x.role} for x in levels],
+        "approvals": list(approvals),
+    }
+    return Decided(outcome, classes, score, record, notes)
+
+
+def _facts(order: Order) -> rules_mod.Facts:
+    customer = order.customer
+    return rules_mod.Facts(
+        total=order.total,
+        line_count=len(order.lines),
+        skus=[line.sku for line in order.lines],
+        channel=order.channel,
+        ship_line1=order.ship_line1,
+        ship_city=order.ship_city,
+        ship_country=order.ship_country,
+        email=customer.email if customer else None,
+        phone=order.consignee_phone or (customer.phone if customer else None),
+        vip=bool(customer and customer.vip),
+        shipping_method=order.shipping_method,
+    )
+
+
+def _settle(session: Session, order: Order, actor: str, *, short: str | None) -> None:
+    """Decide an open order's status again after anything about it changed (lines, address,
+    stock, the channel's hold, an approval): the same rules as at creation."""
+    if order.status not in OPEN_STATUSES:
+        return
+    rules = rules_for(session, order.tenant_id)
+    # Orders from before the rules: their priority is their base.
+    decisions = order.decisions or {"base_priority": order.priority}
+    decided = _decide(
+        _facts(order),
+        rules,
+        decisions.get("base_priority", 0),
+        short=short,
+        channel_hold=order.channel_hold,
+        approvals=decisions.get("approvals", ()),
+    )
+    if decided.record != decisions:
+        for action, reason in decided.notes:
+            key = _NOTE_KEYS[action]
+            if decisions.get(key) != decided.record[key]:
+                _history(session, order, action, order.status, order.status, actor, reason=reason)
+        order.decisions = decided.record
+    order.order_type = decided.classes[0]
+    if order.priority != decided.score:
+        order.priority = decided.score
+        order.queue_at = rules_mod.queue_at(order.created_at, decided.score, rules)
+    outcome = decided.outcome
+    if outcome.status != order.status or (
+        outcome.status == "held" and order.hold_reason != outcome.reason
+    ):
+        set_status(session, order, outcome.status, outcome.action, actor, outcome.reason)
+
+
+_NOTE_KEYS = {"classified": "classes", "prioritised": "priority"}
+
+
+def _routing_note(session: Session, taken: Sequence[inventory.Allocated], rules: Any) -> str | None:
+    """Say where the stock came from when it matters: a split, or a routed order."""
+    warehouses = sorted({a.warehouse_id for a in taken})
+    if len(warehouses) < 2 and not (warehouses and rules.routes_by_plan):
+        return None
+    codes = dict(
+        session.execute(
+            select(Warehouse.id, Warehouse.code).where(Warehouse.id.in_(warehouses))
+        ).all()
+    )
+    names = ", ".join(codes[w] for w in warehouses)
+    how = "by " + ", ".join(rules.routing)
+    if len(warehouses) > 1:
+        return f"split across {names}: no single warehouse could fill it ({how})"
+    return f"from {names} ({how})"
+
+
+def approve(
+    session: Session, tenant_id: int, number: str, *, actor: str, role: str, note: str | None
+) -> Order:
+    """Give the next approval level; the last one confirms the order. One person gives at
+    most one level of the same order (four eyes)."""
+    order = get(session, tenant_id, number, for_update=True)
+    level, levels, given = _pending_level(order, "approve")
+    if not rules_mod.may_approve(role, level["role"]):
+        raise Forbidden(
+            f"order {number} needs approval by an {level['role']} at level"
+            f" {len(given) + 1} of {len(levels)}; you are {_article(role)} {role}"
+        )
+    if any(g["actor"] == actor for g in given):
+        raise Conflict(
+            f"you approved order {number} at an earlier level; level {len(given) + 1}"
+            " needs a different approver"
+        )
+    before = order_dict(order)
+    approval = {
+        "level": len(given) + 1,
+        "role": role,
+        "actor": actor,
+        "at": utcnow().isoformat(),
+        "note": note,
+    }
+    order.decisions = {**(order.decisions or {}), "approvals": [*given, approval]}
+    reason = f"level {approval['level']} of {len(levels)} approved by {actor} ({role})"
+    _history(
+        session,
+        order,
+        "approved",
+        order.status,
+        order.status,
+        actor,
+        reason=f"{reason}: {note}" if note else reason,
+    )
+    _settle(session, order, actor, short=None)
+    audit.record(
+        session, tenant_id, actor, "order.approve", "order", number, before, order_dict(order)
+    )
+    return order
+
+
+def reject(
+    session: Session, tenant_id: int, number: str, *, actor: str, role: str, reason: str
+) -> Order:
+    """Refuse an order awaiting approval: it is cancelled and its stock released."""
+    order = get(session, tenant_id, number, for_update=True)
+    level, levels, given = _pending_level(order, "reject")
+    if not rules_mod.may_approve(role, level["role"]):
+        raise Forbidden(
+            f"order {number} is at approval level {len(given) + 1} of {len(levels)}, which"
+            f" needs an {level['role']}; you are {_article(role)} {role}"
+        )
+    before = order_dict(order)
+    _release_all(session, order, actor)
+    set_status(session, order, "cancelled", "rejected", actor, f"rejected by {actor}: {reason}")
+    audit.record(
+        session, tenant_id, actor, "order.reject", "order", number, before, order_dict(order)
+    )
+    return order
+
+
+def _pending_level(
+    order: Order, action: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    if order.status != "awaiting_approval":
+        raise IllegalTransition(
+            f"cannot {action} order {order.number}: it is {order.status}; only orders"
+            " awaiting approval can be approved or rejected",
+            {"status": order.status},
+        )
+    decisions = order.decisions or {}
+    levels, given = decisions.get("approval", []), decisions.get("approvals", [])
+    return levels[len(given)], levels, given
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _upper(value: str | None) -> str | None:
+    return value.upper() if value else None
+
+
 # --- internals -----------------------------------------------------------------------------
 
 _CONSIGNEE_COLUMNS = (
@@ -621,6 +927,12 @@ def _consignee_columns(c: Consignee) -> dict[str, Any]:
     country = a.country.upper() if a.country else None
     values = (c.name, c.phone, a.line1, a.line2, a.city, a.region, a.postcode, country)
     return dict(zip(_CONSIGNEE_COLUMNS, values, strict=True))
+
+
+def consignee_differs(order: Order, consignee: Consignee) -> bool:
+    """Does a restated consignee change anything stored (a channel's address correction)?"""
+    wanted = _consignee_columns(consignee)
+    return any((getattr(order, k) or None) != (v or None) for k, v in wanted.items())
 
 
 def _address_key(o: Order) -> tuple[Any, ...]:
@@ -660,8 +972,12 @@ _PRODUCTS_BY_SKU = select(
 )
 
 
-def _products_for(session: Session, tenant_id: int, lines: Sequence[LineItem]) -> dict[str, Any]:
+def _products_for(
+    session: Session, tenant_id: int, lines: Sequence[LineItem], *, allow_empty: bool = False
+) -> dict[str, Any]:
     if not lines:
+        if allow_empty:
+            return {}
         raise Invalid("an order needs at least one line")
     if len(lines) > MAX_LINES:
         raise Invalid(f"an order may have at most {MAX_LINES} lines")
@@ -755,15 +1071,10 @@ def _allocate_missing(session: Session, order: Order, actor: str) -> None:
                 skus={line.product_id: line.sku for line in order.lines},
             )
         except InsufficientStock as short:
-            order.order_type = "backorder"
-            if order.status != "held" or order.hold_reason != short.message:
-                set_status(session, order, "held", "backorder", actor, short.message)
+            _settle(session, order, actor, short=short.message)
             return
         _insert_allocations(session, order.tenant_id, order.id, taken)
-    if order.status in ("new", "held"):
-        if order.order_type == "backorder":
-            order.order_type = "normal"
-        set_status(session, order, "confirmed", "reserved", actor, "stock reserved")
+    _settle(session, order, actor, short=None)
 
 
 def _release_excess(session: Session, order: Order, actor: str) -> None:

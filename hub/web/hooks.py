@@ -15,6 +15,7 @@ from sqlalchemy import select
 from hub.core import intake
 from hub.core.adapters import InboundRequest
 from hub.core.models import Connection, Tenant
+from hub.web.api.framework import MAX_ID
 from hub.web.errors import error_body
 
 bp = Blueprint("hooks", __name__)
@@ -23,6 +24,8 @@ bp = Blueprint("hooks", __name__)
 @bp.post("/hooks/<tenant>/<int:connection_id>")
 def receive(tenant: str, connection_id: int) -> ResponseReturnValue:
     runtime = current_app.extensions["orderhub"]
+    if connection_id > MAX_ID:
+        return error_body(404, "not_found", "no such connection")
     body = request.get_data(cache=False)
     with runtime.transaction() as session:
         connection = session.scalar(
@@ -43,4 +46,6 @@ def receive(tenant: str, connection_id: int) -> ResponseReturnValue:
             return error_body(401, "bad_signature", "the signature does not match")
     if entry_id is not None:
         runtime.jobs.send("ingest", entry_id)
+    if adapter.empty_acknowledgement:
+        return "", 200
     return jsonify({"received": outcome != "ignored", "duplicate": outcome == "duplicate"}), 200

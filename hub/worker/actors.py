@@ -15,10 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from hub.core import intake
+from hub.core import intake, polling
 from hub.core.adapters import Message
 from hub.core.db import utcnow
-from hub.core.models import Event, NotificationDelivery, Tenant
+from hub.core.errors import Invalid
+from hub.core.http import HttpError
+from hub.core.models import Connection, Event, NotificationDelivery, Tenant
 
 if TYPE_CHECKING:
     from hub.runtime import Runtime
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("orderhub.worker")
 
 NOTIFY_RETRIES = 8
+CURSOR_LENGTH = 200  # connections.cursor
 
 SUBJECTS = {
     "order_created": "Order {number} created ({status})",
@@ -124,11 +127,114 @@ def ingest(runtime: Runtime, entry_id: int) -> None:
         )
 
 
+class _LeaseLost(Exception):
+    """Another poller took over a lease this one held too long; it stops writing."""
+
+
+def poll_channel(runtime: Runtime, connection_id: int, scheduled: bool = False) -> dict[str, Any]:
+    """Fetch what a pull channel has new since the connection's cursor into the inbox.
+
+    Each page is committed as it comes (its ingest jobs sent after the commit); the cursor is
+    saved only after the last page, so a poll that stops half-way keeps what it stored and is
+    repeated from the old cursor, its repeats landing as duplicates. One poll per connection
+    at a time (a lease, see hub.core.polling). A ``scheduled`` poll (from the sweeper) runs
+    only when the connection is due, so a poll queued twice during a backlog runs once.
+
+    HTTP errors are recorded on the connection for the admin; the retryable ones are raised
+    again so Dramatiq retries, the others (refused credentials, say) wait for a person.
+    Returns {"stored", "duplicates", "cursor", "entries" (new inbox ids), "skipped", "error"}.
+    """
+    result: dict[str, Any] = {
+        "stored": 0,
+        "duplicates": 0,
+        "cursor": None,
+        "entries": [],
+        "skipped": None,
+        "error": None,
+    }
+    with runtime.transaction() as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None:
+            result["skipped"] = f"no connection {connection_id}"
+            return result
+        result["cursor"] = connection.cursor
+        cls = runtime.plugins.adapters("channels").get(connection.plugin)
+        if cls is None or "pull" not in cls.capabilities:
+            result["skipped"] = f"{connection.plugin!r} is not a pull channel"
+            return result
+        every = cls.poll_seconds if scheduled else None
+        lease = polling.claim(session, connection_id, utcnow(), every=every)
+        if lease is None:
+            if connection.paused:
+                result["skipped"] = "the connection is paused"
+            elif scheduled:
+                result["skipped"] = "not due, or being polled"
+            else:
+                result["skipped"] = "another poll of this connection is running"
+            return result
+    cursor = connection.cursor
+    try:
+        adapter = runtime.channel_adapter(connection)
+        if scheduled and not adapter.polls():
+            # Counted as polled, so the sweeper does not ask again every sweep.
+            with runtime.transaction() as session:
+                polling.finish(session, connection_id, lease, cursor)
+            result["skipped"] = "this connection is not set up for polling"
+            return result
+        for page in adapter.poll(cursor):
+            with runtime.transaction() as session:
+                held = polling.renew(session, connection_id, lease)
+                if held is None:
+                    raise _LeaseLost
+                lease = held
+                ids = intake.store_pulled(session, connection, page.deliveries)
+            for entry_id in ids:
+                runtime.jobs.send("ingest", entry_id)
+            result["entries"].extend(ids)
+            result["stored"] += len(ids)
+            result["duplicates"] += len(page.deliveries) - len(ids)
+            if page.cursor is not None:
+                cursor = page.cursor
+        if cursor is not None and len(cursor) > CURSOR_LENGTH:
+            raise ValueError(
+                f"the {connection.plugin} plugin returned a cursor longer than"
+                f" {CURSOR_LENGTH} characters"
+            )
+        with runtime.transaction() as session:
+            if not polling.finish(session, connection_id, lease, cursor):
+                raise _LeaseLost
+    except _LeaseLost:
+        logger.warning("poll of connection %s outlived its lease; another took over", connection_id)
+        result["skipped"] = "another poll took over"
+        return result
+    except Exception as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        with runtime.transaction() as session:
+            polling.fail(session, connection_id, lease, result["error"])
+        # Settings the plugin refuses, or a refused login, will not mend by retrying.
+        if isinstance(exc, Invalid) or (isinstance(exc, HttpError) and not exc.retryable):
+            logger.warning("poll of connection %s failed: %s", connection_id, result["error"])
+            return result
+        raise
+    result["cursor"] = cursor
+    return result
+
+
 def sweep(runtime: Runtime, older_than: timedelta = timedelta(seconds=10)) -> int:
     """Re-enqueue what never ran (broker down, process died): event fan-outs, and channel
     deliveries whose last enqueue is older than ``older_than`` (stamped again, so a backlog
-    is not enqueued twice on every sweep)."""
+    is not enqueued twice on every sweep). Also the clock of pull channels: every connection
+    due for a poll (see polling.due) gets a scheduled poll_channel."""
     cutoff = utcnow() - older_than
+    every = {
+        name: cls.poll_seconds
+        for name, cls in runtime.plugins.adapters("channels").items()
+        if "pull" in cls.capabilities
+    }
+    with runtime.transaction() as session:
+        polls = polling.due(session, utcnow(), every)
+    for connection_id in polls:
+        runtime.jobs.send("poll_channel", connection_id, True)
     with runtime.transaction() as session:
         entries = intake.pending_entries(session, cutoff)
         intake.mark_enqueued(session, entries)
@@ -157,7 +263,7 @@ def sweep(runtime: Runtime, older_than: timedelta = timedelta(seconds=10)) -> in
         runtime.jobs.send("dispatch_event", event_id)
     for delivery_id in pending:
         runtime.jobs.send("send_notification", delivery_id)
-    return len(ids) + len(pending) + len(entries)
+    return len(ids) + len(pending) + len(entries) + len(polls)
 
 
 class _Loose(dict[str, Any]):
@@ -165,10 +271,22 @@ class _Loose(dict[str, Any]):
         return "?"
 
 
-ACTORS: dict[str, tuple[Callable[..., None], dict[str, Any]]] = {
+ACTORS: dict[str, tuple[Callable[..., object], dict[str, Any]]] = {
     "ingest": (
         ingest,
         {"max_retries": 20, "min_backoff": 500, "max_backoff": 300_000, "queue_name": "intake"},
+    ),
+    "poll_channel": (
+        poll_channel,
+        {
+            # Few retries: the sweeper polls a due connection again anyway.
+            "max_retries": 5,
+            "min_backoff": 5000,
+            "max_backoff": 300_000,
+            "queue_name": "poll",
+            # A rate-limited poll (Amazon: one page a minute) outlasts Dramatiq's 10 minutes.
+            "time_limit": 3_600_000,
+        },
     ),
     "dispatch_event": (
         dispatch_event,

@@ -1,10 +1,18 @@
 """The ``shopify`` channel: orders pushed by Shopify webhooks (``orders/create``,
-``orders/updated``, ``orders/cancelled``), body = the REST Order resource.
+``orders/updated``, ``orders/cancelled``), body = the REST Order resource; and, when the hub
+ships, the fulfilment with its tracking number pushed back through the Admin REST API.
 
 Everything Shopify-specific lives here; the hub only sees the ChannelAdapter contract. The
 rules it follows come from Shopify's documentation (see design/CHANNELS.md): the signature is
 checked over the raw bytes before anything is parsed, ids stay strings because they can exceed
 2**53, and money stays Decimal because a float cannot hold a price exactly.
+
+Fulfilment uses the FulfillmentOrder-based API (the only one current API versions offer):
+``GET /admin/api/{version}/orders/{id}/fulfillment_orders.json`` says what is still to be
+fulfilled and from which location, then ``POST /admin/api/{version}/fulfillments.json`` creates
+the fulfilment with its tracking. It needs the ``shop_domain`` and an Admin API
+``access_token`` with the ``write_merchant_managed_fulfillment_orders`` scope (and
+``read_orders``).
 """
 
 from __future__ import annotations
@@ -16,7 +24,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, TypeVar
 
 from hub import hookimpl
-from hub.core.adapters import ChannelAdapter, ChannelOrder, Delivery, InboundRequest, PayloadError
+from hub.core.adapters import (
+    ChannelAdapter,
+    ChannelOrder,
+    Delivery,
+    FulfilledLine,
+    Fulfilment,
+    InboundRequest,
+    PayloadError,
+)
+from hub.core.http import BusinessError, HttpError, RateLimit
 from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
 from plugins.channels._signing import signature_matches
 
@@ -34,6 +51,15 @@ REQUIRED_HEADERS = (
 # acknowledged and dropped, so Shopify does not retry it for four hours.
 ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/cancelled"})
 
+# The Admin API version fulfilment calls use unless the ``api_version`` setting names one.
+DEFAULT_API_VERSION = "2026-01"
+# Fulfillment orders that can still take a fulfilment; "scheduled" and "on_hold" cannot until
+# released, "closed", "cancelled" and "incomplete" never can.
+FULFILLABLE_STATUSES = frozenset({"open", "in_progress"})
+# The REST Admin API's documented leaky bucket: 40 requests, leaking 2 a second (per store
+# and app on a standard plan).
+REST_BURST, REST_PER_SECOND = 40, 2.0
+
 T = TypeVar("T")
 
 
@@ -43,15 +69,17 @@ class ShopifyChannel(ChannelAdapter):
     ``previous_secret`` exists for secret rotation: for up to an hour Shopify may sign with
     either the old or the new secret, and a delivery refused in that window would be retried
     and eventually lost. ``shop_domain`` pins the connection to one store, so a second store
-    sharing the app's secret cannot inject orders into this one. ``api_version`` records the
-    version the subscription was made with; parsing reads the payload defensively and does not
-    depend on it.
+    sharing the app's secret cannot inject orders into this one, and names the store the
+    fulfilment calls go to. ``api_version`` is the Admin API version of those calls (parsing
+    reads webhook payloads defensively and does not depend on it). ``access_token`` is the
+    Admin API token fulfilment needs; ``notify_customer`` says whether Shopify emails the buyer
+    the tracking (default: yes).
     """
 
     name = "shopify"
-    title = "Shopify (order webhooks)"
-    mode = "push"
-    secret_settings = ("secret", "previous_secret")
+    title = "Shopify (order webhooks, fulfilment push-back)"
+    capabilities = frozenset({"push", "fulfilment"})
+    secret_settings = ("secret", "previous_secret", "access_token")
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
@@ -65,6 +93,8 @@ class ShopifyChannel(ChannelAdapter):
                 "pattern": r"^[A-Za-z0-9][A-Za-z0-9-]*\.myshopify\.com$",
             },
             "api_version": {"type": "string", "pattern": r"^(\d{4}-\d{2}|unstable)$"},
+            "access_token": {"type": "string", "minLength": 1},
+            "notify_customer": {"type": "boolean"},
         },
         "required": ["secret"],
         "additionalProperties": False,
@@ -120,6 +150,226 @@ class ShopifyChannel(ChannelAdapter):
 
     def _secrets(self) -> list[str]:
         return [s for s in (self.settings.get("secret"), self.settings.get("previous_secret")) if s]
+
+    # --- fulfilment --------------------------------------------------------------------------
+
+    def push_fulfilment(self, external_id: str, fulfilment: Fulfilment) -> str | None:
+        """Create the Shopify fulfilment for what shipped; returns its id.
+
+        The fulfillment orders say what is left to fulfil and where from. No lines means the
+        whole order: every fulfillment order is fulfilled in full. Listed lines are matched to
+        fulfillment order line items by the channel's SKU, variant id or product id (the
+        ``channel_ref`` the hub kept from the order). Shopify takes one location per
+        fulfilment, so an order split across locations gets one fulfilment per location, all
+        with the same tracking, and their ids come back comma-separated.
+
+        A retry after a lost answer finds nothing left to fulfil; the fulfilment already made
+        with the same tracking number is then returned instead of an error.
+        """
+        if not str(external_id).isdigit():
+            raise BusinessError(f"shopify: {external_id!r} is not a Shopify order id")
+        self._admin()  # fail on missing settings before any request
+        open_orders = [fo for fo in self._fulfillment_orders(external_id) if _can_fulfil(fo)]
+        picks: dict[str, list[tuple[Any, int]] | None] = {}
+        problem = BusinessError(
+            f"shopify: order {external_id} has nothing left to fulfil (already fulfilled,"
+            " cancelled or on hold in Shopify)"
+        )
+        if fulfilment.lines:
+            refs = self._line_refs(external_id)
+            try:
+                picks = _allocate(open_orders, refs, fulfilment.lines, external_id)
+            except BusinessError as short:
+                problem = short
+        else:
+            picks = {_fo_key(fo): None for fo in open_orders if _open_items(fo)}
+        if not picks:
+            done = self._existing_fulfilment(external_id, fulfilment.tracking_number)
+            if done is not None:
+                return done
+            raise problem
+        by_location: dict[str, list[dict[str, Any]]] = {}
+        for fo in open_orders:
+            if _fo_key(fo) not in picks:
+                continue
+            entry: dict[str, Any] = {"fulfillment_order_id": fo["id"]}
+            items = picks[_fo_key(fo)]
+            if items is not None:
+                entry["fulfillment_order_line_items"] = [
+                    {"id": item_id, "quantity": qty} for item_id, qty in items
+                ]
+            by_location.setdefault(str(fo.get("assigned_location_id")), []).append(entry)
+        return ",".join(self._create(group, fulfilment) for group in by_location.values())
+
+    def _admin(self) -> tuple[str, dict[str, str]]:
+        """The Admin API base URL and headers, or a clear refusal naming the missing setting."""
+        shop, token = self.settings.get("shop_domain"), self.settings.get("access_token")
+        missing = [n for n, v in (("shop_domain", shop), ("access_token", token)) if not v]
+        if missing:
+            raise BusinessError(
+                "shopify: pushing fulfilments needs the connection settings "
+                + " and ".join(missing)
+            )
+        version = self.settings.get("api_version") or DEFAULT_API_VERSION
+        headers = {"X-Shopify-Access-Token": str(token), "Accept": "application/json"}
+        return f"https://{shop}/admin/api/{version}", headers
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        """One Admin API call through the hub's client, paced to the store's REST bucket;
+        Shopify's own ``errors`` text is added to any refusal."""
+        base, headers = self._admin()
+        limit = RateLimit(f"rest:{self.settings['shop_domain']}", REST_PER_SECOND, REST_BURST)
+        try:
+            response = self.http.request(method, base + path, headers=headers, limit=limit, **kw)
+        except HttpError as err:
+            reason = _errors_text(err.body)
+            if reason:
+                err.message = f"{err.message}: {reason}"
+            raise
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            raise self.http.parse_error(response, "the body is not JSON") from None
+
+    def _fulfillment_orders(self, order_id: str) -> list[dict[str, Any]]:
+        answer = self._call("GET", f"/orders/{order_id}/fulfillment_orders.json")
+        orders = answer.get("fulfillment_orders") if isinstance(answer, dict) else None
+        if not isinstance(orders, list):
+            raise BusinessError("shopify: fulfillment_orders.json answered without a list")
+        return [fo for fo in orders if isinstance(fo, dict) and "id" in fo]
+
+    def _line_refs(self, order_id: str) -> dict[str, set[str]]:
+        """Order line item id → the refs the hub may name it by (SKU, variant, product).
+
+        Fulfillment order line items carry the variant and the order line item id but not the
+        SKU, so the order's own line items are read for it.
+        """
+        answer = self._call("GET", f"/orders/{order_id}.json", params={"fields": "id,line_items"})
+        order = answer.get("order") if isinstance(answer, dict) else None
+        lines = order.get("line_items") if isinstance(order, dict) else None
+        if not isinstance(lines, list):
+            raise BusinessError(f"shopify: order {order_id} answered without line_items")
+        refs: dict[str, set[str]] = {}
+        for line in lines:
+            if not isinstance(line, dict):
+                continue
+            sku = line.get("sku")
+            found = {str(line[k]) for k in ("variant_id", "product_id") if line.get(k)}
+            if isinstance(sku, str) and sku.strip():
+                found.add(sku.strip())
+            refs[str(line.get("id"))] = found
+        return refs
+
+    def _existing_fulfilment(self, order_id: str, tracking_number: str) -> str | None:
+        answer = self._call("GET", f"/orders/{order_id}/fulfillments.json")
+        made = answer.get("fulfillments") if isinstance(answer, dict) else None
+        for item in made if isinstance(made, list) else []:
+            if not isinstance(item, dict) or item.get("status") in ("cancelled", "error"):
+                continue
+            numbers = [item.get("tracking_number"), *(item.get("tracking_numbers") or [])]
+            if tracking_number in numbers:
+                return str(item.get("id"))
+        return None
+
+    def _create(self, group: list[dict[str, Any]], fulfilment: Fulfilment) -> str:
+        tracking = {"company": fulfilment.carrier, "number": fulfilment.tracking_number}
+        if fulfilment.tracking_url:
+            tracking["url"] = fulfilment.tracking_url
+        body = {
+            "fulfillment": {
+                "line_items_by_fulfillment_order": group,
+                "tracking_info": tracking,
+                "notify_customer": self.settings.get("notify_customer", True),
+            }
+        }
+        answer = self._call("POST", "/fulfillments.json", json=body)
+        made = answer.get("fulfillment") if isinstance(answer, dict) else None
+        if not isinstance(made, dict) or made.get("id") is None:
+            raise BusinessError("shopify: fulfillments.json answered without fulfillment.id")
+        return str(made["id"])
+
+
+# --- fulfilment mapping (no I/O) -------------------------------------------------------------
+
+
+def _fo_key(fo: Mapping[str, Any]) -> str:
+    return str(fo["id"])
+
+
+def _can_fulfil(fo: Mapping[str, Any]) -> bool:
+    """Open for a fulfilment: the right status and, when Shopify lists the actions, one of
+    them is creating a fulfilment (a fulfillment service's order may not allow it)."""
+    actions = fo.get("supported_actions")
+    allowed = not isinstance(actions, list) or "create_fulfillment" in actions
+    return fo.get("status") in FULFILLABLE_STATUSES and allowed
+
+
+def _open_items(fo: Mapping[str, Any]) -> list[dict[str, Any]]:
+    items = fo.get("line_items")
+    return [
+        item
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, dict) and _int(item.get("fulfillable_quantity")) > 0
+    ]
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _allocate(
+    orders: list[dict[str, Any]],
+    refs_by_line: Mapping[str, set[str]],
+    lines: tuple[FulfilledLine, ...],
+    order_id: str,
+) -> dict[str, list[tuple[Any, int]] | None]:
+    """Fulfillment order id → [(fulfillment order line item id, quantity)] for the shipped
+    lines, taking from the open quantities in Shopify's order. A line that cannot be covered
+    is refused whole, naming it: a partial push would tell the buyer something false."""
+    left = {
+        (_fo_key(fo), str(item["id"])): _int(item.get("fulfillable_quantity"))
+        for fo in orders
+        for item in _open_items(fo)
+    }
+    picks: dict[str, dict[Any, int]] = {}
+    for line in lines:
+        want = line.quantity
+        for fo in orders:
+            for item in _open_items(fo):
+                refs = set(refs_by_line.get(str(item.get("line_item_id")), ()))
+                if item.get("variant_id"):
+                    refs.add(str(item["variant_id"]))
+                key = (_fo_key(fo), str(item["id"]))
+                if want == 0 or line.channel_ref not in refs or left[key] == 0:
+                    continue
+                take = min(want, left[key])
+                left[key] -= take
+                want -= take
+                chosen = picks.setdefault(_fo_key(fo), {})
+                chosen[item["id"]] = chosen.get(item["id"], 0) + take
+        if want:
+            raise BusinessError(
+                f"shopify: order {order_id}: {line.quantity} of {line.channel_ref!r} shipped but"
+                f" only {line.quantity - want} still to fulfil in Shopify"
+            )
+    return {fo: list(items.items()) for fo, items in picks.items()}
+
+
+def _errors_text(body: str | None) -> str | None:
+    """Shopify's ``{"errors": …}`` as one line: a string, a list, or field → messages."""
+    try:
+        errors = json.loads(body or "").get("errors")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(errors, dict):
+        parts = []
+        for field, messages in errors.items():
+            listed = messages if isinstance(messages, list) else [messages]
+            parts.append(f"{field}: " + "; ".join(str(m) for m in listed))
+        return "; ".join(parts) or None
+    if isinstance(errors, list):
+        return "; ".join(str(m) for m in errors) or None
+    return str(errors) if errors else None
 
 
 # --- mapping the REST Order resource -------------------------------------------------------

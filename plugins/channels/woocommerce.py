@@ -25,10 +25,22 @@ How a delivery is handled, and why:
   again and WooCommerce moves the order on to ``processing``); both, like every status, are
   passed on as ``channel_status``. Unpaid orders (``pending``, ``on-hold``, ``failed``) arrive
   with ``paid_at`` = None.
-* **No retries.** WooCommerce never re-sends a failed delivery, so a connection should also
-  poll: :meth:`WooCommerceChannel.reconcile_query` builds the documented
-  ``GET /wp-json/wc/v3/orders?modified_after=…`` request, and :meth:`parse` also reads the JSON
-  array that request returns.
+* **No retries, so also polling.** WooCommerce never re-sends a failed delivery and disables
+  a webhook after repeated failures, so a connection with REST API keys (WooCommerce →
+  Settings → Advanced → REST API, a *Read* key: ``consumer_key`` / ``consumer_secret``) is
+  also polled: ``GET /wp-json/wc/v3/orders?modified_after=…`` page by page, over HTTPS with the
+  keys as Basic auth. Each order found is stored under exactly the key its webhook delivery
+  gets (``store_url`` stands in for ``X-WC-Webhook-Source``, so set it to the site URL
+  WooCommerce sends there), so an order snapshot seen both ways is stored once. A connection
+  without the keys still declares polling and each poll fails saying which settings are
+  missing: a standing reminder that its lost deliveries are not being caught. Pages are ordered
+  by id, not by modification time: an order modified while the poll pages through then stays
+  where it was instead of shifting every later order back a place and making the poll skip
+  one. The cursor is the newest ``date_modified_gmt`` seen, and each poll starts a few minutes
+  before it (``modified_after`` is exclusive and an order can change while a poll runs); the
+  overlap only brings duplicates, which the inbox ignores.
+* **Unit prices.** A line's ``price`` is its total over its quantity, so a coupon spread over
+  three items makes it a repeating fraction; it is rounded to the four places the hub keeps.
 """
 
 from __future__ import annotations
@@ -36,14 +48,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, ClassVar
-from urllib.parse import urlencode
 
 from hub import hookimpl
-from hub.core.adapters import ChannelAdapter, ChannelOrder, Delivery, InboundRequest, PayloadError
+from hub.core.adapters import (
+    ChannelAdapter,
+    ChannelOrder,
+    Delivery,
+    InboundRequest,
+    PayloadError,
+    PollPage,
+    Pulled,
+)
+from hub.core.http import BusinessError, HttpError
 from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
 from plugins.channels._signing import signature_matches
 
@@ -51,25 +71,44 @@ ORDER_TOPICS = frozenset({"order.created", "order.updated"})
 # WooCommerce statuses that mean the order will not be fulfilled; see the module docstring.
 CANCELLED_STATUSES = frozenset({"cancelled"})
 ORDERS_PATH = "/wp-json/wc/v3/orders"
+# The topic a polled order is stored under: the snapshot of an order as it is now, which is
+# what an order.updated webhook carries.
+POLLED_TOPIC = "order.updated"
+PER_PAGE = 100  # the most WooCommerce gives in one page
+# The first poll of a connection looks back this far; later ones start at the cursor.
+FIRST_LOOKBACK = timedelta(days=1)
+# Each poll starts this long before its cursor; see the module docstring.
+OVERLAP = timedelta(minutes=5)
+CURSOR_FORMAT = "%Y-%m-%dT%H:%M:%S"
+UNIT_PRICE_PLACES = 4  # what the hub stores  # WooCommerce's own *_gmt format, read as UTC
 
 _PING_BODY = re.compile(rb"webhook_id=[0-9]+")
 _FORM = "application/x-www-form-urlencoded"
 
 
 class WooCommerceChannel(ChannelAdapter):
-    """A WooCommerce store sending ``order.created`` / ``order.updated`` webhooks (REST v3)."""
+    """A WooCommerce store sending ``order.created`` / ``order.updated`` webhooks (REST v3),
+    and polled through the REST API for what the webhooks lost."""
 
     name = "woocommerce"
-    title = "WooCommerce (webhooks)"
-    secret_settings = ("secret", "previous_secret")
+    title = "WooCommerce (webhooks, reconciled by polling)"
+    capabilities = frozenset({"push", "pull"})
+    secret_settings = ("secret", "previous_secret", "consumer_key", "consumer_secret")
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
             "secret": {"type": "string", "minLength": 1},
             "previous_secret": {"type": "string", "minLength": 1},
             "store_url": {"type": "string", "pattern": "^https?://[^/?#]+"},
+            # WooCommerce prefixes its keys, which catches the two being swapped.
+            "consumer_key": {"type": "string", "pattern": "^ck_[A-Za-z0-9]+$"},
+            "consumer_secret": {"type": "string", "pattern": "^cs_[A-Za-z0-9]+$"},
         },
         "required": ["secret"],
+        "dependentRequired": {
+            "consumer_key": ["consumer_secret", "store_url"],
+            "consumer_secret": ["consumer_key", "store_url"],
+        },
         "additionalProperties": False,
     }
 
@@ -113,13 +152,11 @@ class WooCommerceChannel(ChannelAdapter):
     # --- reading -----------------------------------------------------------------------------
 
     def parse(self, topic: str | None, body: bytes) -> list[ChannelOrder]:
-        """One order from a webhook body, or every order of a REST list (reconciliation)."""
+        """The one order a webhook body or a polled delivery carries."""
         try:
             data = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise PayloadError(f"woocommerce: body is not JSON: {exc}") from None
-        if isinstance(data, list):
-            return [self._order(item, f"[{i}].") for i, item in enumerate(data)]
         return [self._order(data, "")]
 
     def _order(self, data: Any, at: str) -> ChannelOrder:
@@ -170,33 +207,77 @@ class WooCommerceChannel(ChannelAdapter):
             ),
         )
 
-    # --- reconciliation ----------------------------------------------------------------------
+    # --- polling -----------------------------------------------------------------------------
 
-    def reconcile_query(
-        self, modified_after: datetime, page: int = 1, per_page: int = 100
-    ) -> tuple[str, str]:
-        """The polling request that catches deliveries WooCommerce lost: (method, URL).
+    def polls(self) -> bool:
+        """Only a connection given a REST API key reconciles; a webhook-only one is not polled."""
+        return bool(self.settings.get("consumer_key") and self.settings.get("consumer_secret"))
 
-        ``dates_are_gmt`` makes WooCommerce read ``modified_after`` as UTC, matching the
-        ``*_gmt`` fields; ordering by id keeps pages stable while orders change. The caller
-        adds the REST API credentials and hands the response body to :meth:`parse`.
+    def poll(self, cursor: str | None) -> Iterator[PollPage]:
+        """Orders modified since ``cursor`` (a ``date_modified_gmt``), one page per request.
+
+        Every order becomes its own delivery, its body the order's JSON exactly as the list
+        carried it and its key the webhook key, so whichever way a snapshot arrives first, the
+        other is a duplicate. Paging follows ``X-WP-TotalPages``; the last page carries the
+        newest modification time seen (the old cursor when nothing newer came).
         """
-        if modified_after.tzinfo is None:
-            raise ValueError("modified_after must be timezone-aware")
-        store = self.settings.get("store_url", "").rstrip("/")
-        if not store:
-            raise ValueError("the store_url setting is needed to poll WooCommerce")
-        query = urlencode(
-            {
-                "modified_after": modified_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-                "dates_are_gmt": "true",
-                "orderby": "id",
-                "order": "asc",
-                "per_page": per_page,
-                "page": page,
-            }
-        )
-        return "GET", f"{store}{ORDERS_PATH}?{query}"
+        store, auth = self._rest_api()
+        since = _read_cursor(cursor) if cursor else _utcnow() - FIRST_LOOKBACK
+        newest = since.strftime(CURSOR_FORMAT)
+        params: dict[str, Any] = {
+            "modified_after": (since - OVERLAP).strftime(CURSOR_FORMAT),
+            "dates_are_gmt": "true",
+            "orderby": "id",
+            "order": "asc",
+            "per_page": PER_PAGE,
+        }
+        page = 1
+        while True:
+            try:
+                response = self.http.request(
+                    "GET", store + ORDERS_PATH, params={**params, "page": page}, auth=auth
+                )
+            except HttpError as err:
+                reason = _rest_error_text(err.body)
+                if reason:
+                    err.message = f"{err.message}: {reason}"
+                raise
+            try:
+                bodies = _json_array_items(response.content)
+            except ValueError as exc:
+                raise self.http.parse_error(response, f"not a JSON list of orders: {exc}") from None
+            deliveries = [Pulled(self._delivery_key(store, b), b, POLLED_TOPIC) for b in bodies]
+            for body in bodies:
+                newest = max(newest, _modified(body) or newest)
+            pages = _total_pages(response.headers.get("X-WP-TotalPages"))
+            if page >= pages or not bodies:
+                yield PollPage(deliveries, cursor=newest)
+                return
+            yield PollPage(deliveries)
+            page += 1
+
+    def _rest_api(self) -> tuple[str, tuple[str, str]]:
+        """The store URL and Basic credentials polling needs, or a clear refusal."""
+        store = (self.settings.get("store_url") or "").strip().rstrip("/")
+        key, secret = self.settings.get("consumer_key"), self.settings.get("consumer_secret")
+        missing = [
+            name
+            for name, value in (
+                ("store_url", store),
+                ("consumer_key", key),
+                ("consumer_secret", secret),
+            )
+            if not value
+        ]
+        if missing:
+            raise BusinessError(
+                "woocommerce: polling needs the connection settings " + ", ".join(missing)
+            )
+        if not store.lower().startswith("https://"):
+            # Over plain HTTP WooCommerce refuses Basic auth (it wants OAuth 1.0a signatures),
+            # and the keys would travel in clear text anyway.
+            raise BusinessError("woocommerce: polling needs an https:// store_url")
+        return store, (str(key), str(secret))
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -214,6 +295,91 @@ def _is_ping(request: InboundRequest) -> bool:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _gmt(value: str) -> datetime | None:
+    """A ``*_gmt`` time (or a saved cursor) as an aware UTC datetime; None if unreadable."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _read_cursor(cursor: str) -> datetime:
+    moment = _gmt(cursor)
+    if moment is None:
+        raise BusinessError(f"woocommerce: the saved cursor {cursor!r} is not a date-time")
+    return moment
+
+
+def _modified(body: bytes) -> str | None:
+    """An order's ``date_modified_gmt`` in the cursor's format, for comparing as text."""
+    try:
+        value = json.loads(body).get("date_modified_gmt")
+    except (ValueError, AttributeError):
+        return None
+    moment = _gmt(value) if isinstance(value, str) else None
+    return moment.strftime(CURSOR_FORMAT) if moment else None
+
+
+def _total_pages(header: str | None) -> int:
+    try:
+        return max(1, int(header or 1))
+    except ValueError:
+        return 1
+
+
+_WHITESPACE = " \t\n\r"
+
+
+def _json_array_items(content: bytes) -> list[bytes]:
+    """The bytes of each element of a JSON array, exactly as sent (a re-serialisation would
+    change the escaping), so each polled order is stored as WooCommerce wrote it."""
+    text = content.decode("utf-8")
+    decoder = json.JSONDecoder(parse_constant=_reject_constant)
+    at = _skip(text, 0)
+    if text[at : at + 1] != "[":
+        raise ValueError("expected a JSON array")
+    at = _skip(text, at + 1)
+    items: list[bytes] = []
+    if text[at : at + 1] == "]":
+        at += 1
+    else:
+        while True:
+            _, end = decoder.raw_decode(text, at)
+            items.append(text[at:end].encode("utf-8"))
+            at = _skip(text, end)
+            if text[at : at + 1] == "]":
+                at += 1
+                break
+            if text[at : at + 1] != ",":
+                raise ValueError(f"expected ',' or ']' at character {at}")
+            at = _skip(text, at + 1)
+    if _skip(text, at) != len(text):
+        raise ValueError(f"extra data after the array at character {at}")
+    return items
+
+
+def _skip(text: str, at: int) -> int:
+    while at < len(text) and text[at] in _WHITESPACE:
+        at += 1
+    return at
+
+
+def _rest_error_text(body: str | None) -> str | None:
+    """WooCommerce's REST error, ``{"code", "message", "data": {"status"}}``, as one line."""
+    try:
+        error = json.loads(body or "")
+    except ValueError:
+        return None
+    if not isinstance(error, dict) or not error.get("code"):
+        return None
+    return f"{error['code']}: {error.get('message') or 'no message'}"
 
 
 class _Fields:
@@ -313,12 +479,18 @@ def _line(item: Any, at: str) -> LineItem:
         (str(v) for v in (line.get("variation_id"), line.get("product_id")) if v and v != "0"),
         None,
     )
+    # price is the line total over the quantity, so a coupon spread over three items makes it
+    # a repeating fraction (3.3333333333333335); the hub keeps four places, so it is rounded
+    # there rather than the order refused.
+    price = line.money("price")
+    if -price.as_tuple().exponent > UNIT_PRICE_PLACES:  # type: ignore[operator]
+        price = price.quantize(Decimal(1).scaleb(-UNIT_PRICE_PLACES), rounding=ROUND_HALF_EVEN)
     # sku is "" when the product has none and null when it was deleted: the hub then maps
     # channel_product_id instead.
     return LineItem(
         sku=line.text("sku") or "",
         quantity=quantity,
-        unit_price=line.money("price"),
+        unit_price=price,
         name=line.text("name"),
         channel_product_id=product_ref,
     )

@@ -26,6 +26,15 @@ class Connection(TenantScoped, Base):
     # Pull channels: where the last poll stopped.
     cursor: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # "api" (made by a merchant, settings encrypted) or "config" (from the tenant's file,
+    # secrets kept as $env references); the config sync only ever touches its own.
+    source: Mapped[str] = mapped_column(String(10), default="api", server_default="api")
+    # Pull channels: when a poll last completed, and the lease of the poll running now (a
+    # poller that died leaves a stale lease, which expires, instead of a lock held forever).
+    last_polled_at: Mapped[datetime | None]
+    poll_started_at: Mapped[datetime | None]
+    last_poll_error: Mapped[str | None] = mapped_column(String(2000))
+    last_poll_error_at: Mapped[datetime | None]
 
 
 class InboxEntry(TenantScoped, Base):

@@ -30,7 +30,7 @@ class Order(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "number"),
         Index("ix_orders_tenant_created", "tenant_id", "created_at"),
-        Index("ix_orders_tenant_status", "tenant_id", "status"),
+        Index("ix_orders_tenant_status", "tenant_id", "status", "queue_at"),
         Index("ix_orders_tenant_external", "tenant_id", "channel", "external_id"),
         # One order per channel order: the upsert key of intake.
         Index(
@@ -75,6 +75,15 @@ class Order(TenantScoped, Base):
     ship_postcode: Mapped[str | None] = mapped_column(String(20))
     ship_country: Mapped[str | None] = mapped_column(String(2))
     note: Mapped[str | None] = mapped_column(String(1000))
+    shipping_method: Mapped[str | None] = mapped_column(String(100))
+    # The channel's own reason not to work the order yet (an unpaid marketplace order); kept
+    # apart from hold_reason, which the hub's other checks also write.
+    channel_hold: Mapped[str | None] = mapped_column(String(500))
+    # The rules' decisions: classes, what made up the priority, approval levels needed and
+    # the approvals given ({"classes", "priority", "approval", "approvals"}).
+    decisions: Mapped[dict[str, Any] | None]
+    # Work-queue order (oldest first): creation time moved earlier by the priority score.
+    queue_at: Mapped[datetime | None]
     # Where this order came from when it was split off, or went when it was merged away.
     parent_number: Mapped[str | None] = mapped_column(String(32))
     merged_into: Mapped[str | None] = mapped_column(String(32))

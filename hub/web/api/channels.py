@@ -8,7 +8,7 @@ from flask import request
 from sqlalchemy import select
 
 from hub.core import intake
-from hub.core.errors import Invalid, NotFound
+from hub.core.errors import Conflict, Invalid, NotFound
 from hub.core.models import Connection, InboxEntry
 from hub.runtime import AFTER_COMMIT_JOBS
 from hub.web.api.framework import Ctx, Param, paginate, route
@@ -41,6 +41,7 @@ def _view(
         stats = intake.connection_stats(ctx.session, ctx.tenant_id)
     cls = ctx.runtime.plugins.adapters("channels").get(connection.plugin)
     out = intake.connection_view(connection, cls.secret_settings if cls else ())
+    out["capabilities"] = sorted(cls.capabilities) if cls else []
     out["webhook_url"] = f"{request.host_url}hooks/{ctx.principal.tenant_slug}/{connection.id}"
     counts = stats.get(connection.id, {})
     out["backlog"], out["rejected"] = counts.get("pending", 0), counts.get("rejected", 0)
@@ -131,6 +132,28 @@ def resume_connection(ctx: Ctx, connection_id: int) -> dict[str, Any]:
     for entry_id in waiting:
         ctx.session.info.setdefault(AFTER_COMMIT_JOBS, []).append(("ingest", entry_id))
     return _view(ctx, connection)
+
+
+@route(
+    "/connections/<int:connection_id>/poll",
+    "POST",
+    permission="channels.write",
+    tag=TAG,
+    status=202,
+    summary="Poll a pull channel now (the worker also polls it on its schedule)",
+)
+def poll_connection(ctx: Ctx, connection_id: int) -> dict[str, Any]:
+    connection = intake.get_connection(ctx.session, ctx.tenant_id, connection_id)
+    cls = ctx.runtime.plugins.adapters("channels").get(connection.plugin)
+    if cls is None or "pull" not in cls.capabilities:
+        raise Conflict(
+            f"connection {connection_id} ({connection.plugin}) is not a pull channel: its"
+            " orders arrive by webhook, there is nothing to poll"
+        )
+    if connection.paused:
+        raise Conflict(f"connection {connection_id} is paused; resume it to poll")
+    ctx.session.info.setdefault(AFTER_COMMIT_JOBS, []).append(("poll_channel", connection_id))
+    return {"queued": True}
 
 
 @route(

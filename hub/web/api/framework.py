@@ -24,8 +24,9 @@ from hub.settings import TenantSettings
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-# Ids and integer parameters beyond this are no record of ours (and would overflow SQLite).
-MAX_ID = 2**53
+# Ids and integer parameters beyond this are no record of ours: ids are 32-bit integer
+# columns, and PostgreSQL refuses to compare them with anything larger.
+MAX_ID = 2**31 - 1
 
 
 class ApiError(HubError):
@@ -97,12 +98,12 @@ class Param:
             raise ApiError(
                 400, "bad_query", f"query parameter {self.name!r} must be at least {self.minimum}"
             )
-        if self.type == "integer" and abs(value) > MAX_ID:
-            raise ApiError(400, "bad_query", f"query parameter {self.name!r} is too large")
         if self.maximum is not None and value > self.maximum:
             raise ApiError(
                 400, "bad_query", f"query parameter {self.name!r} must be at most {self.maximum}"
             )
+        if self.type == "integer" and abs(value) > MAX_ID:
+            raise ApiError(400, "bad_query", f"query parameter {self.name!r} is too large")
         return value
 
 

@@ -63,6 +63,7 @@ def create_order(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         priority=body.get("priority", 0),
         note=body.get("note"),
         paid_at=_datetime(body.get("paid_at"), "paid_at"),
+        shipping_method=body.get("shipping_method"),
     )
     order = orders.create(
         ctx.session, ctx.tenant_id, draft, actor=ctx.actor, prefix=ctx.tenant.order_number_prefix
@@ -137,6 +138,7 @@ def modify_order(ctx: Ctx, number: str, body: dict[str, Any]) -> dict[str, Any]:
         customer=orders.customer_from(body.get("customer")),
         note=body.get("note"),
         priority=body.get("priority"),
+        shipping_method=body.get("shipping_method"),
     )
     return orders.order_dict(order)
 
@@ -152,6 +154,46 @@ def modify_order(ctx: Ctx, number: str, body: dict[str, Any]) -> dict[str, Any]:
 def cancel_order(ctx: Ctx, number: str, body: dict[str, Any]) -> dict[str, Any]:
     order = orders.cancel(
         ctx.session, ctx.tenant_id, number, actor=ctx.actor, reason=body.get("reason")
+    )
+    return orders.order_dict(order)
+
+
+@route(
+    "/orders/<number>/approve",
+    "POST",
+    permission="orders.approve",
+    tag=TAG,
+    summary="Give the next approval level of an order awaiting approval",
+    body=schemas.APPROVE,
+)
+def approve_order(ctx: Ctx, number: str, body: dict[str, Any]) -> dict[str, Any]:
+    order = orders.approve(
+        ctx.session,
+        ctx.tenant_id,
+        number,
+        actor=ctx.actor,
+        role=ctx.principal.role,
+        note=body.get("note"),
+    )
+    return orders.order_dict(order)
+
+
+@route(
+    "/orders/<number>/reject",
+    "POST",
+    permission="orders.approve",
+    tag=TAG,
+    summary="Reject an order awaiting approval: it is cancelled and its stock released",
+    body=schemas.REJECT,
+)
+def reject_order(ctx: Ctx, number: str, body: dict[str, Any]) -> dict[str, Any]:
+    order = orders.reject(
+        ctx.session,
+        ctx.tenant_id,
+        number,
+        actor=ctx.actor,
+        role=ctx.principal.role,
+        reason=body["reason"],
     )
     return orders.order_dict(order)
 

@@ -80,6 +80,7 @@ ORDER_CREATE = closed(
         "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
         "note": {"type": "string", "maxLength": 1000},
         "paid_at": {"type": "string", "format": "date-time"},
+        "shipping_method": {"type": "string", "minLength": 1, "maxLength": 100},
     },
     ("lines",),
 )
@@ -90,10 +91,13 @@ ORDER_MODIFY = closed(
         "customer": CUSTOMER,
         "note": {"type": "string", "maxLength": 1000},
         "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
+        "shipping_method": {"type": "string", "minLength": 1, "maxLength": 100},
     },
     minProperties=1,
 )
 REASON = closed({"reason": {"type": "string", "maxLength": 500}})
+APPROVE = closed({"note": {"type": "string", "maxLength": 500}})
+REJECT = closed({"reason": {"type": "string", "minLength": 1, "maxLength": 500}}, ("reason",))
 MERGE = closed(
     {"numbers": {"type": "array", "items": SHORT, "minItems": 2, "maxItems": 50}}, ("numbers",)
 )
