@@ -1019,19 +1019,36 @@ def _order_body(rng: random.Random, email: str) -> bytes:
     ).encode()
 
 
+@dataclass(frozen=True)
+class Requests:
+    """What the load generator sends, when it is not ``POST /api/v1/orders``: ``build(tag, i)``
+    gives (path, body, headers) of client ``tag``'s ``i``-th request (so every request can be
+    distinct, e.g. a signed webhook delivery), and ``ok`` is the status that counts as done.
+    Other benchmarks (bench/ingest.py) reuse this one load generator through it."""
+
+    build: Callable[[str, int], tuple[str, bytes, dict[str, str]]]
+    ok: str = "200"
+
+
 def _client_thread(
     port: int,
     token: str,
     tag: str,
+    start: float,
     warm_end: float,
     stop_at: float,
     quota: int | None,
     result: WorkerResult,
     lock: threading.Lock,
+    requests: Requests | None = None,
 ) -> None:
     rng = random.Random(tag)
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    ok = "201" if requests is None else requests.ok
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    # Every client starts at the same moment, so a fixed number of requests (warm-up 0) is
+    # exactly that many measured ones, none lost to process start-up.
+    time.sleep(max(0.0, start - time.monotonic()))
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     warm = 0
@@ -1044,9 +1061,12 @@ def _client_thread(
         if quota is not None and t0 >= warm_end and len(latencies) >= quota:
             break
         i += 1
-        body = _order_body(rng, f"{tag}-{i}@bench.example")
+        if requests is None:
+            path, body = "/api/v1/orders", _order_body(rng, f"{tag}-{i}@bench.example")
+        else:
+            path, body, headers = requests.build(tag, i)
         try:
-            conn.request("POST", "/api/v1/orders", body, headers)
+            conn.request("POST", path, body, headers)
             response = conn.getresponse()
             response.read()
             status = str(response.status)
@@ -1059,7 +1079,7 @@ def _client_thread(
             warm += 1
             continue
         first, last = min(first, t0), max(last, t1)
-        if status == "201":
+        if status == ok:
             latencies.append(t1 - t0)
         else:
             errors[status] += 1
@@ -1077,10 +1097,12 @@ def _client_process(
     token: str,
     threads: int,
     tag: str,
+    start: float,
     warm_end: float,
     stop_at: float,
     quota: int | None,
     out: Any,
+    requests: Requests | None = None,
 ) -> None:
     cpu0 = os.times()
     result, lock = WorkerResult(), threading.Lock()
@@ -1091,11 +1113,13 @@ def _client_process(
                 port,
                 token,
                 f"{tag}-t{t}",
+                start,
                 warm_end,
                 stop_at,
                 None if quota is None else quota // threads + (t < quota % threads),
                 result,
                 lock,
+                requests,
             ),
         )
         for t in range(threads)
@@ -1120,12 +1144,15 @@ def drive(
     total: int | None,
     sessions: dict[str, int] | None = None,
     dbname: str = "",
+    requests: Requests | None = None,
 ) -> dict[str, Any]:
     """Run ``clients`` keep-alive connections spread over ``processes`` and summarise.
 
     With ``sessions`` (named process sessions to charge CPU to), the summary carries the CPU
     per order over the measured window, and ``_cpu_at_window_end`` (the raw snapshot) so the
     caller can charge what happens after the window (the outbox drain) the same way.
+    ``_first_request_at`` is the monotonic time the first measured request was sent.
+    ``requests`` replaces the default order POSTs (see Requests).
     """
     processes = max(1, min(processes, clients))
     ctx = mp.get_context("fork")
@@ -1139,7 +1166,18 @@ def drive(
         procs.append(
             ctx.Process(
                 target=_client_process,
-                args=(port, token, threads, f"{tag}-p{p}", warm_end, stop_at, quota, queue),
+                args=(
+                    port,
+                    token,
+                    threads,
+                    f"{tag}-p{p}",
+                    start,
+                    warm_end,
+                    stop_at,
+                    quota,
+                    queue,
+                    requests,
+                ),
             )
         )
     cpu = CpuWindow(sessions, dbname, warm_end, stop_at) if total is None and sessions else None
@@ -1159,6 +1197,7 @@ def drive(
     summary["cpu_ms_per_order"] = cpu_ms
     if cpu is not None and cpu.after:
         summary["_cpu_at_window_end"] = cpu.after
+    summary["_first_request_at"] = min(r.first_start for r in results)
     return summary
 
 
@@ -1296,8 +1335,9 @@ def event_worker(
 ) -> Iterator[subprocess.Popen[bytes] | None]:
     """With the Redis broker, run ``orderhub worker`` (own session) until the block ends.
 
-    Ready once it prints its "worker running" line; stopped with SIGTERM (then waited for,
-    SIGKILL only if it lingers). With the embedded broker there is nothing to start.
+    Ready once every worker process has printed its "worker running" line; stopped with
+    SIGTERM (then waited for, SIGKILL only if it lingers). With the embedded broker there is
+    nothing to start.
     """
     if not broker.redis:
         yield None
@@ -1318,7 +1358,7 @@ def event_worker(
                 text = log.read().decode(errors="replace")
                 if proc.poll() is not None:
                     raise RuntimeError(f"orderhub worker exited: {text[-2000:]}")
-                if "worker running" in text:
+                if text.count("worker running") >= broker.worker_processes:
                     break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"orderhub worker not ready within 60 s: {text[-2000:]}")
@@ -1963,6 +2003,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         hub.name,
                     )
                     cpu_at_end = result.pop("_cpu_at_window_end", None)
+                    result.pop("_first_request_at", None)
                     at_end = outbox(hub.url, first_event)
                     dispatcher = worker is not None or kind.embedded_worker
                     if dispatcher:
