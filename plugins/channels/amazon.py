@@ -62,7 +62,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 from hashlib import sha256
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -71,6 +71,7 @@ from hub import hookimpl
 from hub.core.adapters import ChannelAdapter, ChannelOrder, PayloadError, PollPage, Pulled
 from hub.core.http import AuthError, HttpError, RateLimit
 from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
+from plugins.channels._fields import Fields, utc_time
 
 DEFAULT_ENDPOINT = "https://sellingpartnerapi-na.amazon.com"
 DEFAULT_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
@@ -325,7 +326,7 @@ class AmazonChannel(ChannelAdapter):
 
 def _order(data: Mapping[str, Any], items: list[Any]) -> ChannelOrder:
     """Map an Order and its OrderItems; kept apart from I/O so it is tested on plain payloads."""
-    order = _Fields(data, "order")
+    order = Fields(data, "amazon", "order")
     external_id = order.need_text("AmazonOrderId")
     status = order.need_text("OrderStatus")
     lines: list[LineItem] = []
@@ -334,14 +335,14 @@ def _order(data: Mapping[str, Any], items: list[Any]) -> ChannelOrder:
     for i, raw in enumerate(items):
         if not isinstance(raw, dict):
             raise PayloadError(f"amazon: items[{i}] is not an object")
-        item = _Fields(raw, f"items[{i}]")
+        item = Fields(raw, "amazon", f"items[{i}]")
         lines.extend(_lines(item))
-        shipping += item.amount("ShippingPrice")
-        tax += item.amount("ItemTax") + item.amount("ShippingTax")
-        discount += item.amount("PromotionDiscount") + item.amount("ShippingDiscount")
-        currencies.extend(c for c in (item.currency("ItemPrice"),) if c)
+        shipping += _charge(item, "ShippingPrice")
+        tax += _charge(item, "ItemTax") + _charge(item, "ShippingTax")
+        discount += _charge(item, "PromotionDiscount") + _charge(item, "ShippingDiscount")
+        currencies.extend(c for c in (_currency(item, "ItemPrice"),) if c)
     currency = (
-        order.currency("OrderTotal")
+        _currency(order, "OrderTotal")
         or next(iter(currencies), None)
         or MARKETPLACE_CURRENCIES.get(order.text("MarketplaceId") or "")
     )
@@ -379,20 +380,18 @@ def _order(data: Mapping[str, Any], items: list[Any]) -> ChannelOrder:
     )
 
 
-def _lines(item: _Fields) -> list[LineItem]:
+def _lines(item: Fields) -> list[LineItem]:
     """The hub lines for one Amazon order item: none when nothing is ordered any more (a
     cancelled item keeps its row with QuantityOrdered 0), usually one, and two when the line
     total does not divide into whole cents: Amazon's ItemPrice is the LINE total, and splitting
     it (e.g. 10.00 for 3 = 2 x 3.33 + 1 x 3.34) keeps the order's total exactly Amazon's."""
-    quantity = item.get("QuantityOrdered")
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-        raise item.fail("QuantityOrdered", f"expected a non-negative integer, got {quantity!r}")
+    quantity = item.quantity("QuantityOrdered", zero_ok=True)
     asin = item.need_text("ASIN")
     if quantity == 0:
         return []
     sku = item.text("SellerSKU") or ""
     title = item.text("Title")
-    total = item.money("ItemPrice")
+    total = _money(item, "ItemPrice")
 
     def line(qty: int, unit: Decimal | None) -> LineItem:
         return LineItem(sku=sku, quantity=qty, unit_price=unit, name=title, channel_product_id=asin)
@@ -409,7 +408,7 @@ def _lines(item: _Fields) -> list[LineItem]:
     return [line(quantity - extra, unit), line(extra, unit + cent)]
 
 
-def _consignee(address: _Fields | None) -> Consignee:
+def _consignee(address: Fields | None) -> Consignee:
     """Amazon sends ShippingAddress only once the order is Unshipped or later."""
     if address is None:
         return Consignee()
@@ -428,7 +427,7 @@ def _consignee(address: _Fields | None) -> Consignee:
     )
 
 
-def _customer(buyer: _Fields | None) -> CustomerInfo | None:
+def _customer(buyer: Fields | None) -> CustomerInfo | None:
     """BuyerInfo is restricted data: usually absent or empty unless the app has the PII role,
     so no buyer is the normal case, not an error."""
     if buyer is None:
@@ -437,85 +436,26 @@ def _customer(buyer: _Fields | None) -> CustomerInfo | None:
     return CustomerInfo(email=email, name=name) if email or name else None
 
 
-# --- field readers: each names the field it rejects ------------------------------------------
+# --- Money objects ----------------------------------------------------------------------------
 
 
-class _Fields:
-    """Reads one JSON object of Amazon's; every failure names the field by its path."""
+def _money(fields: Fields, key: str) -> Decimal | None:
+    """A Money object's ``Amount`` as Decimal; None when Amazon gave none (a Pending order's
+    ItemPrice), which is not the same as free."""
+    money = fields.obj(key)
+    return money.decimal("Amount") if money is not None else None
 
-    def __init__(self, data: Mapping[str, Any], at: str) -> None:
-        self.data, self.at = data, at
 
-    def fail(self, key: str, problem: str) -> PayloadError:
-        return PayloadError(f"amazon: {self.at}.{key}: {problem}")
+def _charge(fields: Fields, key: str) -> Decimal:
+    """A Money amount that counts as zero when absent (no shipping charged, no tax)."""
+    value = _money(fields, key)
+    return Decimal(0) if value is None else value
 
-    def get(self, key: str) -> Any:
-        return self.data.get(key)
 
-    def text(self, key: str) -> str | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected a string, got {value!r}")
-        return value.strip() or None
-
-    def need_text(self, key: str) -> str:
-        value = self.text(key)
-        if value is None:
-            raise self.fail(key, "missing")
-        return value
-
-    def obj(self, key: str) -> _Fields | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.fail(key, "not an object")
-        return _Fields(value, f"{self.at}.{key}")
-
-    def money(self, key: str) -> Decimal | None:
-        """A Money object's ``Amount`` as Decimal; None when Amazon gave none (a Pending
-        order's ItemPrice), which is not the same as free."""
-        money = self.obj(key)
-        raw = money.get("Amount") if money is not None else None
-        if money is None or raw is None:
-            return None
-        if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
-            raise money.fail("Amount", f"not an amount: {raw!r}")
-        try:
-            value = Decimal(raw.strip() if isinstance(raw, str) else raw)
-        except InvalidOperation:
-            raise money.fail("Amount", f"not an amount: {raw!r}") from None
-        if not value.is_finite():
-            raise money.fail("Amount", f"not an amount: {raw!r}")
-        return value
-
-    def amount(self, key: str) -> Decimal:
-        """A Money amount that counts as zero when absent (no shipping charged, no tax)."""
-        value = self.money(key)
-        return Decimal(0) if value is None else value
-
-    def currency(self, key: str) -> str | None:
-        money = self.obj(key)
-        return money.text("CurrencyCode") if money is not None else None
-
-    def time(self, key: str) -> datetime | None:
-        value = self.text(key)
-        if value is None:
-            return None
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise self.fail(key, f"not an ISO-8601 time: {value!r}") from None
-        # Amazon's times are UTC ("…Z"); one without an offset is read as UTC too.
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-    def need_time(self, key: str) -> datetime:
-        moment = self.time(key)
-        if moment is None:
-            raise self.fail(key, "missing")
-        return moment
+def _currency(fields: Fields, key: str) -> str | None:
+    """A Money object's ``CurrencyCode``; None when the object is absent (a Pending order)."""
+    money = fields.obj(key)
+    return money.text("CurrencyCode") if money is not None else None
 
 
 # --- small helpers -------------------------------------------------------------------------------
@@ -528,10 +468,9 @@ def _iso(moment: datetime) -> str:
 
 def _cursor_time(cursor: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(cursor)
+        return utc_time(cursor)
     except ValueError:
         raise ValueError(f"amazon: the saved cursor is not an ISO-8601 time: {cursor!r}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _encode(value: Any) -> bytes:

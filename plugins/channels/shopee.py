@@ -40,8 +40,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from hub import hookimpl
@@ -55,6 +54,7 @@ from hub.core.http import (
     Unavailable,
 )
 from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
+from plugins.channels._fields import Fields
 
 DEFAULT_API_BASE = "https://partner.shopeemobile.com"
 ORDER_DETAIL_PATH = "/api/v2/order/get_order_detail"
@@ -272,19 +272,19 @@ def _explained(err: HttpError) -> HttpError:
 
 def order_from_detail(order: Mapping[str, Any]) -> ChannelOrder:
     """Map one ``order_list`` entry; kept apart from I/O so it is tested on plain answers."""
-    f = _Fields(order, "")
+    f = Fields(order, "shopee")
     order_sn = f.need_text("order_sn")
     status = f.need_text("order_status")
-    event_time = f.need_time("update_time")
+    event_time = f.need_unix_time("update_time")
     raw_items = f.get("item_list")
     if not isinstance(raw_items, list) or not raw_items:
         raise f.fail("item_list", "missing or empty")
-    lines = [_line(item, f"item_list[{i}].") for i, item in enumerate(raw_items)]
+    lines = [_line(item) for item in f.objects("item_list")]
     goods = sum((line.unit_price or Decimal(0)) * line.quantity for line in lines)
-    shipping = f.money("estimated_shipping_fee")
+    shipping = _price(f, "estimated_shipping_fee")
     discount = Decimal(0)
     if f.get("total_amount") is not None:
-        paid = f.money("total_amount")
+        paid = _price(f, "total_amount")
         # The hub's total (goods + shipping - discount) is made to equal what the buyer paid;
         # vouchers and coins are the gap below it, buyer-paid shipping above the estimate the
         # gap above it.
@@ -292,7 +292,7 @@ def order_from_detail(order: Mapping[str, Any]) -> ChannelOrder:
             discount = goods + shipping - paid
         else:
             shipping = paid - goods
-    address = f.obj("recipient_address")
+    address = f.obj_or_empty("recipient_address")
     buyer = f.text("buyer_username")
     return ChannelOrder(
         external_id=order_sn,
@@ -321,34 +321,28 @@ def order_from_detail(order: Mapping[str, Any]) -> ChannelOrder:
             external_id=order_sn,
             external_name=order_sn,
             note=f.text("message_to_seller") or f.text("note"),
-            created_at=f.time("create_time"),
-            paid_at=f.time("pay_time"),
+            created_at=f.unix_time("create_time"),
+            paid_at=f.unix_time("pay_time"),
         ),
     )
 
 
-def _line(item: Any, at: str) -> LineItem:
+def _line(f: Fields) -> LineItem:
     """One ``item_list`` entry. The model (variation) SKU names what was sold when it has one;
     a product without variations has model_id 0 and only the item SKU."""
-    if not isinstance(item, dict):
-        raise PayloadError(f"shopee: {at.rstrip('.')}: not an item")
-    f = _Fields(item, at)
-    quantity = f.get("model_quantity_purchased")
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-        raise f.fail("model_quantity_purchased", f"expected a positive integer, got {quantity!r}")
-    if f.get("model_discounted_price") is None:
-        raise f.fail("model_discounted_price", "missing")
+    quantity = f.quantity("model_quantity_purchased")
+    f.need("model_discounted_price")
     item_id = f.get("item_id")
     if isinstance(item_id, bool) or not isinstance(item_id, int):
-        raise f.fail("item_id", "expected an id")
+        raise f.fail("item_id", "expected an id")  # Shopee's ids are JSON integers
     model_id = f.get("model_id") or 0
     name, model = f.text("item_name"), f.text("model_name")
-    price = f.money("model_discounted_price")
+    price = _price(f, "model_discounted_price")
     if price == 0:
         # Shopee gives a bundle deal's items a discounted price of 0 (the bundle discount is
         # not broken down per item): they are priced at the original price, and the bundle
         # discount ends up in the order's discount.
-        price = f.money("model_original_price")
+        price = _price(f, "model_original_price")
     return LineItem(
         sku=f.text("model_sku") or f.text("item_sku") or "",
         quantity=quantity,
@@ -358,69 +352,13 @@ def _line(item: Any, at: str) -> LineItem:
     )
 
 
-class _Fields:
-    """Typed reads of one JSON object; every error names the field with its path."""
-
-    def __init__(self, data: Mapping[str, Any], at: str) -> None:
-        self.data, self.at = data, at
-
-    def fail(self, key: str, problem: str) -> PayloadError:
-        return PayloadError(f"shopee: {self.at}{key}: {problem}")
-
-    def get(self, key: str) -> Any:
-        return self.data.get(key)
-
-    def obj(self, key: str) -> _Fields:
-        value = self.get(key)
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise self.fail(key, "not an object")
-        return _Fields(value, f"{self.at}{key}.")
-
-    def text(self, key: str) -> str | None:
-        value = self.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected a string, got {type(value).__name__}")
-        return value.strip() or None
-
-    def need_text(self, key: str) -> str:
-        value = self.text(key)
-        if value is None:
-            raise self.fail(key, "missing")
-        return value
-
-    def money(self, key: str) -> Decimal:
-        """A JSON number read as Decimal (absent reads as zero); never a float."""
-        value = self.get(key)
-        if value is None:
-            return Decimal(0)
-        if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-            raise self.fail(key, f"expected an amount, got {type(value).__name__}")
-        try:
-            amount = Decimal(value)
-        except InvalidOperation:
-            raise self.fail(key, f"not an amount: {value!r}") from None
-        if not amount.is_finite() or amount < 0:
-            raise self.fail(key, f"not an amount: {value!r}")
-        return amount
-
-    def time(self, key: str) -> datetime | None:
-        """Unix seconds, which are UTC; 0 is Shopee's "not yet" (an unpaid order's pay_time)."""
-        value = self.get(key)
-        if value is None or value == 0:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.fail(key, f"expected unix seconds, got {value!r}")
-        return datetime.fromtimestamp(value, tz=UTC)
-
-    def need_time(self, key: str) -> datetime:
-        moment = self.time(key)
-        if moment is None:
-            raise self.fail(key, "missing")
-        return moment
+def _price(f: Fields, key: str) -> Decimal:
+    """Shopee's prices are JSON numbers (floats on the wire, decoded as Decimal, never float);
+    absent reads as zero, and a negative price is not one Shopee writes."""
+    amount = f.amount(key)
+    if amount < 0:
+        raise f.fail(key, f"not an amount: {f.get(key)!r}")
+    return amount
 
 
 @hookimpl

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar, TypeVar
+from decimal import Decimal
+from typing import Any, ClassVar
 
 from hub import hookimpl
 from hub.core.adapters import (
@@ -35,6 +34,7 @@ from hub.core.adapters import (
 )
 from hub.core.http import BusinessError, HttpError, RateLimit
 from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
+from plugins.channels._fields import Fields
 from plugins.channels._signing import signature_matches
 
 # Shopify's own validator rejects a delivery missing any of these, so the plugin does too:
@@ -59,8 +59,6 @@ FULFILLABLE_STATUSES = frozenset({"open", "in_progress"})
 # The REST Admin API's documented leaky bucket: 40 requests, leaking 2 a second (per store
 # and app on a standard plan).
 REST_BURST, REST_PER_SECOND = 40, 2.0
-
-T = TypeVar("T")
 
 
 class ShopifyChannel(ChannelAdapter):
@@ -377,115 +375,98 @@ def _errors_text(body: str | None) -> str | None:
 
 def _order(data: Mapping[str, Any], topic: str | None) -> ChannelOrder:
     """Map one REST Order resource; kept apart from I/O so it is tested on plain payloads."""
-    external_id = _required(_id(data, "id"), "id")
-    event_time = _required(_time(data, "updated_at"), "updated_at")
-    currency = _required(_text(data, "currency"), "currency")
-    financial = _text(data, "financial_status")
-    fulfillment = _text(data, "fulfillment_status")
-    processed_at = _time(data, "processed_at")
+    order = _Fields(data, "shopify")
+    external_id = order.need_id("id")
+    event_time = order.need_time("updated_at")
+    currency = order.need_text("currency")
+    financial = order.text("financial_status")
+    fulfillment = order.text("fulfillment_status")
+    processed_at = order.time("processed_at")
     draft = OrderDraft(
-        lines=_lines(data),
-        consignee=_consignee(data.get("shipping_address")),
-        customer=_customer(data),
+        lines=_lines(order),
+        consignee=_consignee(order.obj("shipping_address")),
+        customer=_customer(order),
         currency=currency.upper(),
-        shipping_total=_shipping_total(data),
-        tax_total=_money(data, "total_tax"),
-        discount_total=_money(data, "total_discounts"),
+        shipping_total=_shipping_total(order),
+        tax_total=order.amount("total_tax"),
+        discount_total=order.amount("total_discounts"),
         channel="shopify",
         external_id=external_id,
-        external_name=_text(data, "name"),
-        created_at=_time(data, "created_at"),
+        external_name=order.text("name"),
+        created_at=order.time("created_at"),
         paid_at=processed_at if financial == "paid" else None,
     )
     return ChannelOrder(
         external_id=external_id,
         event_time=event_time,
         draft=draft,
-        cancelled=topic == "orders/cancelled" or bool(data.get("cancelled_at")),
+        cancelled=topic == "orders/cancelled" or bool(order.get("cancelled_at")),
         channel_status=_status(financial, fulfillment),
     )
 
 
-def _lines(data: Mapping[str, Any]) -> list[LineItem]:
+def _lines(order: _Fields) -> list[LineItem]:
     """One LineItem per Shopify line, never merged: the same variant on two lines (different
     discounts or properties) stays two lines, as Shopify states it."""
-    raw = data.get("line_items")
-    if raw is None:
-        raise PayloadError("shopify: missing required field 'line_items'")
+    raw = order.need("line_items")
     if not isinstance(raw, list) or not raw:
-        raise PayloadError("shopify: 'line_items' must be a non-empty list")
+        raise order.fail("line_items", "not a non-empty list")
     lines = []
-    for i, item in enumerate(raw):
-        where = f"line_items[{i}]"
-        if not isinstance(item, dict):
-            raise PayloadError(f"shopify: '{where}' is not an object")
+    for item in order.objects("line_items"):
         quantity = item.get("quantity")
         # With parse_int=str a JSON integer arrives as its digits; anything else (a fraction,
         # a negative number, a quoted word) is not a quantity.
         if not (isinstance(quantity, str) and quantity.isdigit()):
-            raise PayloadError(f"shopify: '{where}.quantity' must be a non-negative integer")
-        if item.get("price") is None:
-            raise PayloadError(f"shopify: missing required field '{where}.price'")
-        product = _id(item, "variant_id", where) or _id(item, "product_id", where)
+            raise item.fail("quantity", "not a non-negative integer")
+        item.need("price")
+        product = item.id("variant_id") or item.id("product_id")
         lines.append(
             LineItem(
-                sku=(_text(item, "sku", where) or "").strip(),
+                sku=(item.text("sku") or "").strip(),
                 quantity=int(quantity),
-                unit_price=_money(item, "price", where),
-                name=_text(item, "title", where),
+                unit_price=item.amount("price"),
+                name=item.text("title"),
                 channel_product_id=product,
             )
         )
     return lines
 
 
-def _consignee(address: Any) -> Consignee:
+def _consignee(address: _Fields | None) -> Consignee:
     """Shopify leaves ``shipping_address`` out when nothing ships; that is an empty consignee,
     not an error."""
     if address is None:
         return Consignee()
-    if not isinstance(address, dict):
-        raise PayloadError("shopify: 'shipping_address' is not an object")
-    where = "shipping_address"
     return Consignee(
-        name=_text(address, "name", where) or _full_name(address, where),
-        phone=_text(address, "phone", where),
+        name=address.text("name") or address.full_name(),
+        phone=address.text("phone"),
         address=Address(
-            line1=_text(address, "address1", where),
-            line2=_text(address, "address2", where),
-            city=_text(address, "city", where),
-            region=_text(address, "province_code", where) or _text(address, "province", where),
-            postcode=_text(address, "zip", where),
-            country=_text(address, "country_code", where),
+            line1=address.text("address1"),
+            line2=address.text("address2"),
+            city=address.text("city"),
+            region=address.text("province_code") or address.text("province"),
+            postcode=address.text("zip"),
+            country=address.text("country_code"),
         ),
     )
 
 
-def _customer(data: Mapping[str, Any]) -> CustomerInfo | None:
+def _customer(order: _Fields) -> CustomerInfo | None:
     """The buyer: the ``customer`` object when there is one (guest checkouts have none), with
     the order's own ``email`` and ``phone`` as fall-backs."""
-    customer = data.get("customer")
-    if customer is not None and not isinstance(customer, dict):
-        raise PayloadError("shopify: 'customer' is not an object")
-    customer = customer or {}
-    email = _text(customer, "email", "customer") or _text(data, "email")
-    phone = _text(customer, "phone", "customer") or _text(data, "phone")
-    name = _full_name(customer, "customer")
+    customer = order.obj_or_empty("customer")
+    email = customer.text("email") or order.text("email")
+    phone = customer.text("phone") or order.text("phone")
+    name = customer.full_name()
     if not (email or phone or name):
         return None
     return CustomerInfo(email=email, name=name, phone=phone)
 
 
-def _shipping_total(data: Mapping[str, Any]) -> Decimal:
-    lines = data.get("shipping_lines") or []
-    if not isinstance(lines, list):
-        raise PayloadError("shopify: 'shipping_lines' must be a list")
-    total = Decimal(0)
-    for i, line in enumerate(lines):
-        if not isinstance(line, dict):
-            raise PayloadError(f"shopify: 'shipping_lines[{i}]' is not an object")
-        total += _money(line, "price", f"shipping_lines[{i}]")
-    return total
+def _shipping_total(order: _Fields) -> Decimal:
+    # Shopify sends [] (or nothing) when nothing ships; any empty value means no shipping.
+    lines = order.objects("shipping_lines") if order.get("shipping_lines") else []
+    return sum((line.amount("price") for line in lines), Decimal(0))
 
 
 def _status(financial: str | None, fulfillment: str | None) -> str:
@@ -494,77 +475,44 @@ def _status(financial: str | None, fulfillment: str | None) -> str:
     return f"{financial or 'unknown'}/{fulfillment or 'unfulfilled'}"
 
 
-# --- field readers: each names the field it rejects ----------------------------------------
+class _Fields(Fields):
+    """The REST Order resource as this channel reads it, where that differs from the shared
+    reader: the body is decoded with ``parse_int=str``, "" means not set for every value, and
+    Shopify always writes times with an offset, so one without is refused rather than guessed.
+    Messages quote the field: ``shopify: 'line_items[1].price' is not a decimal: 'free'``."""
 
+    blank_amounts = True
+    offset_required = True
 
-def _field(where: str | None, key: str) -> str:
-    return f"{where}.{key}" if where else key
+    def fail(self, key: str, problem: str) -> PayloadError:
+        return PayloadError(f"{self.channel}: '{self.path(key)}' is {problem}")
 
+    def missing(self, key: str) -> PayloadError:
+        return PayloadError(f"{self.channel}: missing required field '{self.path(key)}'")
 
-def _text(obj: Mapping[str, Any], key: str, where: str | None = None) -> str | None:
-    """A string field; null and "" both read as None so callers can fall back with ``or``."""
-    value = obj.get(key)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | Decimal):
-        raise PayloadError(f"shopify: '{_field(where, key)}' is not a string")
-    return str(value)
+    def wrong(self, key: str, expected: str, value: Any) -> PayloadError:
+        return self.fail(key, f"not {expected}")
 
+    def text(self, key: str) -> str | None:
+        """A string as Shopify sent it, not stripped (only the SKU and name parts are trimmed,
+        where they are used); a JSON number reads as its digits, as an integer already does
+        under parse_int=str."""
+        value = self.get(key)
+        if isinstance(value, Decimal):
+            value = str(value)
+        if value is not None and not isinstance(value, str):
+            raise self.wrong(key, "a string", value)
+        return value or None
 
-def _required(value: T | None, name: str) -> T:
-    """A required field: absent or null names the field, so the inbox says what is missing."""
-    if value is None:
-        raise PayloadError(f"shopify: missing required field '{name}'")
-    return value
-
-
-def _id(obj: Mapping[str, Any], key: str, where: str | None = None) -> str | None:
-    """An id as a string. Integers arrive as their exact digits (parse_int=str), so ids beyond
-    2**53 are never rounded; a fraction, a word or an object is not a REST id."""
-    value = obj.get(key)
-    if value is None or value == "":
-        return None
-    if not (isinstance(value, str) and value.isdigit()):
-        raise PayloadError(f"shopify: '{_field(where, key)}' is not an id: {value!r}")
-    return value
-
-
-def _money(obj: Mapping[str, Any], key: str, where: str | None = None) -> Decimal:
-    """A decimal-string amount (Shopify's format); a JSON number is accepted too, and both
-    become Decimal without passing through float. Absent means zero."""
-    value = obj.get(key)
-    if value is None or value == "":
-        return Decimal(0)
-    if isinstance(value, bool):
-        raise PayloadError(f"shopify: '{_field(where, key)}' is not an amount")
-    try:
-        amount = Decimal(value) if isinstance(value, str | Decimal) else None
-    except InvalidOperation:
-        amount = None
-    if amount is None or not amount.is_finite():
-        raise PayloadError(f"shopify: '{_field(where, key)}' is not an amount: {value!r}")
-    return amount
-
-
-def _time(obj: Mapping[str, Any], key: str, where: str | None = None) -> datetime | None:
-    """An ISO-8601 timestamp with an offset, returned in UTC so that ordering updates by
-    ``updated_at`` compares instants, not wall-clock readings in different zones."""
-    value = obj.get(key)
-    name = _field(where, key)
-    if value is None or value == "":
-        return None
-    try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.utcoffset() is None:
-        raise PayloadError(f"shopify: '{name}' is not an ISO-8601 time with an offset: {value!r}")
-    return moment.astimezone(UTC)
-
-
-def _full_name(obj: Mapping[str, Any], where: str) -> str | None:
-    parts = [_text(obj, "first_name", where), _text(obj, "last_name", where)]
-    return " ".join(p.strip() for p in parts if p and p.strip()) or None
+    def id(self, key: str) -> str | None:
+        """Digits only: integers arrive as their exact digits (parse_int=str), so ids beyond
+        2**53 are never rounded; a fraction, a word or a GraphQL gid is not a REST id."""
+        value = self.get(key)
+        if value is None or value == "":
+            return None
+        if not (isinstance(value, str) and value.isdigit()):
+            raise self.fail(key, f"not an id: {value!r}")
+        return value
 
 
 @hookimpl

@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -76,6 +75,7 @@ from jsonschema.exceptions import best_match
 from hub import hookimpl
 from hub.core.adapters import ChannelAdapter, ChannelOrder, Delivery, InboundRequest, PayloadError
 from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
+from plugins.channels._fields import Fields
 from plugins.channels._signing import signature_matches
 
 SIGNATURE_HEADER = "X-OrderHub-Signature"
@@ -219,12 +219,12 @@ class StorefrontChannel(ChannelAdapter):
         shipping, address = data["shipping"], data["shipping"]["address"]
         customer = data["customer"]
         status = data.get("status") or "placed"
-        updated_at = _moment(data, "updated_at")
-        assert updated_at is not None  # required by the schema
+        # The schema's pattern admits impossible dates like month 13: the reader names them.
+        order = Fields(data, self.name)
         return [
             ChannelOrder(
                 external_id=data["id"],
-                event_time=updated_at,
+                event_time=order.need_time("updated_at"),
                 cancelled=status == "cancelled",
                 channel_status=status,
                 draft=OrderDraft(
@@ -262,22 +262,11 @@ class StorefrontChannel(ChannelAdapter):
                     external_id=data["id"],
                     external_name=data.get("number") or data["id"],
                     note=data.get("note"),
-                    created_at=_moment(data, "placed_at"),
-                    paid_at=_moment(data, "paid_at"),
+                    created_at=order.time("placed_at"),
+                    paid_at=order.time("paid_at"),
                 ),
             )
         ]
-
-
-def _moment(data: dict[str, Any], key: str) -> datetime | None:
-    """A schema-checked date-time; the pattern admits impossible dates like month 13."""
-    value = data.get(key)
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise PayloadError(f"storefront: {key}: not a date-time: {value!r}") from None
 
 
 def _reject_constant(name: str) -> Any:

@@ -48,9 +48,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, ClassVar
 
 from hub import hookimpl
@@ -65,6 +65,7 @@ from hub.core.adapters import (
 )
 from hub.core.http import BusinessError, HttpError
 from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
+from plugins.channels._fields import Fields, utc_time
 from plugins.channels._signing import signature_matches
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
@@ -162,23 +163,22 @@ class WooCommerceChannel(ChannelAdapter):
     def _order(self, data: Any, at: str) -> ChannelOrder:
         if not isinstance(data, dict):
             raise PayloadError(f"woocommerce: {at or 'body'}: not an order object")
-        order = _Fields(data, at)
-        external_id = order.id("id")
+        order = _Fields(data, self.name, at)
+        external_id = order.need_id("id")
         status = order.need_text("status")
-        shipping = order.obj("shipping")
-        billing = order.obj("billing")
-        raw_lines = order.get("line_items", required=True)
-        if not isinstance(raw_lines, list):
-            raise PayloadError(f"woocommerce: {at}line_items: not a list")
+        shipping = order.obj_or_empty("shipping")
+        billing = order.obj_or_empty("billing")
+        order.need("line_items")
+        items = order.objects("line_items")
         return ChannelOrder(
             external_id=external_id,
-            event_time=order.need_utc("date_modified_gmt"),
+            event_time=order.need_time("date_modified_gmt"),
             cancelled=status in CANCELLED_STATUSES,
             channel_status=status,
             draft=OrderDraft(
-                lines=[_line(item, f"{at}line_items[{i}].") for i, item in enumerate(raw_lines)],
+                lines=[_line(item) for item in items],
                 consignee=Consignee(
-                    name=_full_name(shipping),
+                    name=shipping.full_name(),
                     phone=shipping.text("phone") or billing.text("phone"),
                     address=Address(
                         line1=shipping.text("address_1"),
@@ -191,19 +191,19 @@ class WooCommerceChannel(ChannelAdapter):
                 ),
                 customer=CustomerInfo(
                     email=billing.text("email"),
-                    name=_full_name(billing),
+                    name=billing.full_name(),
                     phone=billing.text("phone"),
                 ),
                 currency=order.need_text("currency"),
-                shipping_total=order.money("shipping_total"),
-                tax_total=order.money("total_tax"),
-                discount_total=order.money("discount_total"),
+                shipping_total=order.amount("shipping_total"),
+                tax_total=order.amount("total_tax"),
+                discount_total=order.amount("discount_total"),
                 channel=self.name,
                 external_id=external_id,
                 external_name=order.text("number") or external_id,
                 note=order.text("customer_note"),
-                created_at=order.utc("date_created_gmt"),
-                paid_at=order.utc("date_paid_gmt"),
+                created_at=order.time("date_created_gmt"),
+                paid_at=order.time("date_paid_gmt"),
             ),
         )
 
@@ -304,10 +304,9 @@ def _utcnow() -> datetime:
 def _gmt(value: str) -> datetime | None:
     """A ``*_gmt`` time (or a saved cursor) as an aware UTC datetime; None if unreadable."""
     try:
-        moment = datetime.fromisoformat(value)
+        return utc_time(value)
     except ValueError:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _read_cursor(cursor: str) -> datetime:
@@ -382,98 +381,22 @@ def _rest_error_text(body: str | None) -> str | None:
     return f"{error['code']}: {error.get('message') or 'no message'}"
 
 
-class _Fields:
-    """Typed reads of one JSON object; every error names the field (with its path)."""
+class _Fields(Fields):
+    """WooCommerce's JSON as PHP writes it: "" for an amount never set, and ``[]`` for an empty
+    object (PHP serialises an empty array that way)."""
 
-    def __init__(self, data: Mapping[str, Any], at: str) -> None:
-        self.data, self.at = data, at
+    blank_amounts = True
 
-    def fail(self, key: str, problem: str) -> PayloadError:
-        return PayloadError(f"woocommerce: {self.at}{key}: {problem}")
-
-    def get(self, key: str, required: bool = False) -> Any:
-        value = self.data.get(key)
-        if required and value is None:
-            raise self.fail(key, "missing")
-        return value
-
-    def obj(self, key: str) -> _Fields:
-        """A nested object; absent or null reads as empty (a virtual order ships nothing)."""
-        value = self.get(key)
-        if value is None or value == []:  # PHP serialises an empty array as []
-            value = {}
-        if not isinstance(value, dict):
-            raise self.fail(key, "not an object")
-        return _Fields(value, f"{self.at}{key}.")
-
-    def text(self, key: str) -> str | None:
-        """A string; WooCommerce sends "" for an empty field, which reads as None."""
-        value = self.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected a string, got {type(value).__name__}")
-        return value.strip() or None
-
-    def need_text(self, key: str) -> str:
-        value = self.text(key)
-        if value is None:
-            raise self.fail(key, "missing")
-        return value
-
-    def id(self, key: str) -> str:
-        value = self.get(key, required=True)
-        if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
-            raise self.fail(key, "expected an id")
-        return str(value)
-
-    def money(self, key: str) -> Decimal:
-        """A decimal string (or a JSON number, read as Decimal); absent reads as zero."""
-        value = self.get(key)
-        if value is None or value == "":
-            return Decimal(0)
-        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-            raise self.fail(key, f"expected a decimal, got {type(value).__name__}")
-        try:
-            amount = Decimal(value)
-        except InvalidOperation:
-            raise self.fail(key, f"not a decimal: {value!r}") from None
-        if not amount.is_finite():
-            raise self.fail(key, f"not a decimal: {value!r}")
-        return amount
-
-    def utc(self, key: str) -> datetime | None:
-        """A ``*_gmt`` timestamp: WooCommerce gives no offset because it is UTC."""
-        value = self.text(key)
-        if value is None:
-            return None
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise self.fail(key, f"not a date-time: {value!r}") from None
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-    def need_utc(self, key: str) -> datetime:
-        moment = self.utc(key)
-        if moment is None:
-            raise self.fail(key, "missing")
-        return moment
+    def obj(self, key: str) -> _Fields | None:
+        if self.get(key) == []:
+            return self.child({}, key)
+        return super().obj(key)
 
 
-def _full_name(fields: _Fields) -> str | None:
-    parts = (fields.text("first_name"), fields.text("last_name"))
-    return " ".join(p for p in parts if p) or None
-
-
-def _line(item: Any, at: str) -> LineItem:
-    if not isinstance(item, dict):
-        raise PayloadError(f"woocommerce: {at.rstrip('.')}: not a line item")
-    line = _Fields(item, at)
-    quantity = line.get("quantity", required=True)
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-        raise line.fail("quantity", f"expected a positive integer, got {quantity!r}")
-    if line.get("price", required=True) == "":
-        raise line.fail("price", "missing")
+def _line(line: _Fields) -> LineItem:
+    quantity = line.quantity("quantity")
+    if line.need("price") == "":
+        raise line.missing("price")
     # The variation is the thing sold when there is one; WooCommerce sends 0 when there is not.
     product_ref = next(
         (str(v) for v in (line.get("variation_id"), line.get("product_id")) if v and v != "0"),
@@ -482,7 +405,7 @@ def _line(item: Any, at: str) -> LineItem:
     # price is the line total over the quantity, so a coupon spread over three items makes it
     # a repeating fraction (3.3333333333333335); the hub keeps four places, so it is rounded
     # there rather than the order refused.
-    price = line.money("price")
+    price = line.amount("price")
     if -price.as_tuple().exponent > UNIT_PRICE_PLACES:  # type: ignore[operator]
         price = price.quantize(Decimal(1).scaleb(-UNIT_PRICE_PLACES), rounding=ROUND_HALF_EVEN)
     # sku is "" when the product has none and null when it was deleted: the hub then maps
