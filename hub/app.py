@@ -40,11 +40,12 @@ def create_app(config: dict[str, Any] | Settings | None = None) -> Flask:
     app.config["SECRET_KEY"] = settings.secret_key
     app.extensions["orderhub"] = Runtime(settings)
 
-    from hub.web import errors, health, hooks
+    from hub.web import carrier_hooks, errors, health, hooks
     from hub.web.api import blueprint
 
     errors.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(hooks.bp)
+    app.register_blueprint(carrier_hooks.bp)
     app.register_blueprint(blueprint())
     return app

@@ -15,7 +15,7 @@ import click
 from sqlalchemy import func, select
 
 from hub import settings as settings_module
-from hub.core import auth, intake, inventory, migrate, stock_import, tenancy
+from hub.core import auth, carriers, intake, inventory, migrate, stock_import, tenancy
 from hub.core.errors import HubError
 from hub.core.http import HttpError
 from hub.core.models import Connection, InboxEntry, StockLevel, Tenant, User
@@ -77,7 +77,7 @@ def init(runtime: Runtime, demo: bool) -> None:
         token = load_demo(runtime)
         click.echo("demo tenant 'demo' ready: user 'admin' (role admin)")
         click.echo(f"API token: {token}")
-    _echo_sync(_sync_config_connections(runtime), quiet=True)
+    _echo_sync(_sync_config(runtime), quiet=True)
 
 
 @cli.group()
@@ -270,7 +270,7 @@ def serve(runtime: Runtime, host: str | None, port: int | None, threads: int | N
     app = create_app(runtime.settings)
     app_runtime: Runtime = app.extensions["orderhub"]
     _require_current_schema(app_runtime)
-    _echo_sync(_sync_config_connections(app_runtime), quiet=True)
+    _echo_sync(_sync_config(app_runtime), quiet=True)
     if app_runtime.settings.embedded_broker:
         app_runtime.jobs.start_worker()
         click.echo("embedded worker running in this process")
@@ -301,7 +301,7 @@ def worker(runtime: Runtime, threads: int | None, processes: int | None) -> None
             "ORDERHUB_BROKER_URL=redis://… to run separate workers"
         )
     _require_current_schema(runtime)
-    _echo_sync(_sync_config_connections(runtime), quiet=True)
+    _echo_sync(_sync_config(runtime), quiet=True)
     count = processes or runtime.settings.worker_processes
     if count == 1:
         _run_worker(runtime, threads)
@@ -385,41 +385,60 @@ def channels() -> None:
     """Channel connections: poll pull channels, load connections from tenant config files."""
 
 
-def _sync_config_connections(runtime: Runtime) -> list[tuple[str, str, str]]:
-    """Create or update every tenant's ``[[connections]]`` from config/tenants/<slug>.toml, in
-    one transaction (a ConfigError anywhere changes nothing). Returns (tenant, connection,
-    outcome); a tenant with connections in its file but not in the database is reported with
-    the connection "(all)" and what to do."""
-    found: list[tuple[str, str, str]] = []
+# What a tenant file declares, per section: the noun the output uses, the tenant's entries,
+# the plugin family, and the service that syncs them (rules shared in hub.core.config_sync).
+CONFIG_SECTIONS = {
+    "connections": ("connection", "connections", "channels", intake.sync_config_connections),
+    "carrier_accounts": (
+        "carrier account",
+        "carrier_accounts",
+        "carriers",
+        carriers.sync_config_accounts,
+    ),
+}
+
+
+def _sync_config(
+    runtime: Runtime, sections: tuple[str, ...] = tuple(CONFIG_SECTIONS)
+) -> list[tuple[str, str, str, str]]:
+    """Create or update every tenant's config-declared connections and carrier accounts from
+    config/tenants/<slug>.toml, in one transaction (a ConfigError anywhere changes nothing).
+    Returns (noun, tenant, name, outcome); a tenant with entries in its file but not in the
+    database is reported with the name "(all)" and what to do."""
+    found: list[tuple[str, str, str, str]] = []
     with runtime.transaction() as session:
         for slug, tenant in sorted(runtime.settings.tenants.items()):
             tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == slug))
-            if tenant_id is None:
-                if tenant.connections:
-                    found.append((slug, "(all)", f"skipped: run 'orderhub tenants add {slug}'"))
-                continue
-            outcomes = intake.sync_config_connections(
-                session,
-                tenant_id,
-                tenant,
-                runtime.plugins.adapters("channels", tenant),  # type: ignore[arg-type]
-                box=runtime.secrets,
-                file=str(runtime.settings.config_dir / "tenants" / f"{slug}.toml"),
-            )
-            found.extend((slug, name, outcome) for name, outcome in outcomes)
+            for section in sections:
+                noun, attr, family, sync = CONFIG_SECTIONS[section]
+                if tenant_id is None:
+                    if getattr(tenant, attr):
+                        found.append(
+                            (noun, slug, "(all)", f"skipped: run 'orderhub tenants add {slug}'")
+                        )
+                    continue
+                outcomes = sync(
+                    session,
+                    tenant_id,
+                    tenant,
+                    runtime.plugins.adapters(family, tenant),  # type: ignore[arg-type]
+                    box=runtime.secrets,
+                    file=str(runtime.settings.config_dir / "tenants" / f"{slug}.toml"),
+                )
+                found.extend((noun, slug, name, outcome) for name, outcome in outcomes)
     return found
 
 
-def _echo_sync(outcomes: list[tuple[str, str, str]], *, quiet: bool = False) -> None:
-    for slug, name, outcome in outcomes:
+def _echo_sync(outcomes: list[tuple[str, str, str, str]], *, quiet: bool = False) -> None:
+    for noun, slug, name, outcome in outcomes:
         if not (quiet and outcome == "unchanged"):
-            click.echo(f"config connection {slug}/{name}: {outcome}")
+            click.echo(f"config {noun} {slug}/{name}: {outcome}")
 
 
 @runtime_command(channels, "sync")
 def channels_sync(runtime: Runtime) -> None:
     """Create or update connections from the [[connections]] of config/tenants/*.toml."""
-    outcomes = _sync_config_connections(runtime)
+    outcomes = _sync_config(runtime, ("connections",))
     _echo_sync(outcomes)
     if not outcomes:
         click.echo("no connections in config/tenants/*.toml")
@@ -493,3 +512,21 @@ def _connection(session: Any, ref: str, tenant_slug: str | None) -> Connection:
     if len(found) > 1:
         raise HubError(f"several tenants have a connection named {ref!r}: add --tenant <slug>")
     return found[0]
+
+
+# --- carriers --------------------------------------------------------------------------------
+
+
+@cli.group("carriers")
+def carriers_group() -> None:
+    """Carrier accounts: load them from tenant config files."""
+
+
+@runtime_command(carriers_group, "sync")
+def carriers_sync(runtime: Runtime) -> None:
+    """Create or update carrier accounts from the [[carrier_accounts]] of
+    config/tenants/*.toml (init, serve and worker do this too)."""
+    outcomes = _sync_config(runtime, ("carrier_accounts",))
+    _echo_sync(outcomes)
+    if not outcomes:
+        click.echo("no carrier accounts in config/tenants/*.toml")

@@ -7,9 +7,10 @@ import secrets
 
 from sqlalchemy import select
 
-from hub.core import auth, catalog, inventory, tenancy
+from hub.core import auth, carriers, catalog, inventory, tenancy
 from hub.core.models import Tenant, User
 from hub.runtime import Runtime
+from plugins.carriers.table_rate import EXAMPLE_SETTINGS, TableRate
 
 PRODUCTS = [
     {
@@ -103,6 +104,16 @@ def load_demo(runtime: Runtime) -> str:
                 rows = [{"sku": sku, "quantity": qty} for sku, qty in skus.items()]
                 moves = inventory.resolve_movements(session, tenant.id, rows, code)
                 inventory.receive(session, tenant.id, moves, reference="demo", actor="demo")
+            # A rate card needs no outside account, so the demo can quote and ship at once.
+            carriers.create_account(
+                session,
+                tenant.id,
+                TableRate,
+                "table-rate",
+                EXAMPLE_SETTINGS,
+                box=runtime.secrets,
+                actor="demo",
+            )
             auth.create_user(
                 session,
                 tenant.id,

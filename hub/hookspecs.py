@@ -48,3 +48,13 @@ def stock_low(tenant: str, payload: dict[str, Any]) -> None:
 @hookspec
 def stock_replenished(tenant: str, payload: dict[str, Any]) -> None:
     """A low SKU is back at or above its threshold; payload has sku, available, threshold."""
+
+
+@hookspec
+def shipment_status_changed(tenant: str, payload: dict[str, Any]) -> None:
+    """A shipment's tracking status changed; payload has number, tracking_number, from, to."""
+
+
+@hookspec
+def delivery_exception(tenant: str, payload: dict[str, Any]) -> None:
+    """A delivery went wrong (delayed, lost, damaged …); payload has id, number, kind, reason."""

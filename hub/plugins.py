@@ -30,6 +30,9 @@ DEFAULT_PLUGINS = (
     "plugins.channels.amazon",
     "plugins.channels.shopee",
     "plugins.channels.storefront",
+    "plugins.carriers.table_rate",
+    "plugins.carriers.easypost",
+    "plugins.carriers.ups",
 )
 
 FAMILIES: dict[str, tuple[str, type[Adapter]]] = {
@@ -48,6 +51,13 @@ REQUIRED_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
         "push": ("verify", "delivery", "parse"),
         "pull": ("poll", "parse"),
         "fulfilment": ("push_fulfilment",),
+    },
+    "carriers": {
+        "rating": ("quote",),
+        "shipping": ("create_shipment",),
+        "tracking": ("track",),
+        "tracking_push": ("verify_push", "parse_push"),
+        "cancel": ("cancel",),
     },
 }
 

@@ -4,27 +4,28 @@ by the web app, the worker and the CLI (one factory for all three)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from hub.core import events, orders, scoping
-from hub.core.adapters import ChannelAdapter
+from hub.core import events, intake, orders, scoping
+from hub.core.adapters import CarrierAdapter, ChannelAdapter
 from hub.core.db import make_engine, make_session_factory
 from hub.core.errors import Invalid
 from hub.core.http import HttpClient
-from hub.core.models import Connection, Tenant
+from hub.core.models import CarrierAccount, Connection, Tenant
 from hub.core.rules import Rules
 from hub.core.secret_box import SecretBox
 from hub.plugins import Plugins
 from hub.settings import Settings, TenantSettings
 
 logger = logging.getLogger("orderhub")
-
-# Jobs a request asks for, sent only once its transaction has committed: (actor, id) pairs.
-AFTER_COMMIT_JOBS = "orderhub.after_commit_jobs"
+# How long the webhook route trusts its cached lookup of a connection (see hook_connection).
+CONNECTION_TTL = 5.0
 
 
 class Runtime:
@@ -40,6 +41,8 @@ class Runtime:
         self.plugins = Plugins(disabled=settings.disabled_plugins)
         self._listening: dict[tuple[int, str, int], bool] = {}
         self._rules: dict[int, Rules] = {}
+        self._adapters: dict[int, tuple[tuple[Any, ...], ChannelAdapter]] = {}
+        self._hook_connections: dict[tuple[str, int], tuple[float, intake.ConnectionFacts]] = {}
         self.secrets = SecretBox(settings.secret_key)
         from hub.worker.broker import Jobs
 
@@ -97,18 +100,64 @@ class Runtime:
             http=HttpClient(f"{connection.plugin}:connection:{connection.id}"),
         )
 
+    def carrier_adapter(
+        self, account: CarrierAccount, *, timeout: float | None = None
+    ) -> CarrierAdapter:
+        """The plugin's adapter for a carrier account, with its secrets opened and an HTTP
+        client named ``<plugin>:account:<id>``: the account's circuit breaker and rate-limit
+        buckets are shared by every adapter of that account in the process and by no other
+        account. ``timeout`` lowers the client's per-request timeout (a quote under a
+        deadline), so a hung carrier does not hold a thread long after its answer stopped
+        mattering."""
+        cls = self.plugins.adapters("carriers").get(account.plugin)
+        if cls is None:
+            raise Invalid(f"carrier plugin {account.plugin!r} is not installed or failed to load")
+        name = f"{account.plugin}:account:{account.id}"
+        http = HttpClient(name) if timeout is None else HttpClient(name, timeout=timeout)
+        return cls(self.secrets.open(account.settings), http=http)  # type: ignore[return-value]
+
+    def adapter_for(self, connection: intake.ConnectionFacts) -> ChannelAdapter:
+        """``channel_adapter``, built once per connection and kept while its plugin, its
+        stored settings and the loaded plugins stay the same: building one decrypts secrets,
+        and every delivery needs one twice (verify, then parse). Shared between threads, so
+        only for verify, delivery and parse, which keep no state; polling and fulfilment
+        (tokens, clocks) build their own."""
+        key = (connection.plugin, connection.settings, self.plugins.generation)
+        cached = self._adapters.get(connection.id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        adapter = self.channel_adapter(connection)  # type: ignore[arg-type]
+        self._adapters[connection.id] = (key, adapter)
+        return adapter
+
+    def hook_connection(
+        self, db: intake.DbConnection, slug: str, connection_id: int
+    ) -> intake.ConnectionFacts | None:
+        """The connection a webhook URL names, looked up at most every CONNECTION_TTL
+        seconds rather than with a round trip per delivery. Only its settings can change
+        meanwhile (``orderhub channels sync``), seen after that long at most; being paused
+        does not matter here, and the ingest job reads the connection under its lock."""
+        now = time.monotonic()
+        cached = self._hook_connections.get((slug, connection_id))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        connection = intake.push_connection(db, slug, connection_id)
+        if connection is not None:
+            self._hook_connections[(slug, connection_id)] = (now + CONNECTION_TTL, connection)
+        return connection
+
     def tenant_settings(self, slug: str) -> TenantSettings:
         return self.settings.tenant(slug)
 
     def _after_commit(self, session: Session) -> None:
         for event_id in events.take_emitted(session):
             self.jobs.send("dispatch_event", event_id)
-        for actor, arg in session.info.pop(AFTER_COMMIT_JOBS, []):
+        for actor, arg in session.info.pop(events.AFTER_COMMIT_JOBS, []):
             self.jobs.send(actor, arg)
 
     def _after_rollback(self, session: Session) -> None:
         events.take_emitted(session)
-        session.info.pop(AFTER_COMMIT_JOBS, None)
+        session.info.pop(events.AFTER_COMMIT_JOBS, None)
 
     def close(self) -> None:
         self.jobs.close()

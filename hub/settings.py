@@ -28,6 +28,39 @@ ENV_REF = {
 SECRET = {"anyOf": [{"type": "string"}, ENV_REF]}
 NAMES = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
 
+# How a tenant picks among quoted rates (hub.core.rates.choose).
+POLICIES = ("cheapest", "fastest", "cheapest_on_time")
+SHIPPING_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "policy": {"enum": list(POLICIES)},
+        "promise_days": {"type": "integer", "minimum": 0, "maximum": 90},
+        "preferred": {
+            "type": "object",
+            "propertyNames": {"pattern": "^([A-Z]{2}|\\*)$"},
+            "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 100},
+        },
+        "deadline_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 120},
+    },
+}
+
+HOURS = {"type": "number", "exclusiveMinimum": 0, "maximum": 8760}
+# [tracking]: how often shipments are checked, when one counts as delayed, when it expires.
+TRACKING_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "near_delivery_hours": HOURS,
+        "in_transit_hours": HOURS,
+        "awaiting_scan_hours": HOURS,
+        "quiet_hours": HOURS,
+        "quiet_after_hours": HOURS,
+        "delayed_after_hours": HOURS,
+        "expire_after_days": {"type": "number", "exclusiveMinimum": 0, "maximum": 365},
+    },
+}
+
 HUB_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -54,6 +87,7 @@ HUB_SCHEMA: dict[str, Any] = {
                 "processes": {"type": "integer", "minimum": 1, "maximum": 64},
                 "threads": {"type": "integer", "minimum": 1, "maximum": 256},
                 "sweep_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "sweep_grace_seconds": {"type": "number", "exclusiveMinimum": 0},
             },
         },
         "api": {
@@ -99,6 +133,28 @@ TENANT_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "carrier_accounts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "plugin"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "plugin": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "settings": {"type": "object"},
+                    "services": {
+                        "type": "array",
+                        "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    },
+                    "enabled": {"type": "boolean"},
+                },
+            },
+        },
+        "shipping": SHIPPING_SCHEMA,
+        "tracking": TRACKING_SCHEMA,
         "notifiers": {
             "type": "array",
             "items": {
@@ -125,6 +181,37 @@ class ConfigError(Exception):
         self.file, self.key, self.problem = file, key, problem
 
 
+@dataclass(frozen=True)
+class Shipping:
+    """A tenant's ``[shipping]`` table: which quoted rate to pick (``policy``), the delivery
+    promised to customers in working days (for "cheapest_on_time"; a request may carry its own
+    date), a preferred carrier account per destination country ("*": any other), and how long
+    one carrier may take to quote one shipment before the quote goes on without it."""
+
+    policy: str = "cheapest"
+    promise_days: int | None = None
+    preferred: dict[str, str] = field(default_factory=dict)
+    deadline_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """A tenant's ``[tracking]`` table (hub.core.tracking). Hours until the next check of a
+    live shipment: out for delivery or due today / tomorrow (``near_delivery``), moving
+    (``in_transit``), label made but no scan yet (``awaiting_scan``), or with no news for
+    ``quiet_after`` hours (``quiet``: backs off). A shipment with no scan for
+    ``delayed_after_hours`` (or past its estimated / promised date) opens a "delayed" delivery
+    exception; one with no news for ``expire_after_days`` expires and is no longer tracked."""
+
+    near_delivery_hours: float = 1
+    in_transit_hours: float = 6
+    awaiting_scan_hours: float = 12
+    quiet_hours: float = 24
+    quiet_after_hours: float = 48
+    delayed_after_hours: float = 72
+    expire_after_days: float = 30
+
+
 @dataclass
 class TenantSettings:
     slug: str
@@ -138,6 +225,10 @@ class TenantSettings:
     # [[connections]] exactly as written: {"$env": …} references stay references (they are
     # stored so and resolved only when an adapter is built); see intake.sync_config_connections.
     connections: list[dict[str, Any]] = field(default_factory=list)
+    # [[carrier_accounts]] likewise as written; see carriers.sync_config_accounts.
+    carrier_accounts: list[dict[str, Any]] = field(default_factory=list)
+    shipping: Shipping = field(default_factory=Shipping)
+    tracking: Tracking = field(default_factory=Tracking)
 
     def plugin_enabled(self, name: str) -> bool:
         if name in self.disabled_plugins:
@@ -161,6 +252,9 @@ class Settings:
     worker_processes: int = 1
     worker_threads: int = 4
     sweep_seconds: float = 30.0
+    # How long a queued job may take to start before the sweeper queues it again: longer
+    # than a backlog takes to drain, or every sweep queues that backlog once more.
+    sweep_grace_seconds: float = 60.0
     max_body_bytes: int = 1_048_576
     max_upload_bytes: int = 33_554_432
     max_per_page: int = 500
@@ -235,6 +329,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         worker_processes=worker.get("processes", 1),
         worker_threads=worker.get("threads", 4),
         sweep_seconds=worker.get("sweep_seconds", 30.0),
+        sweep_grace_seconds=worker.get("sweep_grace_seconds", 60.0),
         max_body_bytes=api.get("max_body_bytes", 1_048_576),
         max_upload_bytes=api.get("max_upload_bytes", 33_554_432),
         max_per_page=api.get("max_per_page", 500),
@@ -253,6 +348,7 @@ def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSetti
     for path in sorted((config_dir / "tenants").glob("*.toml")):
         raw = _read_toml(path, TENANT_SCHEMA)
         connections = raw.pop("connections", [])
+        carrier_accounts = raw.pop("carrier_accounts", [])
         raw = _resolve_env(raw, str(path), "", env)
         plugins = raw.get("plugins", {})
         tenants[path.stem] = TenantSettings(
@@ -265,6 +361,9 @@ def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSetti
             notifiers=raw.get("notifiers", []),
             rules=rules_from(raw.get("rules")),
             connections=connections,
+            carrier_accounts=carrier_accounts,
+            shipping=Shipping(**raw.get("shipping", {})),
+            tracking=Tracking(**raw.get("tracking", {})),
         )
     return tenants
 

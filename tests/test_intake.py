@@ -3,18 +3,25 @@ channel; the real channels have their own tests of their formats)."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
+import socket
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
 from hub import create_app, hookimpl
+from hub import runtime as hub_runtime
+from hub.core import intake
 from hub.core.adapters import StubChannel
-from hub.core.models import InboxEntry, Order
+from hub.core.db import utcnow
+from hub.core.models import Connection, InboxEntry, Order
 from hub.worker import actors
 
 SECRET = "shh-secret"
@@ -242,3 +249,178 @@ def test_long_delivery_keys_are_kept_apart_not_truncated(api, runtime, shop):
 
     assert duplicate.get_json()["duplicate"] is True
     assert sorted(o.external_id for o in channel_orders(runtime)) == ["1", "2"]
+
+
+# --- acknowledgement and sweeper under load and failure ----------------------------------------
+
+
+def recorded_sends(runtime, monkeypatch):
+    """Every job the hub sends, recorded instead of queued: (actor, args) pairs."""
+    sent = []
+
+    def send(actor, *args):
+        sent.append((actor, args))
+        return True
+
+    monkeypatch.setattr(runtime.jobs, "send", send)
+    return sent
+
+
+def ingests(sent):
+    return [args[0] for actor, args in sent if actor == "ingest"]
+
+
+def entry_ids(runtime):
+    with runtime.transaction() as session:
+        return list(session.scalars(select(InboxEntry.id).order_by(InboxEntry.id)))
+
+
+def test_a_recently_queued_delivery_is_not_queued_again_by_the_sweeper(
+    api, runtime, shop, monkeypatch
+):
+    sent = recorded_sends(runtime, monkeypatch)
+    assert post(api, shop, delivery(), "d-1").status_code == 200
+    [entry_id] = ingests(sent)
+
+    # A job queued just now may simply not have run yet (a backlog is draining)
+    actors.sweep(runtime)
+    assert ingests(sent) == [entry_id]
+    # Past the grace period (a setting) it is queued again, and stamped: once per period
+    runtime.settings.sweep_grace_seconds = 0.2
+    time.sleep(0.3)
+    actors.sweep(runtime)
+    actors.sweep(runtime)
+    assert ingests(sent) == [entry_id, entry_id]
+
+
+def test_two_sweeps_at_once_queue_each_delivery_once(api, runtime, shop, monkeypatch):
+    sent = recorded_sends(runtime, monkeypatch)
+    for i in range(30):
+        assert post(api, shop, delivery(order_id=str(i)), f"d-{i}").status_code == 200
+    with runtime.transaction() as session:
+        session.execute(update(InboxEntry).values(enqueued_at=utcnow() - timedelta(hours=1)))
+    del sent[:]
+
+    # Given every worker process's sweeper running at the same moment
+    start = threading.Barrier(2)
+
+    def sweep():
+        start.wait()
+        return actors.sweep(runtime)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: sweep(), range(2)))
+
+    # Then each stored delivery is queued once, by one of them
+    assert sorted(ingests(sent)) == entry_ids(runtime)
+
+
+def test_a_claim_in_progress_is_skipped_by_another_sweep(api, runtime, shop, monkeypatch):
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: a second claim waits for the first")
+    recorded_sends(runtime, monkeypatch)
+    for i in range(3):
+        post(api, shop, delivery(order_id=str(i)), f"d-{i}")
+    cutoff = utcnow() + timedelta(seconds=1)  # everything stored is due
+    with runtime.transaction() as first:
+        claimed = intake.claim_unqueued(first, cutoff)
+        with runtime.transaction() as second:
+            assert intake.claim_unqueued(second, cutoff) == []  # locked rows are skipped
+    assert claimed == entry_ids(runtime)
+    with runtime.transaction() as second:
+        assert intake.claim_unqueued(second, utcnow() - timedelta(seconds=1)) == []
+
+
+class HungServer:
+    """A TCP server that accepts connections and never answers: a Redis that hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.held.append(self.sock.accept()[0])
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_hung_broker_does_not_hold_the_acknowledgement(
+    api, runtime, shop, db_url, config_dir, tmp_path
+):
+    hung = HungServer()
+    down = create_app(
+        {
+            "database_url": db_url,
+            "broker_url": f"redis://127.0.0.1:{hung.port}/0",
+            "config_dir": config_dir,
+            "data_dir": tmp_path / "v2",
+            "secret_key": "test",
+        }
+    )
+    down_runtime = down.extensions["orderhub"]
+    down_runtime.plugins.register(StubChannels, "stubs")
+    try:
+        signature = hmac.new(SECRET.encode(), delivery(), "sha256").hexdigest()
+        started = time.monotonic()
+        response = down.test_client().post(
+            f"/hooks/acme/{shop['id']}",
+            data=delivery(),
+            headers={"X-Stub-Signature": signature, "X-Stub-Delivery": "while-hung"},
+        )
+        took = time.monotonic() - started
+        # Then the channel has its answer after the client's 1 s timeout, not redis-py's 5 s
+        assert response.status_code == 200
+        assert took < 2.0, took
+        assert hung.held, "the hook never reached the hung broker"
+    finally:
+        down_runtime.close()
+        hung.close()
+    # The delivery is marked as never queued, so the next sweep queues it, grace or not
+    with runtime.transaction() as session:
+        [entry] = session.scalars(select(InboxEntry)).all()
+        assert entry.status == "pending" and entry.enqueued_at is None
+    assert actors.sweep(runtime) == 1
+    runtime.jobs.join()
+    assert len(channel_orders(runtime)) == 1
+
+
+def test_a_delivery_that_fails_half_way_leaves_nothing_but_its_rejection(api, runtime, shop):
+    # The stock is reserved before the total is found too large: all of it must roll back
+    huge = [{"sku": "SKU-A", "quantity": 2, "unit_price": "600000000000.00"}]
+    post(api, shop, delivery(lines=huge), "too-large")
+    runtime.jobs.join()
+
+    _, rejected = api.get("/inbox?status=rejected")
+    [entry] = rejected["items"]
+    assert "too large" in entry["reason"]
+    assert channel_orders(runtime) == []
+    _, stock = api.get("/stock?sku=SKU-A")
+    assert sum(i["reserved"] for i in stock["items"]) == 0
+    with runtime.transaction() as session:
+        assert session.get(InboxEntry, entry["id"]).attempts == 1
+
+
+def test_a_changed_secret_is_used_once_the_lookup_is_refreshed(api, runtime, shop, monkeypatch):
+    monkeypatch.setattr(hub_runtime, "CONNECTION_TTL", 0.0)  # every lookup has expired
+    assert post(api, shop, delivery(order_id="1"), "d-1").status_code == 200
+    # When another process (``orderhub channels sync``) changes the connection's secret
+    with runtime.transaction() as session:
+        session.execute(
+            update(Connection)
+            .where(Connection.id == shop["id"])
+            .values(settings=runtime.secrets.seal({"secret": "rotated"}, ("secret",)))
+        )
+
+    # Then the adapter is built again with it
+    assert post(api, shop, delivery(order_id="2"), "d-2").status_code == 401
+    assert post(api, shop, delivery(order_id="2"), "d-2", secret="rotated").status_code == 200

@@ -17,10 +17,15 @@ from typing import Any
 
 import pytest
 from conftest import ORDER, ROLES, Api
+from sqlalchemy import select
+from tracking_support import Shipping
 
 from hub import hookimpl
-from hub.core.adapters import PollPage, StubChannel
+from hub.core import tracking
+from hub.core.adapters import PollPage, StubCarrier, StubChannel, TrackingEvent, TrackingUpdate
 from hub.core.auth import ROLES as PERMISSIONS_OF
+from hub.core.db import utcnow
+from hub.core.models import DeliveryException, Shipment
 from hub.web.api import blueprint
 from hub.web.api.framework import ROUTES
 
@@ -39,6 +44,8 @@ ACME_ORDER = {
 }
 ACME_CONNECTION = "acme-only-shop"
 ACME_DELIVERY = "acme-only-delivery"
+ACME_LOST = "acme-only-lost-parcel"
+ACME_CARRIER_ACCOUNT = "acme-only-carrier"
 GARBAGE_TOKEN = "oh_not-a-token-anyone-was-given"
 
 
@@ -53,12 +60,17 @@ class StubFeed(StubChannel):
 
 
 class StubChannels:
-    """Makes the Stub channels available, as a third-party channel plugin would."""
+    """Makes the Stub channels and carrier available, as a third-party plugin would."""
 
     @staticmethod
     @hookimpl
     def register_channels() -> list[type]:
         return [StubChannel, StubFeed]
+
+    @staticmethod
+    @hookimpl
+    def register_carriers() -> list[type]:
+        return [StubCarrier]
 
 
 @pytest.fixture
@@ -134,6 +146,7 @@ class Acme:
         assert response.status_code == 200, response.get_json()
         entries = self.ok("GET", "/inbox")["items"]
         self.inbox_id = entries[0]["id"]
+        self.carrier_account_id = self.carrier_account(ACME_CARRIER_ACCOUNT)
 
     def ok(self, method: str, path: str, body: Any = None) -> Any:
         status, out = self.api.call(method, path, body)
@@ -177,6 +190,17 @@ class Acme:
         }
         return self.ok("POST", "/connections", body)["id"]
 
+    def ship(self) -> dict[str, Any]:
+        """A fresh shipment of a fresh acme order (its tracking number is acme's alone)."""
+        body = {"carrier_account": self.carrier_account_id, "service": "standard"}
+        shipped = self.ok("POST", f"/orders/{self.order()}/shipments", body)
+        self.tracking_number = shipped["tracking_number"]
+        return shipped
+
+    def carrier_account(self, name: str | None = None) -> int:
+        body = {"plugin": "stub", "name": name or self.unique("carrier-"), "settings": {}}
+        return self.ok("POST", "/carrier-accounts", body)["id"]
+
     def unique(self, stem: str) -> str:
         return f"{stem}{next(self.serial)}"
 
@@ -197,6 +221,29 @@ def _csv(a: Acme) -> Request:
     return Request(
         "POST", "/stock/import?kind=inbound", csv="warehouse,sku,quantity\nMAIN,SKU-C,1\n"
     )
+
+
+def _lost_parcel(a: Acme) -> int:
+    """An open delivery exception of acme's: a shipment its carrier reports lost."""
+    runtime = a.api.client.application.extensions["orderhub"]
+    shipping = Shipping(runtime, a.api)
+    shipment_id = shipping.shipment(a.carrier_account_id, a.order())
+    with runtime.transaction() as session:
+        shipment = session.get(Shipment, shipment_id)
+        lost = TrackingEvent("exception", utcnow(), "LOST", ACME_LOST, "lost")
+        tracking.apply(session, shipment, TrackingUpdate(shipment.tracking_number, (lost,)), "poll")
+        return session.scalar(
+            select(DeliveryException.id).where(DeliveryException.shipment_id == shipment_id)
+        )
+
+
+def _exceptions(a: Acme) -> Request:
+    _lost_parcel(a)  # at least one to list
+    return Request("GET", "/exceptions?per_page=500&status=open")
+
+
+def _resolve(a: Acme) -> Request:
+    return Request("POST", f"/exceptions/{_lost_parcel(a)}/resolve", {"resolution": "close"})
 
 
 def _merge(a: Acme) -> Request:
@@ -370,6 +417,54 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/inbox/<int:entry_id>/replay"): Sample(
         lambda a: Request("POST", f"/inbox/{a.inbox_id}/replay"), "record"
     ),
+    # logistics
+    ("POST", "/orders/<number>/shipments"): Sample(
+        lambda a: Request(
+            "POST",
+            f"/orders/{a.order()}/shipments",
+            {"carrier_account": a.carrier_account_id, "service": "standard"},
+        ),
+        "record",
+    ),
+    ("GET", "/shipments"): Sample(
+        lambda a: (a.ship(), Request("GET", "/shipments?per_page=500"))[1],
+        "list",
+        lambda a: a.tracking_number,
+    ),
+    ("GET", "/shipments/<int:shipment_id>"): Sample(
+        lambda a: Request("GET", f"/shipments/{a.ship()['id']}"), "record"
+    ),
+    ("GET", "/shipments/<int:shipment_id>/events"): Sample(
+        lambda a: Request("GET", f"/shipments/{a.ship()['id']}/events"), "record"
+    ),
+    ("POST", "/shipments/<int:shipment_id>/cancel"): Sample(
+        lambda a: Request("POST", f"/shipments/{a.ship()['id']}/cancel"), "record"
+    ),
+    ("GET", "/carrier-accounts"): Sample(
+        lambda a: Request("GET", "/carrier-accounts"), "list", lambda a: ACME_CARRIER_ACCOUNT
+    ),
+    ("POST", "/carrier-accounts"): Sample(
+        lambda a: Request(
+            "POST",
+            "/carrier-accounts",
+            {"plugin": "stub", "name": a.unique("carrier-"), "settings": {"price": "4.00"}},
+        ),
+        "own",
+    ),
+    ("GET", "/carrier-accounts/<int:account_id>"): Sample(
+        lambda a: Request("GET", f"/carrier-accounts/{a.carrier_account_id}"), "record"
+    ),
+    ("PATCH", "/carrier-accounts/<int:account_id>"): Sample(
+        lambda a: Request("PATCH", f"/carrier-accounts/{a.carrier_account()}", {"enabled": False}),
+        "record",
+    ),
+    ("POST", "/rates"): Sample(
+        lambda a: Request("POST", "/rates", {"order": a.order_number}), "record"
+    ),
+    # tracking
+    ("GET", "/exceptions"): Sample(_exceptions, "list", lambda a: ACME_LOST),
+    ("POST", "/exceptions/<int:exception_id>/resolve"): Sample(_resolve, "record"),
+    ("GET", "/reports/carriers"): Sample(lambda a: Request("GET", "/reports/carriers"), "own"),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any, ClassVar
@@ -14,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import ORDER, Api
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from tracking_support import Shipping
 
 from hub import create_app, hookimpl, hookspecs
 from hub import plugins as plugins_module
@@ -30,11 +32,21 @@ from hub.core.adapters import (
     PollPage,
     StubCarrier,
     StubChannel,
+    TrackingEvent,
 )
-from hub.core.models import Event, NotificationDelivery, Tenant
+from hub.core.db import utcnow
+from hub.core.models import (
+    DeliveryException,
+    Event,
+    NotificationDelivery,
+    Order,
+    Shipment,
+    Tenant,
+)
 from hub.plugins import Plugins
 from hub.runtime import Runtime
 from hub.settings import TenantSettings
+from hub.worker import actors
 from plugins.notifiers.log import LogNotifier
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +134,7 @@ def test_plugin_that_fails_to_import_is_reported_not_fatal(
     assert failure.error == "ModuleNotFoundError: No module named 'orderhub_no_such_dependency'"
     assert "plugin broken (entry point orderhub_broken_plugin) failed to load" in caplog.text
     # the rest still loads
-    assert plugins.adapters("carriers") == {"stub": StubCarrier}
+    assert plugins.adapters("carriers")["stub"] is StubCarrier
     assert plugins.notifier("log") is LogNotifier
     assert "broken" not in {i.name for i in plugins.describe()}
 
@@ -143,7 +155,7 @@ def test_cli_reports_broken_plugin(tmp_path: Path, config_dir: Path) -> None:
 def test_load_plugins_variable_limits_entry_points() -> None:
     plugins = Plugins(env={"ORDERHUB_LOAD_PLUGINS": "good"})
     assert plugins.failures == []  # 'broken' was never imported
-    assert plugins.adapters("carriers") == {"stub": StubCarrier}
+    assert plugins.adapters("carriers")["stub"] is StubCarrier
     assert plugins.notifier("log") is LogNotifier  # built-ins always load
 
 
@@ -334,6 +346,14 @@ class Recorder:
     def stock_replenished(self, tenant: str, payload: dict[str, Any]) -> None:
         self._record("stock_replenished", tenant, payload)
 
+    @hookimpl
+    def shipment_status_changed(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("shipment_status_changed", tenant, payload)
+
+    @hookimpl
+    def delivery_exception(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("delivery_exception", tenant, payload)
+
     def hooks(self, name: str) -> list[tuple[str, dict[str, Any]]]:
         return [(tenant, payload) for hook, tenant, payload in self.calls if hook == name]
 
@@ -461,7 +481,8 @@ def test_hook_register_channels(api: Api, runtime: Runtime) -> None:
 
 def test_hook_register_carriers(api: Api, runtime: Runtime) -> None:
     runtime.plugins.register(CarrierPlugin(), "posts")
-    assert runtime.plugins.adapters("carriers") == {"post": CarrierPlugin.Post, "stub": StubCarrier}
+    carriers = runtime.plugins.adapters("carriers")
+    assert {"post": CarrierPlugin.Post, "stub": StubCarrier}.items() <= carriers.items()
     status, body = api.get("/plugins")
     assert status == 200
     [info] = [i for i in body["items"] if i["name"] == "posts"]
@@ -544,6 +565,84 @@ def test_hook_stock_replenished(api: Api, runtime: Runtime, recorder: Recorder) 
     assert recorder.hooks("stock_replenished") == [
         ("acme", {"sku": "SKU-C", "available": 4, "threshold": 2})
     ]
+
+
+def _tracked(
+    api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, *scans: TrackingEvent
+) -> tuple[Shipping, int]:
+    """A due shipment the Stub carrier reports ``scans`` for, tracked through the sweeper
+    and the track job on the in-process worker (twice: the repeat must tell nobody)."""
+    shipping = Shipping(runtime, api)
+    now = utcnow()
+    shipment_id = shipping.shipment(
+        shipping.account(), created_at=now, next_check_at=now - timedelta(minutes=1)
+    )
+    monkeypatch.setattr(StubCarrier, "scans", {shipping.get(shipment_id).tracking_number: scans})
+    for _ in range(2):
+        actors.sweep_tracking(runtime)
+        runtime.jobs.join()
+        with runtime.transaction() as session:
+            session.execute(
+                update(Shipment).where(Shipment.id == shipment_id).values(next_check_at=now)
+            )
+    return shipping, shipment_id
+
+
+def test_hook_shipment_status_changed(
+    api: Api, runtime: Runtime, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = utcnow() - timedelta(hours=1)
+    shipping, shipment_id = _tracked(
+        api, runtime, monkeypatch, TrackingEvent("out_for_delivery", at, "OFD")
+    )
+    shipment = shipping.get(shipment_id)
+    with runtime.session() as session:
+        number = session.scalar(select(Order.number).where(Order.id == shipment.order_id))
+    assert recorder.hooks("shipment_status_changed") == [
+        (
+            "acme",
+            {
+                "number": number,
+                "shipment": shipment_id,
+                "carrier": "stub",
+                "tracking_number": shipment.tracking_number,
+                "from": "created",
+                "to": "out_for_delivery",
+                "reason": None,
+                "at": at.isoformat(),
+            },
+        )
+    ]
+    subject = f"Order {number}: shipment {shipment.tracking_number} created → out_for_delivery"
+    assert subject in {m.subject for m in MemoryNotifier.sent}
+
+
+def test_hook_delivery_exception(
+    api: Api, runtime: Runtime, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = utcnow() - timedelta(hours=1)
+    lost = TrackingEvent("exception", at, "LOST", "Parcel missing", "lost")
+    shipping, shipment_id = _tracked(api, runtime, monkeypatch, lost)
+    shipment = shipping.get(shipment_id)
+    with runtime.session() as session:
+        number = session.scalar(select(Order.number).where(Order.id == shipment.order_id))
+        exception_id = session.scalar(select(DeliveryException.id))
+    assert recorder.hooks("delivery_exception") == [
+        (
+            "acme",
+            {
+                "id": exception_id,
+                "number": number,
+                "shipment": shipment_id,
+                "carrier": "stub",
+                "tracking_number": shipment.tracking_number,
+                "kind": "lost",
+                "reason": "lost: Parcel missing",
+            },
+        )
+    ]
+    subject = f"Order {number}: delivery exception (lost) on {shipment.tracking_number}"
+    assert subject in {m.subject for m in MemoryNotifier.sent}
 
 
 # --- docs and tests as contract (in the manner of Datasette) ---------------------------------

@@ -21,10 +21,12 @@ from flask import Flask
 from sqlalchemy import select
 
 from hub import create_app, hookimpl
+from hub import settings as settings_module
 from hub.cli import cli
 from hub.core.adapters import Message, Notifier, StubNotifier
 from hub.core.models import Event, NotificationDelivery
 from hub.runtime import Runtime
+from hub.settings import ConfigError
 from hub.worker import actors
 
 ACME = """
@@ -357,6 +359,38 @@ def test_broker_outage_does_not_lose_events(
         assert [m.event for m in StubNotifier.sent] == ["order_created"]
         assert [d.status for d in _deliveries(runtime)] == ["sent"]
         assert actors.sweep(runtime, older_than=timedelta(0)) == 0  # nothing left to do
+    finally:
+        runtime.close()
+
+
+def test_the_sweep_grace_period_is_a_setting(config_dir: Path, tmp_path: Path) -> None:
+    assert settings_module.load({"config_dir": config_dir}).sweep_grace_seconds == 60.0
+    (config_dir / "hub.toml").write_text("[worker]\nsweep_grace_seconds = 300\n")
+    assert settings_module.load({"config_dir": config_dir}).sweep_grace_seconds == 300.0
+    (config_dir / "hub.toml").write_text("[worker]\nsweep_grace_seconds = 0\n")
+    with pytest.raises(ConfigError, match="sweep_grace_seconds"):
+        settings_module.load({"config_dir": config_dir})
+
+
+@pytest.mark.parametrize(
+    ("query", "socket_timeout"), [("", 1.0), ("?socket_timeout=3", 3.0)], ids=["default", "url"]
+)
+def test_the_redis_client_gives_up_after_a_second(
+    config_dir: Path, tmp_path: Path, query: str, socket_timeout: float
+) -> None:
+    """A hung Redis would otherwise hold each webhook answer for redis-py's 5 s; the URL's
+    own options still win. (tests/test_intake.py posts to a hook against a hung server.)"""
+    app = _hub(
+        config_dir,
+        tmp_path,
+        f"sqlite:///{tmp_path / 'hub.db'}",
+        broker_url=f"redis://127.0.0.1:1/0{query}",
+    )
+    runtime: Runtime = app.extensions["orderhub"]
+    try:
+        options = runtime.jobs.broker.client.connection_pool.connection_kwargs  # type: ignore[attr-defined]
+        assert options["socket_timeout"] == socket_timeout
+        assert options["socket_connect_timeout"] == 1.0
     finally:
         runtime.close()
 

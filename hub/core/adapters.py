@@ -12,7 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +29,9 @@ class Adapter(ABC):
     name: ClassVar[str]
     title: ClassVar[str] = ""
     settings_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    # Settings that hold secrets (API keys, shared secrets), in every family: the hub stores
+    # them encrypted (or as {"$env": …} references) and never returns them through the API.
+    secret_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, settings: Mapping[str, Any] | None = None, *, http: HttpClient | None = None
@@ -275,6 +278,36 @@ class StubChannel(ChannelAdapter):
 
 # --- carriers ------------------------------------------------------------------------------
 
+# Normalised tracking statuses (CARRIERS.md), in the order a shipment moves through them. A
+# later event never moves a shipment to a lower rank, except the few moves a carrier states
+# explicitly (a failed attempt followed by another trip out; an exception that clears).
+TRACKING_STATUSES = (
+    "info_received",
+    "picked_up",
+    "in_transit",
+    "out_for_delivery",
+    "available_for_pickup",
+    "delivery_failed",
+    "exception",
+    "returned_to_sender",
+    "delivered",
+    "cancelled",
+    "expired",
+)
+TERMINAL_STATUSES = frozenset({"delivered", "returned_to_sender", "cancelled", "expired"})
+# Exception reasons a plugin may give (free text is allowed too; these are the known ones).
+EXCEPTION_REASONS = (
+    "delayed",
+    "lost",
+    "damaged",
+    "refused",
+    "address",
+    "customs",
+    "weather",
+    "failed_attempt",
+    "returned",
+)
+
 
 @dataclass(frozen=True)
 class Parcel:
@@ -285,12 +318,41 @@ class Parcel:
 
 
 @dataclass(frozen=True)
+class Place:
+    """An origin or a destination: the address, and who is there."""
+
+    country: str
+    postcode: str | None = None
+    city: str | None = None
+    region: str | None = None
+    line1: str | None = None
+    line2: str | None = None
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    company: str | None = None
+
+
+@dataclass(frozen=True)
 class ShipmentRequest:
-    origin_country: str
-    destination_country: str
-    destination_postcode: str | None
+    """One shipment to quote or buy: where from, where to, what (parcels), its declared value
+    (customs, insurance) and our reference (the order number)."""
+
+    origin: Place
+    destination: Place
     parcels: tuple[Parcel, ...]
+    declared_value: Decimal | None = None
+    currency: str = "USD"
     reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service a carrier account offers, with its transit estimate in working days."""
+
+    code: str
+    name: str
+    transit_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -300,62 +362,120 @@ class Rate:
     amount: Decimal
     currency: str
     estimated_days: int | None
+    estimated_delivery: date | None = None
+    # The carrier's own handle for this rate, when buying must name it (EasyPost's rate id).
+    carrier_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Waybill:
+    """A bought shipment: the tracking number, where its label is, the carrier's own id (to
+    cancel or track it), and what it cost when the carrier says."""
+
+    tracking_number: str
+    label: str | None = None
+    carrier_shipment_id: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    estimated_delivery: date | None = None
 
 
 @dataclass(frozen=True)
 class TrackingEvent:
-    tracking_number: str
+    """One scan. ``status`` is one of TRACKING_STATUSES, ``reason`` an exception reason where
+    there is one; the carrier's own code and text are kept as they came."""
+
     status: str
+    at: datetime
     raw_code: str
-    description: str
-    at: str
+    raw_text: str = ""
+    reason: str | None = None
     location: str | None = None
 
 
-class CarrierAdapter(Adapter):
-    """A carrier or aggregator. Mapping (requests and responses) stays apart from I/O."""
+@dataclass(frozen=True)
+class TrackingUpdate:
+    """What a carrier says about one tracking number: its events (any order, repeats
+    allowed: the hub de-duplicates and keeps the status monotonic) and its current estimate."""
 
-    def services(self) -> list[str]:
-        raise NotImplementedError
+    tracking_number: str
+    events: tuple[TrackingEvent, ...]
+    estimated_delivery: date | None = None
+
+
+class CarrierAdapter(Adapter):
+    """A carrier or aggregator account. Mapping (requests and responses) stays apart from I/O;
+    all HTTP goes through ``self.http``; errors are ``hub.core.http`` typed errors.
+
+    ``capabilities``: "rating" (quote), "shipping" (create_shipment), "tracking" (track),
+    "tracking_push" (verify_push and parse_push), "cancel" (cancel). A carrier that declares
+    one without its methods is refused at load. ``track_batch`` is how many tracking numbers
+    one ``track`` call takes; the hub also paces calls with the plugin's own RateLimits.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    track_batch: ClassVar[int] = 1
+
+    def services(self) -> list[Service]:
+        """What this account offers (may depend on its settings)."""
+        return []
 
     def quote(self, request: ShipmentRequest) -> list[Rate]:
         raise NotImplementedError
 
-    def create_shipment(self, request: ShipmentRequest, service: str) -> dict[str, Any]:
+    def create_shipment(
+        self, request: ShipmentRequest, service: str, rate: Rate | None = None
+    ) -> Waybill:
         raise NotImplementedError
 
-    def track(self, tracking_numbers: list[str]) -> list[TrackingEvent]:
+    def track(self, tracking_numbers: list[str]) -> list[TrackingUpdate]:
         raise NotImplementedError
 
-    def cancel(self, tracking_number: str) -> None:
+    def verify_push(self, request: InboundRequest) -> bool:
+        raise NotImplementedError
+
+    def parse_push(self, request: InboundRequest) -> list[TrackingUpdate]:
+        """A verified carrier webhook's tracking updates; PayloadError when malformed."""
+        raise NotImplementedError
+
+    def cancel(self, waybill: Waybill) -> None:
+        """Void a shipment not yet picked up; a BusinessError when the carrier refuses."""
         raise NotImplementedError
 
 
 class StubCarrier(CarrierAdapter):
-    """A flat price per parcel and tracking numbers it makes up; for tests and demos."""
+    """A flat price per parcel and tracking numbers it makes up; for tests and demos. Track
+    answers from ``scans`` (tracking number → events), which tests fill in."""
 
     name = "stub"
     title = "Stub carrier"
+    capabilities = frozenset({"rating", "shipping", "tracking", "cancel"})
+    track_batch = 50
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {"price": {"type": "string"}, "currency": {"type": "string"}},
         "additionalProperties": False,
     }
     issued: ClassVar[int] = 0
+    scans: ClassVar[dict[str, list[TrackingEvent]]] = {}
 
-    def services(self) -> list[str]:
-        return ["standard"]
+    def services(self) -> list[Service]:
+        return [Service("standard", "Standard", 3)]
 
     def quote(self, request: ShipmentRequest) -> list[Rate]:
         price = Decimal(self.settings.get("price", "5.00")) * len(request.parcels)
         return [Rate(self.name, "standard", price, self.settings.get("currency", "USD"), 3)]
 
-    def create_shipment(self, request: ShipmentRequest, service: str) -> dict[str, Any]:
+    def create_shipment(
+        self, request: ShipmentRequest, service: str, rate: Rate | None = None
+    ) -> Waybill:
         type(self).issued += 1
-        return {"tracking_number": f"STUB{type(self).issued:08d}", "service": service}
+        return Waybill(f"STUB{type(self).issued:08d}", label=f"stub://label/{type(self).issued}")
 
-    def track(self, tracking_numbers: list[str]) -> list[TrackingEvent]:
-        return []
+    def track(self, tracking_numbers: list[str]) -> list[TrackingUpdate]:
+        return [
+            TrackingUpdate(number, tuple(self.scans.get(number, ()))) for number in tracking_numbers
+        ]
 
-    def cancel(self, tracking_number: str) -> None:
+    def cancel(self, waybill: Waybill) -> None:
         return None

@@ -34,6 +34,8 @@ PERMISSIONS = frozenset(
         "plugins.read",
         "channels.read",
         "channels.write",
+        "shipping.read",
+        "shipping.write",
     }
 )
 
@@ -42,11 +44,21 @@ _READ = {"orders.read", "catalog.read", "stock.read", "customers.read"}
 ROLES: dict[str, frozenset[str]] = {
     "admin": PERMISSIONS,
     "operator": frozenset(
-        _READ | {"orders.write", "orders.approve", "reports.read", "channels.read"}
+        _READ
+        | {
+            "orders.write",
+            "orders.approve",
+            "reports.read",
+            "channels.read",
+            "shipping.read",
+            "shipping.write",
+        }
     ),
-    "warehouse": frozenset(_READ | {"stock.write", "catalog.write"}),
-    "service": frozenset(_READ),
-    "analyst": frozenset(_READ | {"reports.read", "channels.read"}),
+    "warehouse": frozenset(
+        _READ | {"stock.write", "catalog.write", "shipping.read", "shipping.write"}
+    ),
+    "service": frozenset(_READ | {"shipping.read"}),
+    "analyst": frozenset(_READ | {"reports.read", "channels.read", "shipping.read"}),
 }
 
 TOKEN_PREFIX = "oh_"

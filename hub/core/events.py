@@ -19,8 +19,18 @@ ORDER_STATUS_CHANGED = "order_status_changed"
 ORDER_UPDATED = "order_updated"
 STOCK_LOW = "stock_low"
 STOCK_REPLENISHED = "stock_replenished"
+SHIPMENT_STATUS_CHANGED = "shipment_status_changed"
+DELIVERY_EXCEPTION = "delivery_exception"
 
-EVENT_NAMES = (ORDER_CREATED, ORDER_STATUS_CHANGED, ORDER_UPDATED, STOCK_LOW, STOCK_REPLENISHED)
+EVENT_NAMES = (
+    ORDER_CREATED,
+    ORDER_STATUS_CHANGED,
+    ORDER_UPDATED,
+    STOCK_LOW,
+    STOCK_REPLENISHED,
+    SHIPMENT_STATUS_CHANGED,
+    DELIVERY_EXCEPTION,
+)
 
 OUTBOX_KEY = "orderhub.outbox"
 # Set by the runtime: ``listens(session, tenant_id, name) -> bool``. An event nobody listens to
@@ -65,3 +75,13 @@ def remember(session: Session, event_id: int) -> None:
 
 def take_emitted(session: Session) -> list[int]:
     return session.info.pop(OUTBOX_KEY, [])
+
+
+# Jobs a transaction asks for, sent by the runtime only once it has committed.
+AFTER_COMMIT_JOBS = "orderhub.after_commit_jobs"
+
+
+def send_after_commit(session: Session, actor: str, arg: Any) -> None:
+    """Have the runtime send ``actor(arg)`` once this transaction commits (never if it rolls
+    back), so a job never looks for rows that do not exist yet."""
+    session.info.setdefault(AFTER_COMMIT_JOBS, []).append((actor, arg))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pybreaker
@@ -71,6 +71,9 @@ NON_IDEMPOTENT = frozenset({"POST", "PATCH"})
 # --- errors --------------------------------------------------------------------------------
 
 
+_E = TypeVar("_E", bound="HttpError")
+
+
 class HttpError(Exception):
     """A failed HTTP call, classified. ``str()`` reads as one sentence for an operator:
     client, method, URL (without its query string), what happened and how often it was tried.
@@ -110,6 +113,22 @@ class HttpError(Exception):
             self.unprocessed = unprocessed
         self.attempts = attempts
         self.note = note
+
+    def reworded(self, message: str, kind: type[_E] | None = None) -> _E:
+        """The same failure (or one of ``kind``) told in words for whoever reads it — "ask
+        the seller to authorise the app again" — keeping where it happened, what the server
+        said and how often it was tried. Plugins use it; they never rebuild errors by hand."""
+        cls = kind or type(self)
+        return cls(  # type: ignore[return-value]
+            message,
+            status=self.status,
+            body=self.body,
+            url=self.url,
+            method=self.method,
+            client=self.client,
+            attempts=self.attempts,
+            note=self.note,
+        )
 
     def __str__(self) -> str:
         if not (self.method and self.url):

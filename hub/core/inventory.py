@@ -301,6 +301,34 @@ def ship(
     )
 
 
+def unship(
+    session: Session,
+    tenant_id: int,
+    allocations: Sequence[Allocated],
+    *,
+    reference: str,
+    actor: str,
+) -> None:
+    """A shipment voided before pickup: the goods never left, so they are on hand and
+    reserved for the order again (the reverse of ``ship``)."""
+    for a in sorted(allocations, key=lambda a: (a.product_id, a.warehouse_id)):
+        session.execute(
+            update(StockLevel)
+            .where(
+                StockLevel.tenant_id == tenant_id,
+                StockLevel.warehouse_id == a.warehouse_id,
+                StockLevel.product_id == a.product_id,
+            )
+            .values(
+                on_hand=StockLevel.on_hand + a.quantity, reserved=StockLevel.reserved + a.quantity
+            )
+            .execution_options(**_NO_SYNC)
+        )
+    _ledger(
+        session, tenant_id, "unship", allocations, reference, actor, reserved_sign=1, on_hand_sign=1
+    )
+
+
 def _out_of_reserved(
     session: Session, tenant_id: int, allocations: Sequence[Allocated], *, leaves_warehouse: bool
 ) -> None:

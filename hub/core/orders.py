@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -51,8 +51,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "confirmed": frozenset(
         {"held", "awaiting_approval", "partially_shipped", "shipped", "cancelled"}
     ),
-    "partially_shipped": frozenset({"shipped"}),
-    "shipped": frozenset({"delivered", "returned"}),
+    # Back to partially shipped / confirmed only when a shipment is voided before pickup.
+    "partially_shipped": frozenset({"shipped", "confirmed"}),
+    "shipped": frozenset({"delivered", "returned", "partially_shipped", "confirmed"}),
     "delivered": frozenset({"closed", "returned"}),
     "returned": frozenset({"closed"}),
     "closed": frozenset(),
@@ -89,16 +90,21 @@ def create(
     external_updated_at: datetime | None = None,
     channel_hold: str | None = None,
     allow_empty: bool = False,
+    products: Mapping[str, Any] | None = None,
 ) -> Any:
     """The hot path of intake, in SQLAlchemy Core: on PostgreSQL five round trips (products,
     customer, one reservation per product, then every row in one statement), no savepoint, no
     ORM unit of work. Returns a read-only view of the new order that ``order_dict`` accepts.
+    ``products``: the ``products_by_sku`` rows of (at least) the draft's SKUs, when the caller
+    has read them already (intake does, to map a channel's SKUs), so they are not read twice.
 
     The tenant's rules decide the rest (``hub.core.rules``): review, classes, priority,
     approval and routing, each written in the history with its reason. A channel order may
     arrive with no lines (``allow_empty``): it is kept, held as incomplete."""
     rules = rules_for(session, tenant_id)
-    products = _products_for(session, tenant_id, draft.lines, allow_empty=allow_empty)
+    products = _products_for(
+        session, tenant_id, draft.lines, allow_empty=allow_empty, known=products
+    )
     lines = _priced_lines(draft.lines, products)
     customer = upsert_customer(session, tenant_id, draft.customer)
     needs: dict[int, int] = defaultdict(int)
@@ -972,8 +978,22 @@ _PRODUCTS_BY_SKU = select(
 )
 
 
+def products_by_sku(session: Session, tenant_id: int, skus: Iterable[str]) -> dict[str, Any]:
+    """The tenant's products among ``skus``, by SKU, with what ``create`` prices and checks
+    lines by (id, sku, name, price, low_stock_threshold, active)."""
+    return {
+        p.sku: p
+        for p in session.execute(_PRODUCTS_BY_SKU, {"b_tenant": tenant_id, "b_skus": list(skus)})
+    }
+
+
 def _products_for(
-    session: Session, tenant_id: int, lines: Sequence[LineItem], *, allow_empty: bool = False
+    session: Session,
+    tenant_id: int,
+    lines: Sequence[LineItem],
+    *,
+    allow_empty: bool = False,
+    known: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     if not lines:
         if allow_empty:
@@ -982,10 +1002,10 @@ def _products_for(
     if len(lines) > MAX_LINES:
         raise Invalid(f"an order may have at most {MAX_LINES} lines")
     skus = {line.sku for line in lines}
-    products = {
-        p.sku: p
-        for p in session.execute(_PRODUCTS_BY_SKU, {"b_tenant": tenant_id, "b_skus": list(skus)})
-    }
+    if known is None:
+        products = products_by_sku(session, tenant_id, skus)
+    else:
+        products = {sku: known[sku] for sku in skus if sku in known}
     for i, line in enumerate(lines, start=1):
         if line.sku not in products:
             raise Invalid(f"line {i}: unknown SKU {line.sku!r}", {"line": i, "sku": line.sku})
@@ -1140,6 +1160,12 @@ def _move_allocations(
                 )
             )
     session.flush()
+
+
+def record_history(session: Session, order: Order, action: str, actor: str, reason: str) -> None:
+    """A note in the order's history that does not change its status (a shipment bought, a
+    delivery exception resolved …)."""
+    _history(session, order, action, order.status, order.status, actor, reason=reason)
 
 
 def _history(

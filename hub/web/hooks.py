@@ -2,23 +2,36 @@
 
 Raw bytes first, then the plugin's signature check, then the inbox — committed before we
 answer — then the ingest job. A forged request is a 401 and leaves no row anywhere; a
-duplicate is a 200 that does nothing; if the broker is down the delivery is still stored and
-acknowledged, and the sweeper enqueues it later.
+duplicate is a 200 that does nothing; if the broker is down (or hangs: its client gives up
+after a second) the delivery is still stored and acknowledged, and the sweeper enqueues it.
+
+The acknowledgement is what a channel waits for, so it does little: the connection and its
+adapter come from per-process caches (``Runtime.hook_connection`` / ``adapter_for``), and its
+unit of work is the one INSERT, which PostgreSQL commits by itself (see ``_unit``).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub.core import intake
 from hub.core.adapters import InboundRequest
-from hub.core.models import Connection, Tenant
 from hub.web.api.framework import MAX_ID
 from hub.web.errors import error_body
 
+if TYPE_CHECKING:
+    from hub.runtime import Runtime
+
 bp = Blueprint("hooks", __name__)
+logger = logging.getLogger("orderhub.web")
 
 
 @bp.post("/hooks/<tenant>/<int:connection_id>")
@@ -27,25 +40,48 @@ def receive(tenant: str, connection_id: int) -> ResponseReturnValue:
     if connection_id > MAX_ID:
         return error_body(404, "not_found", "no such connection")
     body = request.get_data(cache=False)
-    with runtime.transaction() as session:
-        connection = session.scalar(
-            select(Connection)
-            .join(Tenant, Tenant.id == Connection.tenant_id)
-            .where(Connection.id == connection_id, Tenant.slug == tenant)
-        )
+    with _unit(runtime) as db:
+        connection = runtime.hook_connection(db, tenant, connection_id)
         if connection is None:
             return error_body(404, "not_found", "no such connection")
-        adapter = runtime.channel_adapter(connection)
+        adapter = runtime.adapter_for(connection)
         outcome, entry_id = intake.receive(
-            session,
+            db,
             connection,
             adapter,
             InboundRequest(headers=dict(request.headers), body=body, url=request.url),
         )
         if outcome == "forged":  # nothing was written
             return error_body(401, "bad_signature", "the signature does not match")
-    if entry_id is not None:
-        runtime.jobs.send("ingest", entry_id)
+    if entry_id is not None and not runtime.jobs.send("ingest", entry_id):
+        _unqueued(runtime, entry_id)
     if adapter.empty_acknowledgement:
         return "", 200
     return jsonify({"received": outcome != "ignored", "duplicate": outcome == "duplicate"}), 200
+
+
+@contextmanager
+def _unit(runtime: Runtime) -> Iterator[Connection]:
+    """The acknowledgement's unit of work: one statement (the inbox INSERT, atomic on its
+    own; now and then a lookup of the connection before it), on a Core connection — an ORM
+    session would only add its own bookkeeping. On PostgreSQL it runs in autocommit, which
+    saves the BEGIN and COMMIT round trips and still commits before we answer; SQLite keeps
+    its transaction (its engine starts each one with BEGIN IMMEDIATE)."""
+    if runtime.engine.dialect.name != "postgresql":
+        with runtime.engine.begin() as conn:
+            yield conn
+        return
+    with runtime.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
+def _unqueued(runtime: Runtime, entry_id: int) -> None:
+    """The broker refused the job: mark the entry so the next sweep queues it, instead of
+    waiting out the grace period kept for jobs in flight. The delivery is stored either way,
+    so a failure here is only logged: the channel still gets its 200."""
+    try:
+        with runtime.transaction() as session:
+            intake.mark_unqueued(session, [entry_id])
+    except SQLAlchemyError as exc:
+        logger.warning("inbox entry %s: could not mark it for the sweeper: %s", entry_id, exc)

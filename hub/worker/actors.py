@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from hub.core import intake, polling
+from hub.core import fulfilment, intake, polling, tracking
 from hub.core.adapters import Message
 from hub.core.db import utcnow
 from hub.core.errors import Invalid
 from hub.core.http import HttpError
-from hub.core.models import Connection, Event, NotificationDelivery, Tenant
+from hub.core.models import CarrierAccount, Connection, Event, NotificationDelivery, Tenant
 
 if TYPE_CHECKING:
     from hub.runtime import Runtime
@@ -36,6 +36,8 @@ SUBJECTS = {
     "order_updated": "Order {number} updated",
     "stock_low": "Low stock: {sku} has {available} available (threshold {threshold})",
     "stock_replenished": "Stock back: {sku} has {available} available",
+    "shipment_status_changed": "Order {number}: shipment {tracking_number} {from} → {to}",
+    "delivery_exception": "Order {number}: delivery exception ({kind}) on {tracking_number}",
 }
 
 
@@ -113,18 +115,21 @@ def send_notification(runtime: Runtime, delivery_id: int) -> None:
 
 
 def ingest(runtime: Runtime, entry_id: int) -> None:
-    """Turn one stored channel delivery into orders (or a rejected inbox entry)."""
-    with runtime.transaction() as session:
-        intake.ingest(
-            session,
-            entry_id,
-            runtime.channel_adapter,
-            prefix_for=lambda tenant_id: (
-                runtime.tenant_settings(
-                    session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id)) or ""
-                ).order_number_prefix
-            ),
-        )
+    """Turn one stored channel delivery into orders (or a rejected inbox entry). A delivery
+    that fails half-way through being applied is rolled back whole, then recorded as
+    rejected in a transaction of its own (no savepoint on the way that succeeds)."""
+    try:
+        with runtime.transaction() as session:
+            intake.ingest(
+                session,
+                entry_id,
+                runtime.adapter_for,
+                # Tenant settings are fixed for the process's life: no query for the prefix.
+                prefix_for=lambda slug: runtime.tenant_settings(slug).order_number_prefix,
+            )
+    except intake.Rejected as rejected:
+        with runtime.transaction() as session:
+            intake.reject(session, rejected.entry_id, rejected.reason)
 
 
 class _LeaseLost(Exception):
@@ -220,11 +225,16 @@ def poll_channel(runtime: Runtime, connection_id: int, scheduled: bool = False) 
     return result
 
 
-def sweep(runtime: Runtime, older_than: timedelta = timedelta(seconds=10)) -> int:
+def sweep(runtime: Runtime, older_than: timedelta | None = None) -> int:
     """Re-enqueue what never ran (broker down, process died): event fan-outs, and channel
-    deliveries whose last enqueue is older than ``older_than`` (stamped again, so a backlog
-    is not enqueued twice on every sweep). Also the clock of pull channels: every connection
-    due for a poll (see polling.due) gets a scheduled poll_channel."""
+    deliveries never queued or last queued longer ago than ``older_than`` (the
+    ``sweep_grace_seconds`` setting by default). Deliveries are claimed in one statement
+    (intake.claim_unqueued), so the sweepers of several worker processes never queue one
+    twice; those the broker refuses are marked for the next sweep. Also the clock of pull
+    channels: every connection due for a poll (see polling.due) gets a scheduled
+    poll_channel."""
+    if older_than is None:
+        older_than = timedelta(seconds=runtime.settings.sweep_grace_seconds)
     cutoff = utcnow() - older_than
     every = {
         name: cls.poll_seconds
@@ -236,10 +246,14 @@ def sweep(runtime: Runtime, older_than: timedelta = timedelta(seconds=10)) -> in
     for connection_id in polls:
         runtime.jobs.send("poll_channel", connection_id, True)
     with runtime.transaction() as session:
-        entries = intake.pending_entries(session, cutoff)
-        intake.mark_enqueued(session, entries)
-    for entry_id in entries:
-        runtime.jobs.send("ingest", entry_id)
+        entries = intake.claim_unqueued(session, cutoff)
+    for i, entry_id in enumerate(entries):
+        if not runtime.jobs.send("ingest", entry_id):
+            # The broker is down (or hangs): the rest would fail the same way, one timeout
+            # each. Leave them all to the next sweep.
+            with runtime.transaction() as session:
+                intake.mark_unqueued(session, entries[i:])
+            break
     with runtime.transaction() as session:
         ids = list(
             session.scalars(
@@ -263,7 +277,67 @@ def sweep(runtime: Runtime, older_than: timedelta = timedelta(seconds=10)) -> in
         runtime.jobs.send("dispatch_event", event_id)
     for delivery_id in pending:
         runtime.jobs.send("send_notification", delivery_id)
-    return len(ids) + len(pending) + len(entries) + len(polls)
+    return len(ids) + len(pending) + len(entries) + len(polls) + sweep_tracking(runtime)
+
+
+def sweep_tracking(runtime: Runtime) -> int:
+    """The tracker's clock, run by every sweep: claim the shipments due a check in batches
+    per carrier account (a track_shipments job each; see hub.core.tracking.claim), then open
+    delayed exceptions and expire shipments with no news (tracking.check_delays). Returns the
+    batches enqueued. A batch the broker refuses keeps its claim until the lease runs out,
+    then a later sweep claims it again."""
+    sizes = {
+        name: cls.track_batch
+        for name, cls in runtime.plugins.adapters("carriers").items()
+        if "tracking" in cls.capabilities
+    }
+    with runtime.transaction() as session:
+        batches = tracking.claim(session, utcnow(), sizes)
+    for batch in batches:
+        runtime.jobs.send(
+            "track_shipments", batch.account_id, batch.shipment_ids, batch.lease.isoformat()
+        )
+    with runtime.transaction() as session:
+        tracking.check_delays(
+            session, utcnow(), lambda slug: runtime.tenant_settings(slug).tracking
+        )
+    return len(batches)
+
+
+def track_shipments(
+    runtime: Runtime, account_id: int, shipment_ids: list[int], lease: str
+) -> dict[str, Any]:
+    """Ask a carrier about one batch the sweeper claimed, apply what it says, and set each
+    shipment's next check (hub.core.tracking). Idempotent: scans are stored once, and a batch
+    whose claim was taken over (it waited in the queue past its lease) does nothing. The
+    carrier is called outside any transaction. Errors are recorded on the carrier account;
+    the ones a retry may mend are raised again so Dramatiq retries, the others (refused
+    credentials) wait a quiet interval for a person."""
+    claim = datetime.fromisoformat(lease)
+    with runtime.transaction() as session:
+        account = session.get(CarrierAccount, account_id)
+        if account is None:
+            return {"checked": 0, "skipped": f"no carrier account {account_id}"}
+        numbers = tracking.held(session, account_id, shipment_ids, claim)
+        slug = session.scalar(select(Tenant.slug).where(Tenant.id == account.tenant_id))
+    if not numbers or slug is None:
+        return {"checked": 0, "skipped": "the claim was taken over"}
+    policy = runtime.tenant_settings(slug).tracking
+    try:
+        updates = runtime.carrier_adapter(account).track(sorted(numbers.values()))
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        mends = not (isinstance(exc, Invalid) or (isinstance(exc, HttpError) and not exc.retryable))
+        with runtime.transaction() as session:
+            tracking.record_failure(
+                session, account_id, list(numbers), claim, error, retrying=mends, policy=policy
+            )
+        if mends:
+            raise
+        logger.warning("tracking for carrier account %s failed: %s", account_id, error)
+        return {"checked": 0, "error": error}
+    with runtime.transaction() as session:
+        return tracking.record_poll(session, account_id, list(numbers), claim, updates, policy)
 
 
 class _Loose(dict[str, Any]):
@@ -271,7 +345,22 @@ class _Loose(dict[str, Any]):
         return "?"
 
 
+def push_fulfilment(runtime: Runtime, shipment_id: int) -> str:
+    """Tell the order's sales channel about a shipment (hub.core.fulfilment)."""
+    return fulfilment.push(runtime, shipment_id)
+
+
 ACTORS: dict[str, tuple[Callable[..., object], dict[str, Any]]] = {
+    "track_shipments": (
+        track_shipments,
+        # Few retries, within the claim's lease: after it the sweeper claims the batch again.
+        {"max_retries": 3, "min_backoff": 10_000, "max_backoff": 300_000, "queue_name": "track"},
+    ),
+    "push_fulfilment": (
+        push_fulfilment,
+        # The channel may be down for a while: back off up to an hour, for about a day.
+        {"max_retries": 30, "min_backoff": 5000, "max_backoff": 3_600_000},
+    ),
     "ingest": (
         ingest,
         {"max_retries": 20, "min_backoff": 500, "max_backoff": 300_000, "queue_name": "intake"},

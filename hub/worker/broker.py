@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("orderhub.worker")
 
+# Seconds the Redis client waits to connect, and for an answer. redis-py's 5 s would hold every
+# webhook answer that long while Redis hangs (the channel gives up after 5 s); the delivery is
+# stored before the enqueue, so giving up early loses nothing: the sweeper queues it later.
+# The broker URL's own options (``?socket_timeout=3``) win.
+REDIS_TIMEOUT = 1.0
+
 
 class Jobs:
     def __init__(self, runtime: Runtime) -> None:
@@ -30,7 +37,12 @@ class Jobs:
             self.broker: dramatiq.Broker = StubBroker()
             self.broker.emit_after("process_boot")
         else:
-            self.broker = RedisBroker(url=settings.broker_url, namespace=settings.broker_namespace)
+            pool = redis.ConnectionPool.from_url(
+                settings.broker_url,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+            )
+            self.broker = RedisBroker(connection_pool=pool, namespace=settings.broker_namespace)
         self.actors: dict[str, dramatiq.Actor[Any, Any]] = {}
         for name, (fn, options) in actors.ACTORS.items():
             self.actors[name] = dramatiq.actor(

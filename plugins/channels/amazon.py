@@ -240,10 +240,10 @@ class AmazonChannel(ChannelAdapter):
             )
         except AuthError as exc:
             self._token = None  # revoked or refused: whoever tries again starts with a new one
-            raise _reworded(
-                exc,
-                f"Amazon SP-API refused the request ({_amazon_errors(exc)}); check that the app"
-                " is still authorised for this seller and has the orders role",
+            raise exc.reworded(
+                kind=AuthError,
+                message=f"Amazon SP-API refused the request ({_amazon_errors(exc)}); check that"
+                " the app is still authorised for this seller and has the orders role",
             ) from exc
         try:
             data = json.loads(response.content, parse_float=Decimal)
@@ -283,11 +283,11 @@ class AmazonChannel(ChannelAdapter):
         except HttpError as exc:
             if exc.retryable:
                 raise  # LWA is down or busy: the poll is tried again later
-            raise _reworded(
-                exc,
-                f"Login with Amazon refused the refresh token ({_lwa_error(exc)}); re-authorise"
-                " the app in Seller Central and update client_id, client_secret and"
-                " refresh_token",
+            raise exc.reworded(
+                kind=AuthError,
+                message=f"Login with Amazon refused the refresh token ({_lwa_error(exc)});"
+                " re-authorise the app in Seller Central and update client_id, client_secret"
+                " and refresh_token",
             ) from exc
         token = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
@@ -504,19 +504,6 @@ def _lwa_error(exc: HttpError) -> str:
     except (ValueError, KeyError, TypeError):
         said = ""
     return f"HTTP {exc.status} {said}".strip(" :")
-
-
-def _reworded(exc: HttpError, message: str) -> AuthError:
-    """An AuthError that says what to do, keeping where it happened and what the server said."""
-    return AuthError(
-        message,
-        status=exc.status,
-        body=exc.body,
-        url=exc.url,
-        method=exc.method,
-        client=exc.client,
-        attempts=exc.attempts,
-    )
 
 
 @hookimpl

@@ -5,6 +5,13 @@ from hub.core.models.catalog import Product, Warehouse
 from hub.core.models.events import Event, NotificationDelivery
 from hub.core.models.intake import Connection, InboxEntry, SkuMapping
 from hub.core.models.inventory import StockLedger, StockLevel
+from hub.core.models.logistics import (
+    CarrierAccount,
+    DeliveryException,
+    Shipment,
+    ShipmentItem,
+    TrackingEventRecord,
+)
 from hub.core.models.orders import Allocation, Customer, Order, OrderHistory, OrderLine
 from hub.core.models.tenancy import ApiToken, Counter, Tenant, TenantScoped, User
 
@@ -12,9 +19,11 @@ __all__ = [
     "Allocation",
     "ApiToken",
     "AuditEntry",
+    "CarrierAccount",
     "Connection",
     "Counter",
     "Customer",
+    "DeliveryException",
     "Event",
     "InboxEntry",
     "NotificationDelivery",
@@ -22,11 +31,14 @@ __all__ = [
     "OrderHistory",
     "OrderLine",
     "Product",
+    "Shipment",
+    "ShipmentItem",
     "SkuMapping",
     "StockLedger",
     "StockLevel",
     "Tenant",
     "TenantScoped",
+    "TrackingEventRecord",
     "User",
     "Warehouse",
 ]

@@ -6,7 +6,17 @@ from flask import Blueprint
 
 
 def blueprint() -> Blueprint:
-    from hub.web.api import admin, catalog, channels, openapi, orders, stock  # noqa: F401
+    from hub.web.api import (  # noqa: F401
+        admin,
+        catalog,
+        channels,
+        logistics,
+        openapi,
+        orders,
+        shipments,
+        stock,
+        tracking,
+    )
     from hub.web.api.framework import bp
 
     return bp

@@ -7,10 +7,9 @@ from typing import Any
 from flask import request
 from sqlalchemy import select
 
-from hub.core import intake
+from hub.core import events, intake
 from hub.core.errors import Conflict, Invalid, NotFound
 from hub.core.models import Connection, InboxEntry
-from hub.runtime import AFTER_COMMIT_JOBS
 from hub.web.api.framework import Ctx, Param, paginate, route
 from hub.web.api.schemas import closed
 
@@ -130,7 +129,7 @@ def resume_connection(ctx: Ctx, connection_id: int) -> dict[str, Any]:
         )
     ).all()
     for entry_id in waiting:
-        ctx.session.info.setdefault(AFTER_COMMIT_JOBS, []).append(("ingest", entry_id))
+        events.send_after_commit(ctx.session, "ingest", entry_id)
     return _view(ctx, connection)
 
 
@@ -152,7 +151,7 @@ def poll_connection(ctx: Ctx, connection_id: int) -> dict[str, Any]:
         )
     if connection.paused:
         raise Conflict(f"connection {connection_id} is paused; resume it to poll")
-    ctx.session.info.setdefault(AFTER_COMMIT_JOBS, []).append(("poll_channel", connection_id))
+    events.send_after_commit(ctx.session, "poll_channel", connection_id)
     return {"queued": True}
 
 
@@ -231,5 +230,5 @@ def list_inbox(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
 )
 def replay_inbox(ctx: Ctx, entry_id: int) -> dict[str, Any]:
     entry = intake.replay(ctx.session, ctx.tenant_id, entry_id, ctx.actor)
-    ctx.session.info.setdefault(AFTER_COMMIT_JOBS, []).append(("ingest", entry.id))
+    events.send_after_commit(ctx.session, "ingest", entry.id)
     return {"id": entry.id, "status": entry.status}

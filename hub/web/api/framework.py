@@ -135,6 +135,16 @@ class Route:
 ROUTES: list[Route] = []
 
 
+@dataclass(frozen=True)
+class AfterCommit:
+    """What a view returns when the rest of its work needs no database (asking carriers for
+    rates): ``run`` is called after the request's transaction has ended, so slow outside calls
+    hold neither SQLite's write lock nor a pooled PostgreSQL connection. Its result is the
+    response body."""
+
+    run: Callable[[], Any]
+
+
 @dataclass
 class Ctx:
     """What a view gets: who is calling, their tenant's settings and the open session."""
@@ -214,6 +224,8 @@ def route(
                 if spec.query:
                     kwargs["args"] = args
                 result = fn(ctx, **kwargs)
+            if isinstance(result, AfterCommit):
+                result = result.run()
             return result, spec.status
 
         bp.add_url_rule(rule, endpoint=fn.__name__, view_func=view, methods=[method])
@@ -354,13 +366,19 @@ def _describe(error: Any) -> str:
 
 
 def paginate(
-    ctx: Ctx, stmt: Any, order: Any, args: dict[str, Any], view: Callable[[Any], Any]
+    ctx: Ctx,
+    stmt: Any,
+    order: Any,
+    args: dict[str, Any],
+    view: Callable[[Any], Any],
+    *,
+    rows: bool = False,
 ) -> dict[str, Any]:
-    """The one list shape: ``{"items", "total", "page", "per_page"}``."""
+    """The one list shape: ``{"items", "total", "page", "per_page"}``. ``view`` gets each
+    entity, or each whole row when ``rows`` (a select of several columns)."""
     page = args.get("page", 1)
     per_page = min(args.get("per_page", 50), ctx.runtime.settings.max_per_page)
     total = ctx.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = ctx.session.scalars(
-        stmt.order_by(order).limit(per_page).offset((page - 1) * per_page)
-    ).all()
-    return {"items": [view(r) for r in rows], "total": total, "page": page, "per_page": per_page}
+    paged = stmt.order_by(order).limit(per_page).offset((page - 1) * per_page)
+    found = ctx.session.execute(paged).all() if rows else ctx.session.scalars(paged).all()
+    return {"items": [view(r) for r in found], "total": total, "page": page, "per_page": per_page}

@@ -211,3 +211,16 @@ USER_UPDATE = closed(
     minProperties=1,
 )
 TOKEN_CREATE = closed({"name": {"type": "string", "maxLength": 100}})
+SHIP = closed(
+    {
+        "carrier_account": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+        "service": {"type": "string", "minLength": 1, "maxLength": 64},
+        "lines": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 500,
+            "items": closed({"sku": SKU, "quantity": QUANTITY}, ("sku", "quantity")),
+        },
+    },
+    dependentRequired={"carrier_account": ["service"], "service": ["carrier_account"]},
+)

@@ -158,7 +158,10 @@ def import_csv(ctx: Ctx, body: Any, args: dict[str, Any]) -> dict[str, Any]:
     query=(
         Param("sku"),
         Param("warehouse"),
-        Param("kind", enum=("inbound", "outbound", "adjust", "reserve", "release", "ship")),
+        Param(
+            "kind",
+            enum=("inbound", "outbound", "adjust", "reserve", "release", "ship", "unship"),
+        ),
         Param("reference"),
     ),
 )
