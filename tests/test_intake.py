@@ -315,9 +315,9 @@ def test_two_sweeps_at_once_queue_each_delivery_once(api, runtime, shop, monkeyp
     assert sorted(ingests(sent)) == entry_ids(runtime)
 
 
+# PostgreSQL only: SQLite runs one writer at a time, so a second claim waits for the first.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_claim_in_progress_is_skipped_by_another_sweep(api, runtime, shop, monkeypatch):
-    if runtime.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite runs one writer at a time: a second claim waits for the first")
     recorded_sends(runtime, monkeypatch)
     for i in range(3):
         post(api, shop, delivery(order_id=str(i)), f"d-{i}")
