@@ -107,6 +107,22 @@ HUB_SCHEMA: dict[str, Any] = {
     },
 }
 
+def _config_entry(extra: dict[str, Any]) -> dict[str, Any]:
+    """A plugin instance declared in a tenant file (a connection, a carrier account): its
+    name, its plugin, its settings, and what else its kind takes."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "plugin"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "plugin": {"type": "string", "minLength": 1, "maxLength": 64},
+            "settings": {"type": "object"},
+            **extra,
+        },
+    }
+
+
 TENANT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -120,29 +136,11 @@ TENANT_SCHEMA: dict[str, Any] = {
             "properties": {"enabled": NAMES, "disabled": NAMES},
         },
         "rules": RULES_SCHEMA,
-        "connections": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["name", "plugin"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
-                    "plugin": {"type": "string", "minLength": 1, "maxLength": 64},
-                    "settings": {"type": "object"},
-                },
-            },
-        },
+        "connections": {"type": "array", "items": _config_entry({})},
         "carrier_accounts": {
             "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["name", "plugin"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
-                    "plugin": {"type": "string", "minLength": 1, "maxLength": 64},
-                    "settings": {"type": "object"},
+            "items": _config_entry(
+                {
                     "services": {
                         "type": "array",
                         "items": {"type": "string", "minLength": 1, "maxLength": 64},
@@ -150,8 +148,8 @@ TENANT_SCHEMA: dict[str, Any] = {
                         "uniqueItems": True,
                     },
                     "enabled": {"type": "boolean"},
-                },
-            },
+                }
+            ),
         },
         "shipping": SHIPPING_SCHEMA,
         "tracking": TRACKING_SCHEMA,

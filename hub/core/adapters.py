@@ -188,7 +188,6 @@ class ChannelAdapter(Adapter):
     poll_seconds: ClassVar[int] = 300
     # Some channels count any answer but "2xx with an empty body" as a failed push (Shopee).
     empty_acknowledgement: ClassVar[bool] = False
-    secret_settings: ClassVar[tuple[str, ...]] = ()
     # A channel whose format OrderHub defines (the storefront) publishes its JSON Schema here;
     # the API serves it at /api/v1/channels/<name>/schema.
     payload_schema: ClassVar[dict[str, Any] | None] = None

@@ -185,7 +185,7 @@ def resolve(
         )
     shipment = session.get(Shipment, found.shipment_id)
     assert shipment is not None
-    number = _order_number(session, shipment)
+    number = shipments.order_number(session, shipment)
     if resolution == "contact":
         if not note:
             raise Invalid("say in 'note' what was agreed with the customer")
@@ -308,10 +308,6 @@ def exception_dict(found: DeliveryException, shipment: Shipment, number: str) ->
     }
 
 
-def _order_number(session: Session, shipment: Shipment) -> str:
-    number = session.scalar(select(Order.number).where(Order.id == shipment.order_id))
-    assert number is not None
-    return number
 
 
 def _history(session: Session, shipment: Shipment, action: str, actor: str, reason: str) -> None:

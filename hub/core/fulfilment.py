@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from hub.core import orders
 from hub.core.adapters import FulfilledLine, Fulfilment
@@ -64,17 +65,15 @@ def push(runtime: Runtime, shipment_id: int) -> str:
 
 
 def _lines(
-    session: object, shipment: Shipment, order: Order, connection: Connection
+    session: Session, shipment: Shipment, order: Order, connection: Connection
 ) -> tuple[FulfilledLine, ...]:
     """Nothing listed when this one shipment carries the whole order (the channel then
     fulfils everything); otherwise each item under the name the channel knows it by."""
     ordered = {
         (line.product_id, line.quantity)
-        for line in session.scalars(  # type: ignore[attr-defined]
-            select(OrderLine).where(OrderLine.order_id == order.id)
-        )
+        for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))
     }
-    others = session.scalar(  # type: ignore[attr-defined]
+    others = session.scalar(
         select(Shipment.id).where(
             Shipment.order_id == order.id,
             Shipment.id != shipment.id,
@@ -82,14 +81,12 @@ def _lines(
         )
     )
     items = list(
-        session.scalars(  # type: ignore[attr-defined]
-            select(ShipmentItem).where(ShipmentItem.shipment_id == shipment.id)
-        )
+        session.scalars(select(ShipmentItem).where(ShipmentItem.shipment_id == shipment.id))
     )
     if others is None and ordered == {(i.product_id, i.quantity) for i in items}:
         return ()
     refs = dict(
-        session.execute(  # type: ignore[attr-defined]
+        session.execute(
             select(SkuMapping.sku, SkuMapping.channel_ref).where(
                 SkuMapping.connection_id == connection.id
             )

@@ -453,7 +453,7 @@ def replace(
     taken from stock again (reserved and shipped at once: a second outbound movement), with
     the same account and service."""
     original = get(session, tenant_id, shipment_id)
-    order = orders.get(session, tenant_id, _order_number(session, original), for_update=True)
+    order = orders.get(session, tenant_id, order_number(session, original), for_update=True)
     needs = {i.product_id: i.quantity for i in original.items}
     skus = {i.product_id: i.sku for i in original.items}
     taken = inventory.take(session, tenant_id, needs, skus=skus)
@@ -499,7 +499,8 @@ def get(
     return shipment
 
 
-def _order_number(session: Session, shipment: Shipment) -> str:
+def order_number(session: Session, shipment: Shipment) -> str:
+    """The number of the order a shipment belongs to."""
     number = session.scalar(select(Order.number).where(Order.id == shipment.order_id))
     assert number is not None
     return number

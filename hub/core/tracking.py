@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from hub.core import delivery_exceptions, events, orders
+from hub.core import delivery_exceptions, events, orders, shipments
 from hub.core.adapters import (
     TERMINAL_STATUSES,
     TRACKING_STATUSES,
@@ -50,7 +50,6 @@ from hub.core.db import utcnow
 from hub.core.models import (
     CarrierAccount,
     DeliveryException,
-    Order,
     Shipment,
     Tenant,
     TrackingEventRecord,
@@ -144,7 +143,7 @@ def apply(
     carrier_times = [s.at for s in scans if s.source != "hub"]
     if carrier_times:
         shipment.last_event_at = max(carrier_times)
-    number = _order_number(session, shipment)
+    number = shipments.order_number(session, shipment)
     for scan in new_scans:  # damage stays news even when a later scan (delivered) decides
         if scan.reason == "damaged":
             delivery_exceptions.open_exception(
@@ -552,7 +551,7 @@ def check_delays(
             shipment,
             "delayed",
             why,
-            order_number=_order_number(session, shipment),
+            order_number=shipments.order_number(session, shipment),
             now=now,
         )
         counts["delayed"] += opened is not None
@@ -597,9 +596,3 @@ def timeline(session: Session, shipment: Shipment) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
-
-
-def _order_number(session: Session, shipment: Shipment) -> str:
-    number = session.scalar(select(Order.number).where(Order.id == shipment.order_id))
-    assert number is not None
-    return number

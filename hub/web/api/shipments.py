@@ -93,7 +93,7 @@ def list_shipments(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
 )
 def get_shipment(ctx: Ctx, shipment_id: int) -> dict[str, Any]:
     shipment = shipments.get(ctx.session, ctx.tenant_id, shipment_id)
-    return shipments.shipment_dict(shipment, _number(ctx, shipment))
+    return _view(ctx, shipment)
 
 
 @route(
@@ -106,7 +106,7 @@ def shipment_events(ctx: Ctx, shipment_id: int) -> dict[str, Any]:
     shipment = shipments.get(ctx.session, ctx.tenant_id, shipment_id)
     items = tracking.timeline(ctx.session, shipment)
     return {
-        "shipment": shipments.shipment_dict(shipment, _number(ctx, shipment)),
+        "shipment": _view(ctx, shipment),
         "items": items,
         "total": len(items),
     }
@@ -123,8 +123,8 @@ def cancel_shipment(ctx: Ctx, shipment_id: int) -> dict[str, Any]:
     shipment = shipments.cancel(
         ctx.session, ctx.runtime, ctx.tenant_id, shipment_id, actor=ctx.actor
     )
-    return shipments.shipment_dict(shipment, _number(ctx, shipment))
+    return _view(ctx, shipment)
 
 
-def _number(ctx: Ctx, shipment: Shipment) -> str | None:
-    return ctx.session.scalar(select(Order.number).where(Order.id == shipment.order_id))
+def _view(ctx: Ctx, shipment: Shipment) -> dict[str, Any]:
+    return shipments.shipment_dict(shipment, shipments.order_number(ctx.session, shipment))
