@@ -1045,10 +1045,10 @@ def _when(
        every poll of the parcel; statuses never move backwards, so a scan placed a few hours
        off cannot undo a later one.
 
-    The GMT fields and the offset are extras UPS does not document a format for, so one that
-    cannot be read gives way to the next reading; the local date (YYYYMMDD) and time (HHMMSS)
-    are documented, and an activity whose local date cannot be read either is Malformed.
-    """
+    The GMT fields and the offset are extras (the Track API gives them no format, and live
+    answers differ from its examples), so one that cannot be read gives way to the next
+    reading; the local date (YYYYMMDD) and time (HHMMSS) are documented, and an activity whose
+    local date cannot be read either is Malformed. Track Alert states no offset."""
     gmt_day, gmt_time = _text(data, gmt[0]), _text(data, gmt[1])
     if gmt_day and gmt_time:
         try:

@@ -429,7 +429,7 @@ def _lines(line: _Fields) -> list[LineItem]:
     if subtotal is None:
         raise line.missing("subtotal")
     if subtotal < 0:
-        raise line.fail("subtotal", f"a negative line subtotal: {subtotal}")
+        raise line.fail("subtotal", "a negative line subtotal")
     if -subtotal.as_tuple().exponent > UNIT_PRICE_PLACES:  # type: ignore[operator]
         # Asked with a larger ``dp``: the hub keeps four places.
         subtotal = subtotal.quantize(
