@@ -13,10 +13,10 @@ bound over the measured wall time.
 The fake carrier runs in a subprocess (``--serve``, so it does not share this process's GIL)
 over HTTPS with a self-signed certificate made here (the plugins accept only https API bases;
 ``REQUESTS_CA_BUNDLE`` makes the hub's client trust it). Its answers are the EasyPost Shipment
-and UPS Rating "Shop" documents the plugins' own tests record (tests/test_carrier_easypost.py,
-tests/test_carrier_ups.py). Every shipment's parcel weighs something different, so no quote is
-answered from the cache: the JSON says how many distinct requests each run had. A last run
-repeats (b) at once to show the cache (no HTTP call).
+and UPS Rating "Shoptimeintransit" documents the plugins' own tests record
+(tests/test_carrier_easypost.py, tests/test_carrier_ups.py). Every shipment's parcel weighs
+something different, so no quote is answered from the cache: the JSON says how many distinct
+requests each run had. A last run repeats (b) at once to show the cache (no HTTP call).
 
 Run: ``.venv/bin/python bench/rates.py`` (``--help`` for sizes); results go to
 ``bench/results/rates.json``. Everything is in a temporary folder (SQLite: the database only
@@ -77,7 +77,7 @@ def serve(port: int, cert: str, key: str) -> None:
     answers = {
         "/v2/shipments": json.dumps(easypost.a_shipment(easypost.usps_rates())).encode(),
         "/security/v1/oauth/token": json.dumps(ups.token_answer()).encode(),
-        "/api/rating/v2409/Shop": json.dumps(
+        "/api/rating/v2409/Shoptimeintransit": json.dumps(
             ups.rate_response(
                 ups.rated("03", "14.84"),
                 ups.rated("02", "27.62", days="2"),

@@ -568,6 +568,30 @@ def test_carriers_that_could_not_rate_are_logged_and_the_others_returned(
     assert "FedEx could not rate: Shipment cannot weigh less than 16oz" in caplog.text
 
 
+@pytest.mark.parametrize("missing", [None, ""])
+def test_a_rate_without_a_currency_is_left_out_with_a_note(fake, waits, missing) -> None:
+    listed = usps_rates()
+    listed[1]["currency"] = missing
+    fake.post(SHIPMENTS, json=a_shipment(listed))
+
+    rates = carrier(waits).quote(shipment_request())
+
+    assert [r.service for r in rates] == ["Express", "GroundAdvantage"]
+    assert rates.notes == ("easypost: rates[1] (USPS Priority) left out: it has no currency",)
+
+
+def test_a_shipment_whose_only_rate_has_no_currency_is_an_empty_quote_with_its_note(
+    fake, waits
+) -> None:
+    [only] = usps_rates()[1:2]
+    del only["currency"]
+    fake.post(SHIPMENTS, json=a_shipment([only]))
+
+    rates = carrier(waits).quote(shipment_request())
+
+    assert list(rates) == [] and len(rates.notes) == 1
+
+
 def test_no_rates_at_all_is_a_business_error_with_the_carriers_reasons(fake, waits) -> None:
     messages = [
         {
@@ -949,6 +973,7 @@ MAPPING = [
     ("pre_transit", "status_update", "info_received", None),
     ("pre_transit", "received_at_origin_facility", "picked_up", None),
     ("pre_transit", "cancelled", "cancelled", None),
+    ("pre_transit", "awaiting_information", "exception", "awaiting_information"),
     # in_transit and its progress details
     ("in_transit", "received_at_origin_facility", "picked_up", None),
     ("in_transit", "departed_origin_facility", "in_transit", None),
@@ -971,24 +996,37 @@ MAPPING = [
     ("in_transit", "lost", "exception", "lost"),
     ("in_transit", "damaged", "exception", "damaged"),
     ("in_transit", "held", "exception", None),
-    ("in_transit", "awaiting_information", "exception", None),
+    ("in_transit", "awaiting_information", "exception", "awaiting_information"),
     ("in_transit", "transit_exception", "exception", None),
     ("in_transit", "return", "exception", "returned"),
     ("in_transit", "expired", "expired", None),
     ("out_for_delivery", "out_for_delivery", "out_for_delivery", None),
     ("out_for_delivery", "delivery_exception", "delivery_failed", "failed_attempt"),
+    ("out_for_delivery", "delayed", "exception", "delayed"),
     ("available_for_pickup", "arrived_at_pickup_location", "available_for_pickup", None),
     ("available_for_pickup", "held", "exception", None),
-    # failure: a failed delivery, unless the detail says something worse
+    # failure: a failed delivery; the detail refines it within that status (a failed
+    # delivery is late: "delayed" there is a failed attempt, not a delay), unless it says
+    # something worse or that nobody tried to deliver
     ("failure", "failure", "delivery_failed", "failed_attempt"),
     ("failure", "delivery_exception", "delivery_failed", "failed_attempt"),
+    ("failure", "delayed", "delivery_failed", "failed_attempt"),
     ("failure", "address_correction", "delivery_failed", "address"),
+    ("failure", "weather_delay", "delivery_failed", "weather"),
     ("failure", "refused", "exception", "refused"),
     ("failure", "lost", "exception", "lost"),
     ("failure", "damaged", "exception", "damaged"),
+    ("failure", "return", "exception", "returned"),
+    ("failure", "held", "exception", None),
+    ("failure", "transit_exception", "exception", None),
+    ("failure", "awaiting_information", "exception", "awaiting_information"),
     ("failure", "unknown", "delivery_failed", "failed_attempt"),
+    ("failure", "cancelled", "cancelled", None),
+    ("failure", "expired", "expired", None),
     ("error", "unknown", "exception", None),
     ("error", "status_update", "exception", None),
+    ("error", "lost", "exception", "lost"),
+    ("error", "delivery_exception", "exception", None),
     # EasyPost's final statuses stand, whatever the detail
     ("delivered", "arrived_at_destination", "delivered", None),
     ("delivered", "status_update", "delivered", None),
@@ -1003,6 +1041,7 @@ MAPPING = [
     ("unknown", "unknown", None, None),
     ("unknown", "status_update", None, None),
     ("unknown", "expired", "expired", None),
+    ("unknown", "cancelled", "cancelled", None),
 ]
 
 
@@ -1025,6 +1064,112 @@ def test_each_easypost_status_maps_to_an_orderhub_status(status, detail, expecte
         [event] = events
         assert (event.status, event.reason) == (expected, reason)
         assert event.raw_code == (f"{status}/{detail}" if detail else status)
+
+
+# Messages a carrier gives with the detail (FedEx through EasyPost, 2023) refine the reason.
+WORDED = [
+    # FedEx "DE": the driver found nobody; EasyPost files it as failure / delayed.
+    ("failure", "delayed", "Delivery exception (Customer not available or business closed)",
+     "delivery_failed", "failed_attempt"),
+    ("failure", "delayed",
+     "Delivery exception (Customer not available or business closed - Adult signature"
+     " required)", "delivery_failed", "failed_attempt"),
+    ("failure", "delayed", "Delivery exception (Customer refused delivery)",
+     "exception", "refused"),
+    ("failure", "delivery_exception", "Delivery exception (Incorrect address)",
+     "delivery_failed", "address"),
+    ("failure", "awaiting_information",
+     "Delivery exception (Awaiting additional delivery information from recipient)",
+     "exception", "awaiting_information"),
+    ("in_transit", "awaiting_information", "Shipment exception (Incorrect address - Unable"
+     " to deliver)", "exception", "address"),
+    ("in_transit", "awaiting_information", "Clearance delay - Import documentation required",
+     "exception", "customs"),
+    ("failure", "transit_exception", "Shipment exception (Barcode label unreadable and"
+     " replaced)", "exception", None),
+    # "Address corrected" while moving is news, not a problem.
+    ("in_transit", "address_correction", "Address corrected", "in_transit", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("status", "detail", "message", "expected", "reason"), WORDED)
+def test_the_carriers_message_refines_the_reason_within_the_status(
+    status: str, detail: str, message: str, expected: str, reason: str | None
+) -> None:
+    adapter = EasyPostCarrier(settings())
+    tracker = a_tracker("397280491672", [a_detail(status, detail, message=message)])
+    body = json.dumps(an_event("tracker.updated", tracker)).encode()
+
+    [update] = adapter.parse_push(InboundRequest(signed(body, WEBHOOK_SECRET.encode()), body))
+
+    [event] = update.events
+    assert (event.status, event.reason, event.raw_text) == (expected, reason, message)
+
+
+def fedex(
+    status: str, detail: str, message: str, when: str, code: str, city: str | None = "OCEANSIDE"
+) -> dict[str, Any]:
+    """A TrackingDetail of a FedEx parcel tracked through EasyPost, as its webhook sends it."""
+    found = a_detail(status, detail, when, message)
+    found.update(
+        description=message.split(" (")[0],
+        source="FedEx",
+        carrier_code=code,
+        tracking_location={
+            "object": "TrackingLocation",
+            "city": city,
+            "state": "CA" if city else None,
+            "country": "US" if city else None,
+            "zip": "92056" if city else None,
+        },
+    )
+    return found
+
+
+def test_a_fedex_parcel_nobody_was_home_for_is_a_failed_attempt_each_time() -> None:
+    details = [
+        fedex("out_for_delivery", "out_for_delivery", "On FedEx vehicle for delivery",
+              "2023-04-21T11:28:00Z", "OD"),
+        fedex("failure", "delayed",
+              "Delivery exception (Customer not available or business closed)",
+              "2023-04-21T21:06:30Z", "DE"),
+        fedex("unknown", "status_update", "Shipment arriving On-Time", "2023-04-21T21:07:21Z",
+              "AO"),
+        fedex("failure", "awaiting_information",
+              "Delivery exception (Awaiting additional delivery information from recipient)",
+              "2023-04-25T18:52:18Z", "DE"),
+        fedex("in_transit", "address_correction", "Address corrected", "2023-04-25T20:43:31Z",
+              "AS", city=None),
+        fedex("delivered", "arrived_at_destination", "Delivered", "2023-04-26T19:15:54Z", "DL",
+              city="San Diego"),
+    ]  # fmt: skip
+    tracker = a_tracker("397280491672", details, "2023-04-26T00:00:00Z")
+    tracker.update(carrier="FedEx", mode="production", signed_by="RBOLTON")
+    body = json.dumps(an_event("tracker.updated", tracker)).encode()
+
+    [update] = EasyPostCarrier(settings()).parse_push(
+        InboundRequest(signed(body, WEBHOOK_SECRET.encode()), body)
+    )
+
+    assert [(e.status, e.reason, e.raw_code) for e in update.events] == [
+        ("out_for_delivery", None, "out_for_delivery/out_for_delivery"),
+        ("delivery_failed", "failed_attempt", "failure/delayed"),  # not a carrier delay
+        ("exception", "awaiting_information", "failure/awaiting_information"),
+        ("in_transit", None, "in_transit/address_correction"),
+        ("delivered", None, "delivered/arrived_at_destination"),
+    ]
+    assert update.events[1].at == datetime(2023, 4, 21, 21, 6, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+05:00", "3000-01-01T00:00:00Z"])
+def test_a_scan_time_outside_the_range_is_a_payload_error_naming_it(when: str) -> None:
+    tracker = a_tracker("EZ2000000002", [a_detail("in_transit", "arrived_at_facility", when)])
+    body = json.dumps(an_event("tracker.updated", tracker)).encode()
+
+    with pytest.raises(PayloadError, match=r"tracking_details\[0\]\.datetime: .* between"):
+        EasyPostCarrier(settings()).parse_push(
+            InboundRequest(signed(body, WEBHOOK_SECRET.encode()), body)
+        )
 
 
 def test_the_mapping_table_covers_every_documented_status_and_detail() -> None:

@@ -13,6 +13,7 @@ import copy
 import hashlib
 import hmac
 import json
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -40,8 +41,11 @@ STORE = "https://shop.example.com/"
 def order_payload(**changes: Any) -> dict[str, Any]:
     """A REST v3 order as a ``order.updated`` webhook carries it, trimmed to what matters.
 
-    Line 1 is a simple product without a SKU (sku ""), line 2 a variation whose price after a
-    coupon is a long fraction; the store's local time is two hours ahead of the ``*_gmt`` ones.
+    Line 1 is a simple product without a SKU (sku ""), line 2 a variation (its name with the
+    HTML entity WooCommerce puts between product and attribute) that a 2.00 coupon applies to,
+    so its ``price`` (after the coupon) is a long fraction. The figures add up as WooCommerce's
+    do: 25.00 + 10.00 (lines after the coupon) + 4.90 shipping + 5.75 tax = 45.65. The store's
+    local time is two hours ahead of the ``*_gmt`` ones.
     """
     order: dict[str, Any] = {
         "id": 727,
@@ -57,7 +61,7 @@ def order_payload(**changes: Any) -> dict[str, Any]:
         "shipping_total": "4.90",
         "shipping_tax": "0.00",
         "cart_tax": "5.75",
-        "total": "33.65",
+        "total": "45.65",
         "total_tax": "5.75",
         "customer_id": 12,
         "order_key": "wc_order_kR8tWq3vZpL1a",
@@ -119,7 +123,7 @@ def order_payload(**changes: Any) -> dict[str, Any]:
             },
             {
                 "id": 316,
-                "name": "T-shirt - Large",
+                "name": "T-shirt &ndash; Large",
                 "product_id": 22,
                 "variation_id": 23,
                 "quantity": 3,
@@ -141,7 +145,15 @@ def order_payload(**changes: Any) -> dict[str, Any]:
             {"id": 317, "method_title": "Flat rate", "method_id": "flat_rate", "total": "4.90"}
         ],
         "fee_lines": [],
-        "coupon_lines": [{"id": 318, "code": "spring2", "discount": "2.00"}],
+        "coupon_lines": [
+            {
+                "id": 318,
+                "code": "spring2",
+                "discount": "2.00",
+                "discount_tax": "0.00",
+                "meta_data": [],
+            }
+        ],
         "refunds": [],
         "currency_symbol": "€",
         "date_created_gmt": "2024-05-02T14:03:11",
@@ -272,7 +284,7 @@ def test_headers_are_case_insensitive(channel: WooCommerceChannel) -> None:
     [
         pytest.param(lambda r: webhook(r.body, secret="not-the-secret"), id="wrong-secret"),
         pytest.param(
-            lambda r: InboundRequest(r.headers, r.body.replace(b'"total":"33.65"', b'"total":"0"')),
+            lambda r: InboundRequest(r.headers, r.body.replace(b'"total":"45.65"', b'"total":"0"')),
             id="tampered-body",
         ),
         pytest.param(lambda r: webhook(r.body, secret=None), id="missing-signature"),
@@ -300,7 +312,7 @@ def test_headers_are_case_insensitive(channel: WooCommerceChannel) -> None:
 )
 def test_forged_requests_fail(channel: WooCommerceChannel, forge: Any) -> None:
     genuine = webhook(php_json(order_payload()))
-    assert b'"total":"33.65"' in genuine.body
+    assert b'"total":"45.65"' in genuine.body
     assert not channel.verify(forge(genuine))
 
 
@@ -451,7 +463,9 @@ def test_parse_reads_every_field(channel: WooCommerceChannel) -> None:
     assert (mug.sku, mug.channel_product_id, mug.quantity) == ("", "93", 2)
     assert (mug.unit_price, mug.name) == (Decimal("12.5"), "Blue mug")
     assert (shirt.sku, shirt.channel_product_id, shirt.quantity) == ("TSHIRT-L", "23", 3)
-    assert shirt.name == "T-shirt - Large"
+    # Before the coupon (12.00 for three), which is the order's discount; the name decoded.
+    assert (shirt.unit_price, shirt.name) == (Decimal("4.00"), "T-shirt \u2013 Large")
+    assert draft.shipping_method == "Flat rate"
 
     assert draft.consignee.name == "Rui Costa"
     assert draft.consignee.phone == "+351935550100"
@@ -474,10 +488,295 @@ def test_money_is_decimal_never_float(channel: WooCommerceChannel) -> None:
     amounts += [line.unit_price for line in draft.lines]
     assert all(type(a) is Decimal for a in amounts)
     assert draft.lines[0].unit_price == Decimal("12.5")
-    # A coupon spread over three items: WooCommerce's price is total / quantity as a float
-    # (3.3333333333333335); it is read as Decimal and rounded to the four places the hub keeps,
-    # instead of the order being refused.
-    assert draft.lines[1].unit_price == Decimal("3.3333")
+    # WooCommerce's float price after the coupon (3.3333333333333335) is not read at all: the
+    # string subtotal before it is.
+    assert draft.lines[1].unit_price == Decimal("4.00")
+
+
+# --- totals: coupons, taxes, fees -------------------------------------------------------------
+
+
+def woo_line(
+    line_id: int,
+    name: str,
+    quantity: int,
+    subtotal: str,
+    total: str,
+    subtotal_tax: str = "0.00",
+    total_tax: str = "0.00",
+    *,
+    sku: str = "",
+    product_id: int = 40,
+    taxes: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A line item as REST v3 writes it: the amounts strings rounded to the store's decimals,
+    ``price`` a JSON number, total / quantity, after the coupon."""
+    return {
+        "id": line_id,
+        "name": name,
+        "product_id": product_id,
+        "variation_id": 0,
+        "quantity": quantity,
+        "tax_class": "",
+        "subtotal": subtotal,
+        "subtotal_tax": subtotal_tax,
+        "total": total,
+        "total_tax": total_tax,
+        "taxes": taxes or [],
+        "meta_data": [],
+        "sku": sku,
+        "price": float(Decimal(total) / quantity),
+        "image": {"id": "", "src": ""},
+        "parent_name": None,
+    }
+
+
+def coupon(code: str, discount: str, discount_tax: str = "0.00") -> dict[str, Any]:
+    return {
+        "id": 900,
+        "code": code,
+        "discount": discount,
+        "discount_tax": discount_tax,
+        "meta_data": [{"id": 1, "key": "coupon_data", "value": {"code": code, "amount": discount}}],
+    }
+
+
+def shipping_line(title: str, total: str, total_tax: str = "0.00") -> dict[str, Any]:
+    return {
+        "id": 901,
+        "method_title": title,
+        "method_id": "flat_rate",
+        "instance_id": "2",
+        "total": total,
+        "total_tax": total_tax,
+        "taxes": [],
+        "meta_data": [],
+    }
+
+
+def total_of(draft: Any) -> Decimal:
+    """The order's total as the hub computes it (hub.core.orders): lines, shipping and tax,
+    less the discount."""
+    goods = sum((line.unit_price * line.quantity for line in draft.lines), Decimal(0))
+    return goods + draft.shipping_total + draft.tax_total - draft.discount_total
+
+
+PERCENT_COUPON = order_payload(  # 10% off everything, no tax (a US store without nexus)
+    currency="USD",
+    prices_include_tax=False,
+    discount_total="9.90",
+    discount_tax="0.00",
+    shipping_total="5.00",
+    shipping_tax="0.00",
+    cart_tax="0.00",
+    total_tax="0.00",
+    total="94.10",
+    line_items=[
+        woo_line(11, "Hoodie with Logo", 1, "45.00", "40.50", sku="HOODIE-LOGO"),
+        woo_line(12, "Beanie", 3, "54.00", "48.60", sku="BEANIE"),
+    ],
+    shipping_lines=[shipping_line("Flat rate", "5.00")],
+    coupon_lines=[coupon("take10", "9.90")],
+)
+FIXED_COUPON_WITH_TAX = order_payload(  # 5.00 off the cart, 10% tax on goods and shipping
+    currency="USD",
+    prices_include_tax=False,
+    discount_total="5.00",
+    discount_tax="0.50",
+    shipping_total="6.00",
+    shipping_tax="0.60",
+    cart_tax="2.50",
+    total_tax="3.10",
+    total="34.10",
+    line_items=[
+        woo_line(
+            21,
+            "Polo",
+            3,
+            "30.00",
+            "25.00",
+            "3.00",
+            "2.50",
+            sku="POLO",
+            taxes=[{"id": 1, "total": "2.5", "subtotal": "3"}],
+        ),
+    ],
+    shipping_lines=[shipping_line("Flat rate", "6.00", "0.60")],
+    coupon_lines=[coupon("five-off", "5.00", "0.50")],
+)
+# Prices entered with 2% tax, a fixed 0.20 cart coupon: the order the WooCommerce mobile apps
+# reported (woocommerce-ios #6885), its line figures rounded to cents by the REST API.
+TAX_INCLUSIVE_COUPON = order_payload(
+    currency="USD",
+    prices_include_tax=True,
+    discount_total="0.20",
+    discount_tax="0.00",
+    shipping_total="0.00",
+    shipping_tax="0.00",
+    cart_tax="0.35",
+    total_tax="0.35",
+    total="17.80",
+    line_items=[
+        woo_line(
+            31,
+            "Beanie",
+            1,
+            "17.65",
+            "17.45",
+            "0.35",
+            "0.35",
+            sku="BEANIE",
+            taxes=[{"id": 2, "total": "0.34902", "subtotal": "0.352941"}],
+        )
+    ],
+    shipping_lines=[],
+    coupon_lines=[coupon("20cents", "0.20")],
+)
+TAX_INCLUSIVE_ROUNDING = order_payload(
+    # 3 x 9.99 with 20% VAT included and taxes rounded at the subtotal: 24.975 and 4.995,
+    # which the REST API writes 24.98 and 5.00; the customer paid 29.97.
+    currency="GBP",
+    prices_include_tax=True,
+    discount_total="0.00",
+    shipping_total="0.00",
+    shipping_tax="0.00",
+    cart_tax="5.00",
+    total_tax="5.00",
+    total="29.97",
+    line_items=[woo_line(41, "Tea towel", 3, "24.98", "24.98", "5.00", "5.00", sku="TOWEL")],
+    shipping_lines=[],
+    coupon_lines=[],
+)
+
+
+@pytest.mark.parametrize(
+    ("payload", "shipping", "tax", "discount"),
+    [
+        (PERCENT_COUPON, "5.00", "0.00", "9.90"),
+        (FIXED_COUPON_WITH_TAX, "6.00", "3.10", "5.00"),
+        (TAX_INCLUSIVE_COUPON, "0.00", "0.35", "0.20"),
+        (order_payload(), "4.90", "5.75", "2.00"),
+    ],
+    ids=["percent", "fixed-with-tax", "tax-inclusive", "product-coupon"],
+)
+def test_an_order_with_a_coupon_totals_what_woocommerce_charged(
+    channel: WooCommerceChannel, payload: dict[str, Any], shipping: str, tax: str, discount: str
+) -> None:
+    [order] = channel.parse("order.updated", php_json(payload))
+    draft = order.draft
+
+    # The coupon is taken off once: lines before it, the coupon as the discount.
+    assert total_of(draft) == Decimal(payload["total"])
+    assert (draft.shipping_total, draft.tax_total, draft.discount_total) == (
+        Decimal(shipping),
+        Decimal(tax),
+        Decimal(discount),
+    )
+    subtotal = sum(Decimal(item["subtotal"]) for item in payload["line_items"])
+    assert sum(line.unit_price * line.quantity for line in draft.lines) == subtotal
+
+
+def test_a_subtotal_that_does_not_divide_is_split_and_the_rounding_rest_goes_to_the_tax(
+    channel: WooCommerceChannel,
+) -> None:
+    [order] = channel.parse("order.updated", php_json(TAX_INCLUSIVE_ROUNDING))
+    draft = order.draft
+
+    assert [(line.sku, line.quantity, line.unit_price) for line in draft.lines] == [
+        ("TOWEL", 1, Decimal("8.32")),
+        ("TOWEL", 2, Decimal("8.33")),
+    ]
+    assert draft.tax_total == Decimal("4.99")  # 5.00 as written, less the cent of rounding
+    assert total_of(draft) == Decimal("29.97")
+
+
+def test_fees_count_with_the_shipping_and_a_negative_fee_with_the_discount(
+    channel: WooCommerceChannel,
+) -> None:
+    payload = copy.deepcopy(PERCENT_COUPON)
+    payload["fee_lines"] = [
+        {
+            "id": 50,
+            "name": "Cash on delivery fee",
+            "tax_class": "",
+            "tax_status": "taxable",
+            "amount": "2.5",
+            "total": "2.50",
+            "total_tax": "0.00",
+            "taxes": [],
+            "meta_data": [],
+        },
+        {
+            "id": 51,
+            "name": "Loyalty discount",
+            "tax_class": "",
+            "tax_status": "none",
+            "amount": "-5",
+            "total": "-5.00",
+            "total_tax": "0.00",
+            "taxes": [],
+            "meta_data": [],
+        },
+    ]
+    payload["total"] = "91.60"  # 94.10 + 2.50 - 5.00
+
+    [order] = channel.parse("order.updated", php_json(payload))
+    draft = order.draft
+
+    assert (draft.shipping_total, draft.discount_total) == (Decimal("7.50"), Decimal("14.90"))
+    assert total_of(draft) == Decimal("91.60")
+
+
+def test_a_total_far_from_its_parts_is_still_kept_and_logged(
+    channel: WooCommerceChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = order_payload(total="50.65")  # 5.00 that no field WooCommerce sends explains
+    with caplog.at_level(logging.WARNING, logger="orderhub.channels.woocommerce"):
+        [order] = channel.parse("order.updated", php_json(payload))
+
+    assert total_of(order.draft) == Decimal("50.65")
+    assert order.draft.tax_total == Decimal("10.75")
+    assert "order 727: its parts come to 45.65 but its total is 50.65" in caplog.text
+
+
+def test_a_total_below_its_parts_with_no_tax_to_absorb_it_raises_the_discount(
+    channel: WooCommerceChannel,
+) -> None:
+    payload = copy.deepcopy(PERCENT_COUPON)
+    payload["total"] = "94.09"
+
+    [order] = channel.parse("order.updated", php_json(payload))
+
+    assert (order.draft.tax_total, order.draft.discount_total) == (Decimal(0), Decimal("9.91"))
+    assert total_of(order.draft) == Decimal("94.09")
+
+
+def test_text_for_people_arrives_with_html_entities_and_is_decoded(
+    channel: WooCommerceChannel,
+) -> None:
+    payload = copy.deepcopy(order_payload())
+    payload["line_items"][0]["name"] = "Salt &amp; Pepper Mill &ndash; Oak"
+    payload["shipping"].update(first_name="Jos&eacute;", address_1="Rua &lt;B&gt; 4")
+    payload["billing"]["last_name"] = "O&#039;Neil"
+    payload["shipping_lines"] = [
+        shipping_line("Express &amp; insured", "9.90"),
+        shipping_line("Express &amp; insured", "0.00"),
+    ]
+    payload["customer_note"] = "Leave it at &quot;the blue door&quot;"
+
+    [order] = channel.parse("order.updated", php_json(payload))
+    draft = order.draft
+
+    assert draft.lines[0].name == "Salt & Pepper Mill \u2013 Oak"
+    assert draft.consignee.name == "Jos\u00e9 Costa"
+    assert draft.consignee.address.line1 == "Rua <B> 4"
+    assert draft.customer is not None and draft.customer.name == "Ana O'Neil"
+    assert draft.shipping_method == "Express & insured"
+    assert draft.note == 'Leave it at "the blue door"'
+    # Identifiers are compared, not read: a SKU keeps what it says.
+    payload["line_items"][1]["sku"] = "R&amp;D-1"
+    [order] = channel.parse("order.updated", php_json(payload))
+    assert order.draft.lines[1].sku == "R&amp;D-1"
 
 
 def test_a_large_id_and_number_stay_strings(channel: WooCommerceChannel) -> None:
@@ -572,8 +871,13 @@ def _line_change(**changes: Any) -> dict[str, Any]:
         (order_payload(id=True), "id: expected an id"),
         (_line_change(quantity="3"), "line_items[1].quantity: expected a positive integer"),
         (_line_change(quantity=0), "line_items[1].quantity"),
-        (_line_change(price=None), "line_items[1].price: missing"),
-        (_line_change(price="abc"), "line_items[1].price: not a decimal"),
+        (_line_change(subtotal=None), "line_items[1].subtotal: missing"),
+        (_line_change(subtotal=""), "line_items[1].subtotal: missing"),
+        (_line_change(subtotal="abc"), "line_items[1].subtotal: not a decimal"),
+        (_line_change(subtotal=True), "line_items[1].subtotal: expected a decimal"),
+        (_line_change(subtotal="-12.00"), "line_items[1].subtotal: a negative line subtotal"),
+        (order_payload(total="45,65"), "total: not a decimal"),
+        (order_payload(fee_lines=[{"id": 1, "total": "x"}]), "fee_lines[0].total: not a"),
         (_line_change(sku=5), "line_items[1].sku: expected a string"),
         ("order", "body: not an order object"),
     ],
@@ -858,6 +1162,44 @@ def test_a_snapshot_seen_by_webhook_and_by_poll_is_stored_once(
     assert len(woo_orders(runtime)) == 1
     with runtime.transaction() as session:
         assert session.scalar(select(func.count()).select_from(InboxEntry)) == 1
+
+
+def test_a_coupon_order_in_the_hub_totals_what_woocommerce_charged(
+    api: Any, runtime: Any, woo_shop: dict[str, Any]
+) -> None:
+    # 10% off two catalogue products, tax included in the lines' own tax, shipping taxed too.
+    snapshot = order_payload(
+        id=901,
+        number="901",
+        currency="USD",
+        discount_total="2.40",
+        discount_tax="0.24",
+        shipping_total="4.90",
+        shipping_tax="0.49",
+        cart_tax="2.16",
+        total_tax="2.65",
+        total="29.15",
+        line_items=[
+            woo_line(61, "Alpha", 2, "20.00", "18.00", "2.00", "1.80", sku="SKU-A"),
+            woo_line(62, "Charlie", 1, "4.00", "3.60", "0.40", "0.36", sku="SKU-C"),
+        ],
+        shipping_lines=[shipping_line("Flat rate", "4.90", "0.49")],
+        coupon_lines=[coupon("take10", "2.40", "0.24")],
+    )
+    body = php_json(snapshot)
+    response = api.client.post(
+        urlsplit(woo_shop["webhook_url"]).path, data=body, headers=dict(webhook(body).headers)
+    )
+    assert response.status_code == 200
+    runtime.jobs.join()
+
+    status, order = api.get("/orders?channel=woocommerce")
+    assert status == 200, order
+    [summary] = order["items"]
+    _, order = api.get(f"/orders/{summary['number']}")
+    assert order["total"] == "29.15"  # what the customer paid, coupon taken off once
+    assert (order["subtotal"], order["discount_total"]) == ("24.00", "2.40")
+    assert (order["shipping_total"], order["tax_total"]) == ("4.90", "2.65")
 
 
 @responses.activate

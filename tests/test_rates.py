@@ -678,3 +678,32 @@ def test_table_rate_easypost_and_ups_quote_one_shipment_together(api: Api) -> No
     assert amounts == sorted(amounts)
     assert answer["selected"]["carrier_account"] == "easypost"
     assert answer["selected"]["service"] == "GroundAdvantage"
+
+
+def test_an_easypost_rate_without_a_currency_is_noted_and_the_others_still_quote(
+    api: Api,
+) -> None:
+    easypost = pytest.importorskip("test_carrier_easypost", reason="no EasyPost plugin tests")
+    body = {"plugin": "easypost", "name": "easypost", "settings": easypost.settings()}
+    status, made = api.post("/carrier-accounts", body)
+    assert status == 201, made
+    listed = easypost.usps_rates()
+    listed[0]["currency"] = None
+    with responses.RequestsMock() as mock:
+        mock.post(easypost.SHIPMENTS, json=easypost.a_shipment(listed))
+
+        status, answer = api.post("/rates", SHIPMENT)
+
+    assert status == 200, answer
+    assert offered(answer) == [
+        ("easypost", "GroundAdvantage", "6.79"),
+        ("easypost", "Priority", "7.33"),
+    ]
+    [note] = answer["errors"]
+    assert (note["carrier_account"], note["type"], note["retryable"]) == (
+        "easypost",
+        "parse",
+        False,
+    )
+    assert note["error"] == "easypost: rates[0] (USPS Express) left out: it has no currency"
+    assert answer["selected"]["service"] == "GroundAdvantage"

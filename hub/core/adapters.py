@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -364,6 +364,17 @@ class Rate:
     estimated_delivery: date | None = None
     # The carrier's own handle for this rate, when buying must name it (EasyPost's rate id).
     carrier_ref: str | None = None
+
+
+class Rates(list[Rate]):
+    """What ``quote`` may return instead of a plain list: the rates, with ``notes`` on rates
+    the carrier answered but the plugin had to leave out (one without a currency cannot be
+    compared with any other). The hub lists each note with the quote's errors, as a "parse"
+    error of the account; the account's other rates still count."""
+
+    def __init__(self, rates: Iterable[Rate] = (), notes: Iterable[str] = ()) -> None:
+        super().__init__(rates)
+        self.notes: tuple[str, ...] = tuple(notes)
 
 
 @dataclass(frozen=True)

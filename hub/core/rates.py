@@ -105,7 +105,7 @@ class QuotedRate:
 
 @dataclass(frozen=True)
 class QuoteError:
-    """Why one account gave no rates for one shipment."""
+    """Why one account gave no rates for one shipment, or left one of its rates out."""
 
     carrier_account_id: int
     carrier_account: str
@@ -269,7 +269,15 @@ class _Call:
     key: str
     request: ShipmentRequest
     started: float | None = None
-    outcome: tuple[Rate, ...] | QuoteError | None = None
+    outcome: _Answer | QuoteError | None = None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One account's rates for one shipment, and its notes on rates it left out."""
+
+    rates: tuple[Rate, ...]
+    notes: tuple[str, ...] = ()
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -356,7 +364,7 @@ def shop(
         return results
     keys = [request_key(r) for r in requests]
     cache = state.quotes
-    answers: dict[tuple[int, str], tuple[Rate, ...] | QuoteError] = {}
+    answers: dict[tuple[int, str], _Answer | QuoteError] = {}
     calls: list[_Call] = []
     # Distinct shipments in the order they first appear, each once per account.
     distinct = dict(zip(keys, requests, strict=True))
@@ -382,9 +390,12 @@ def shop(
             if isinstance(answer, QuoteError):
                 result.errors.append(answer)
                 continue
+            # A rate the plugin left out (see adapters.Rates) is noted with the errors; the
+            # account's other rates stand.
+            result.errors.extend(_error(target, note, "parse") for note in answer.notes)
             result.rates.extend(
                 _quoted(target, rate, today)
-                for rate in answer
+                for rate in answer.rates
                 if target.allowed is None or rate.service in target.allowed
             )
         result.rates.sort(key=_cheapest)
@@ -435,7 +446,7 @@ def _run(calls: list[_Call], deadline: float) -> None:
     """Run the calls on the shared pool, at most POOL_SIZE at a time, giving each
     ``deadline`` seconds from its start; fills every call's ``outcome``."""
     queue = deque(calls)
-    running: dict[Future[tuple[Rate, ...] | QuoteError], _Call] = {}
+    running: dict[Future[_Answer | QuoteError], _Call] = {}
     overdue: dict[int, int] = {}
     pool = _executor()
     while queue or running:
@@ -470,7 +481,7 @@ def _run(calls: list[_Call], deadline: float) -> None:
                 )
 
 
-def _quote(call: _Call) -> tuple[Rate, ...] | QuoteError:
+def _quote(call: _Call) -> _Answer | QuoteError:
     """One account's quote of one shipment, on a pool thread; never raises. It writes only
     ``call.started``: the outcome is the waiter's to record, so a call it gave up on cannot
     change the answer afterwards."""
@@ -478,7 +489,8 @@ def _quote(call: _Call) -> tuple[Rate, ...] | QuoteError:
     target = call.target
     assert target.adapter is not None
     try:
-        return tuple(target.adapter.quote(call.request))
+        rates = target.adapter.quote(call.request)
+        return _Answer(tuple(rates), getattr(rates, "notes", ()))
     except Exception as exc:  # every failure becomes that account's typed error
         return _classified(target, exc)
 

@@ -23,7 +23,9 @@ How it maps onto EasyPost, and why
   is what people recognise. The service is EasyPost's own (``Priority``, ``GroundAdvantage``),
   and ``carrier_ref`` is ``"<shipment id>:<rate id>"``, which is what buying needs. A carrier
   that fails to rate is a ``messages`` entry, logged; when no carrier rated at all, the
-  messages become a BusinessError. Creating a Shipment buys nothing, so this POST is retried
+  messages become a BusinessError. A rate without a currency cannot be compared with any
+  other: it is left out with a note (``Rates.notes``, listed with the quote's errors) and the
+  other rates stand. Creating a Shipment buys nothing, so this POST is retried
   like a read when EasyPost is busy. ``services()`` lists nothing: what an EasyPost account
   offers is whatever its carrier accounts offer, which only a quote tells.
 * **Units.** EasyPost wants ounces and inches; the hub speaks kilograms and centimetres. Both
@@ -59,11 +61,18 @@ How it maps onto EasyPost, and why
 
 Tracking statuses
 -----------------
-EasyPost gives each scan a ``status`` and a ``status_detail``; both are kept as the raw code
-``"status/status_detail"``. The status sets the OrderHub status; a detail that names a problem
-(lost, damaged, refused, a delay) makes it an exception with that reason, except after
-EasyPost's final statuses (delivered, returned to sender, cancelled), which stand. See
-``STATUSES`` and ``DETAILS`` below. Two choices differ from a word-for-word reading of
+EasyPost gives each scan a ``status`` (the parcel's state) and a ``status_detail`` (a
+refinement of it); both are kept as the raw code ``"status/status_detail"``. The status
+decides first and the detail refines within it (``map_status``): EasyPost's final statuses
+(delivered, returned to sender, cancelled) stand; ``failure`` is a failed delivery whose
+detail gives the reason (``failure/delayed`` with "Customer not available or business
+closed" is a failed attempt, not a late parcel), unless the detail is worse (lost, damaged,
+refused, returning) or no delivery was tried (a hold, a shipment exception, information the
+carrier waits for); for a parcel on its way a detail that names a problem (lost, damaged, a
+delay, ``awaiting_information``) makes it an exception with that reason. The carrier's
+message refines a reason where the detail is vague: what ``awaiting_information`` waits for
+(an address, customs papers), a failed delivery that was a refusal. See ``STATUSES``,
+``PROBLEMS`` and ``FAILURE_PROBLEMS`` below. Two choices differ from a word-for-word reading of
 design/CARRIERS.md: EasyPost's ``unknown`` means "no information from the carrier yet" (a
 label just bought), so a scan with it gives no event at all rather than a terminal
 ``expired`` that would stop tracking a parcel before its first scan, while the
@@ -95,12 +104,14 @@ from hub.core.adapters import (
     PayloadError,
     Place,
     Rate,
+    Rates,
     ShipmentRequest,
     TrackingEvent,
     TrackingUpdate,
     Waybill,
 )
 from hub.core.http import AuthError, BusinessError, HttpError
+from hub.core.times import OutOfRange, check_instant
 
 logger = logging.getLogger("orderhub.carriers.easypost")
 
@@ -136,46 +147,93 @@ STATUSES: dict[str, tuple[str, str | None]] = {
 # EasyPost's last word on a parcel: a detail only refines the reason of a return.
 FINAL_STATUSES = frozenset({"delivered", "return_to_sender", "cancelled"})
 RETURN_REASONS = {"refused": "refused", "address_correction": "address", "damaged": "damaged"}
-# Details that name a problem or an end, whatever the (non-final) status says.
-DETAILS: dict[str, tuple[str, str | None]] = {
-    "lost": ("exception", "lost"),
-    "damaged": ("exception", "damaged"),
-    "refused": ("exception", "refused"),
-    "weather_delay": ("exception", "weather"),
-    "delayed": ("exception", "delayed"),
-    "missorted": ("exception", "delayed"),  # sent the wrong way: it will be late
-    "held": ("exception", None),
-    "transit_exception": ("exception", None),
-    "awaiting_information": ("exception", None),
-    "return": ("exception", "returned"),
-    "delivery_exception": ("delivery_failed", "failed_attempt"),
-    "failure": ("delivery_failed", "failed_attempt"),
-    "cancelled": ("cancelled", None),
-    "expired": ("expired", None),
+# Details that name a problem, with the exception reason they give a parcel that is not
+# (yet) a failed delivery: pre_transit, in_transit, out_for_delivery, available_for_pickup,
+# error. "awaiting_information" gets its reason from the carrier's message (AWAITING_WORDS).
+PROBLEMS: dict[str, str | None] = {
+    "lost": "lost",
+    "damaged": "damaged",
+    "refused": "refused",
+    "weather_delay": "weather",
+    "delayed": "delayed",
+    "missorted": "delayed",  # sent the wrong way: it will be late
+    "held": None,
+    "transit_exception": None,
+    "awaiting_information": "awaiting_information",
+    "return": "returned",
 }
+# Within ``failure`` (a delivery that failed) only these details are something else than a
+# failed attempt: worse (lost, damaged, refused, on its way back), or no delivery attempt at
+# all (a shipment exception, a hold, information the carrier waits for).
+FAILURE_PROBLEMS = frozenset(
+    {"lost", "damaged", "refused", "return", "held", "transit_exception", "awaiting_information"}
+)
+# The reason a failed delivery gets from its detail; any other detail ("delayed": the
+# delivery is late because it failed, "delivery_exception", "failure") is a failed attempt.
+FAILURE_REASONS = {"address_correction": "address", "weather_delay": "weather"}
 # Details that say how far a parcel in transit (or just handed over) has come.
 PROGRESS_DETAILS = {
     "received_at_origin_facility": "picked_up",
     "out_for_delivery": "out_for_delivery",
     "arrived_at_pickup_location": "available_for_pickup",
 }
+# What the carrier waits for, from the words of its message (first match wins); otherwise the
+# reason is "awaiting_information" itself.
+AWAITING_WORDS: tuple[tuple[str, str], ...] = (
+    ("ADDRESS", "address"),
+    ("CUSTOMS", "customs"),
+    ("CLEARANCE", "customs"),
+    ("DUTIES", "customs"),
+)
+# Words of a failed delivery's message that make it a refusal or an address problem rather
+# than an attempt nobody answered ("Customer not available or business closed").
+FAILURE_WORDS: tuple[tuple[str, tuple[str, str]], ...] = (
+    ("REFUSED", ("exception", "refused")),
+    ("ADDRESS", ("delivery_failed", "address")),
+)
 
 
-def map_status(status: str, detail: str | None) -> tuple[str, str | None] | None:
+def map_status(status: str, detail: str | None, message: str = "") -> tuple[str, str | None] | None:
     """The OrderHub status and reason for one EasyPost scan; None when the scan says nothing
-    (``unknown``) or its status is one EasyPost does not document."""
+    (``unknown``) or its status is one EasyPost does not document.
+
+    EasyPost defines ``status`` as the parcel's state and ``status_detail`` as a refinement of
+    it, so the status decides first and the detail only refines within it: a ``failure`` with
+    the detail ``delayed`` ("Delivery exception (Customer not available or business closed)")
+    is a failed delivery attempt, not a parcel running late. Two details end tracking whatever
+    the status: ``cancelled`` and ``expired`` (EasyPost stopped tracking)."""
+    upper = message.upper()
     if status in FINAL_STATUSES:
         hub_status, reason = STATUSES[status]
         if status == "return_to_sender":
             reason = RETURN_REASONS.get(detail or "", reason)
         return hub_status, reason
-    if detail in DETAILS:
-        return DETAILS[detail]
-    if status == "failure" and detail == "address_correction":
-        return "delivery_failed", "address"
+    if detail in ("expired", "cancelled"):
+        return detail, None
+    if status not in STATUSES:
+        return None  # unknown (no news yet) or undocumented
+    if status == "failure":
+        if detail in FAILURE_PROBLEMS:
+            return "exception", _problem(detail, upper)
+        for word, mapped in FAILURE_WORDS:
+            if word in upper:
+                return mapped
+        return "delivery_failed", FAILURE_REASONS.get(detail or "", "failed_attempt")
+    if detail in PROBLEMS:
+        return "exception", _problem(detail, upper)
+    if detail == "delivery_exception" and status != "error":
+        return "delivery_failed", "failed_attempt"
     if status in ("pre_transit", "in_transit") and detail in PROGRESS_DETAILS:
         return PROGRESS_DETAILS[detail], None
-    return STATUSES.get(status)
+    return STATUSES[status]
+
+
+def _problem(detail: str, upper_message: str) -> str | None:
+    if detail == "awaiting_information":
+        for word, reason in AWAITING_WORDS:
+            if word in upper_message:
+                return reason
+    return PROBLEMS[detail]
 
 
 # --- the adapter ---------------------------------------------------------------------------
@@ -476,8 +534,10 @@ class _Shape(ValueError):
     """An EasyPost object that is not what the API documents."""
 
 
-def _rates(shipment: Mapping[str, Any]) -> list[Rate]:
-    """A Shipment's rates; a BusinessError with the carriers' messages when none rated."""
+def _rates(shipment: Mapping[str, Any]) -> Rates:
+    """A Shipment's rates; a BusinessError with the carriers' messages when none rated. A
+    rate without a currency cannot be compared with any other, so it is left out with a note
+    (the quote lists it with its errors) rather than failing the whole quote."""
     shipment_id = _text(shipment, "id", "shipment")
     raw = shipment.get("rates")
     if not isinstance(raw, list):
@@ -486,11 +546,31 @@ def _rates(shipment: Mapping[str, Any]) -> list[Rate]:
     messages = [m for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
     for m in messages:
         logger.info("easypost: %s could not rate: %s", m.get("carrier"), m.get("message"))
-    rates = [_rate(r, shipment_id, f"rates[{i}]") for i, r in enumerate(raw)]
-    if not rates and messages:
+    rates = Rates()
+    notes = []
+    for i, entry in enumerate(raw):
+        if isinstance(entry, dict) and not _has_text(entry, "currency"):
+            notes.append(f"easypost: rates[{i}] ({_label(entry)}) left out: it has no currency")
+            continue
+        rates.append(_rate(entry, shipment_id, f"rates[{i}]"))
+    for note in notes:
+        logger.warning("%s", note)
+    rates.notes = tuple(notes)
+    if not rates and not notes and messages:
         said = "; ".join(f"{m.get('carrier')}: {m.get('message')}" for m in messages)
         raise BusinessError(f"no EasyPost carrier rated this shipment ({said})")
     return rates
+
+
+def _has_text(data: Mapping[str, Any], key: str) -> bool:
+    value = data.get(key)
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _label(rate: Mapping[str, Any]) -> str:
+    """ "USPS Priority" for a note about a rate, from what it states of itself."""
+    said = [str(rate[k]) for k in ("carrier", "service") if isinstance(rate.get(k), str)]
+    return " ".join(said) or str(rate.get("id") or "a rate")
 
 
 def _rate(raw: Any, shipment_id: str, at: str) -> Rate:
@@ -545,7 +625,8 @@ def _tracking_update(tracker: Mapping[str, Any]) -> TrackingUpdate:
             raise _Shape(f"{at} is not an object")
         status = _text(detail, "status", at)
         sub = detail.get("status_detail") or None
-        mapped = map_status(status, sub)
+        said = str(detail.get("message") or detail.get("description") or "")
+        mapped = map_status(status, sub, said)
         if mapped is None:
             if status != "unknown":
                 logger.warning("easypost: %s: undocumented status %r left out", number, status)
@@ -555,7 +636,7 @@ def _tracking_update(tracker: Mapping[str, Any]) -> TrackingUpdate:
                 status=mapped[0],
                 at=_time(detail.get("datetime"), f"{at}.datetime"),
                 raw_code=f"{status}/{sub}" if sub else status,
-                raw_text=str(detail.get("message") or detail.get("description") or ""),
+                raw_text=said,
                 reason=mapped[1],
                 location=_location(detail.get("tracking_location")),
             )
@@ -614,7 +695,12 @@ def _time(value: Any, at: str) -> datetime:
     except ValueError:
         raise _Shape(f"{at} is not an ISO-8601 time: {value!r}") from None
     # EasyPost gives a local offset when it knows the place, UTC ("Z") otherwise.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    try:
+        check_instant(moment)  # kept at its own offset: a date is read as EasyPost states it
+    except OutOfRange as exc:
+        raise _Shape(f"{at}: {value!r} {exc}") from None
+    return moment
 
 
 def _date(value: Any, at: str) -> date | None:

@@ -21,8 +21,9 @@ pushes), link the shipper account, and copy:
 
 Optional: ``unit_system`` ("metric": KGS/CM, "imperial": LBS/IN; by default imperial when the
 parcel leaves the US or Puerto Rico, which UPS requires, and metric elsewhere),
-``negotiated_rates`` (ask for the account's contract rates) and ``label_format`` (GIF default,
-PNG, ZPL, EPL, SPL).
+``negotiated_rates`` (ask for the account's contract rates), ``label_format`` (GIF default,
+PNG, ZPL, EPL, SPL) and ``shipper_country`` (where the account ships from, e.g. "CA": which
+services the account lists; without it, the services of every origin are listed).
 
 How it talks to UPS, and why
 ----------------------------
@@ -33,18 +34,28 @@ How it talks to UPS, and why
 * **Headers.** Every call carries ``transId`` (a fresh 32-character id, UPS's maximum) and
   ``transactionSrc`` ("OrderHub"): the Track API refuses a call without them, and UPS support
   asks for the ``transId`` when a call is disputed.
-* **Quote** = Rating ``POST /api/rating/{version}/Shop``: one Rate per ``RatedShipment``. The
-  amount is ``NegotiatedRateCharges.TotalCharge`` when UPS returns one (the account's contract
-  price), else ``TotalCharges``; ``estimated_days`` is ``GuaranteedDelivery
-  .BusinessDaysInTransit`` when the service is guaranteed. Rating books nothing, so the POST is
-  retried like a GET when UPS is down.
+* **Quote** = Rating ``POST /api/rating/{version}/Shoptimeintransit`` (every service, with
+  transit times; plain ``Shop`` for a border shipment without a declared value, which UPS
+  needs as the invoice total to estimate transit): one Rate per ``RatedShipment``. The request
+  asks for taxes (``TaxInformationIndicator``); the amount is the contract price when UPS
+  returns one (``NegotiatedRateCharges``), else the published one, each with its taxes when UPS
+  states them (``TotalChargesWithTaxes``: Canadian HST, European VAT), else without
+  (``TotalCharge`` / ``TotalCharges``). ``estimated_days`` is Time in Transit's
+  ``EstimatedArrival.BusinessDaysInTransit`` (every service), else ``GuaranteedDelivery
+  .BusinessDaysInTransit`` (guaranteed services only); ``estimated_delivery`` is its arrival
+  date. Rating books nothing, so the POST is retried like a GET when UPS is down.
+* **Services by origin.** UPS's codes mean different services depending on where the
+  shipment starts (``01`` is Next Day Air from the US, Express from Canada): each code is read
+  with the table of the shipment's origin country (``plugins.carriers.ups_services``, UPS's
+  "Service Codes" appendix), and a service named when shipping is looked up the same way.
 * **Buy** = Shipping ``POST /api/shipments/{version}/ship``. It is billed, so it is never
   repeated after UPS may have acted on it (the hub client retries a POST only when the server
   surely did not process it). The waybill's ``label`` is the reference ``ups-label:<1Z>``, not
   the image: UPS returns the label as base64 (tens of kilobytes) and the hub keeps 2,000
   characters; the image can be fetched again with UPS's Label Recovery API by tracking number.
   The tracking number is the first package's; ``carrier_shipment_id`` is the
-  ``ShipmentIdentificationNumber`` the void needs.
+  ``ShipmentIdentificationNumber`` the void needs; the cost is read as the quote's is (with
+  taxes when UPS states them).
 * **Track** = ``GET /api/track/v1/details/{inquiryNumber}``, one number per call
   (``track_batch = 1``), paced by ``TRACK_LIMIT``: UPS publishes no per-second figure, so the
   pace is a courtesy that keeps a polling burst from drawing 429s (which are retried anyway). A
@@ -76,15 +87,19 @@ An activity carries ``status.type`` (a letter or two), ``status.code`` (two char
 A type UPS has not documented is ``info_received``: the lowest status, so an event nobody
 understands never moves a shipment forward, while its raw code stays visible.
 
-Times are UTC: from the activity's GMT date and time when UPS gives them, else its local date
-and time at its ``gmtOffset``, else the local time read as UTC.
+Times are UTC: from the activity's GMT date and time when UPS gives them (live answers write
+``gmtTime`` as "094100" or "09:41:00"), else its local date and time at its ``gmtOffset``
+("-06:00", also "-0600"), else the local time read as UTC (see ``_when``). Every instant is
+range-checked (``hub.core.times``): an absurd date is a parse error naming the field.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -110,6 +125,8 @@ from hub.core.adapters import (
     Waybill,
 )
 from hub.core.http import AuthError, BusinessError, HttpError, RateLimit
+from hub.core.times import OutOfRange, check_date, check_instant
+from plugins.carriers import ups_services
 
 log = logging.getLogger(__name__)
 _E = TypeVar("_E", bound=HttpError)
@@ -134,29 +151,9 @@ IMPERIAL_ORIGINS = frozenset({"US", "PR"})
 KG_PER_LB = Decimal("0.45359237")  # exact, by definition of the pound
 CM_PER_IN = Decimal("2.54")  # exact, by definition of the inch
 TENTH = Decimal("0.1")
+CENT = Decimal("0.01")
 NAME_LIMIT = 35  # UPS's Name and AttentionName fields
 
-# UPS service codes (Rating and Shipping ``Service.Code``) and the names OrderHub shows. A code
-# not listed here still quotes, as ``ups_<code>``, and can be bought under that name.
-SERVICES: dict[str, tuple[str, str]] = {
-    "01": ("next_day_air", "UPS Next Day Air"),
-    "02": ("2nd_day_air", "UPS 2nd Day Air"),
-    "03": ("ground", "UPS Ground"),
-    "12": ("3_day_select", "UPS 3 Day Select"),
-    "13": ("next_day_air_saver", "UPS Next Day Air Saver"),
-    "14": ("next_day_air_early", "UPS Next Day Air Early"),
-    "59": ("2nd_day_air_am", "UPS 2nd Day Air A.M."),
-    "75": ("heavy_goods", "UPS Heavy Goods"),
-    "07": ("worldwide_express", "UPS Worldwide Express"),
-    "08": ("worldwide_expedited", "UPS Worldwide Expedited"),
-    "11": ("standard", "UPS Standard"),
-    "54": ("worldwide_express_plus", "UPS Worldwide Express Plus"),
-    "65": ("saver", "UPS Saver"),
-    "96": ("worldwide_express_freight", "UPS Worldwide Express Freight"),
-    "71": ("worldwide_express_freight_midday", "UPS Worldwide Express Freight Midday"),
-}
-CODES_BY_NAME = {name: code for code, (name, _) in SERVICES.items()}
-UNLISTED_PREFIX = "ups_"
 
 # --- tracking status tables (see the module docstring for the order they are read in) -------
 
@@ -260,6 +257,9 @@ class UpsCarrier(CarrierAdapter):
                 "default": DEFAULT_SHIPPING_VERSION,
             },
             "unit_system": {"enum": ["metric", "imperial"]},
+            # Where the account ships from: which services ``services()`` lists. Quotes and
+            # labels always read UPS's codes with the shipment's own origin country.
+            "shipper_country": {"type": "string", "pattern": "^[A-Z]{2}$"},
             "negotiated_rates": {"type": "boolean", "default": False},
             "label_format": {
                 "enum": ["GIF", "PNG", "ZPL", "EPL", "SPL"],
@@ -280,30 +280,43 @@ class UpsCarrier(CarrierAdapter):
     # --- the contract --------------------------------------------------------------------------
 
     def services(self) -> list[Service]:
-        """Every service code UPS documents; which ones a lane offers, Shop says per quote."""
-        return [Service(name, title) for name, title in SERVICES.values()]
+        """Every service UPS documents from the account's ``shipper_country`` (from every
+        origin when it is not set); which ones a lane offers, Shop says per quote."""
+        country = self.settings.get("shipper_country")
+        if country:
+            table = ups_services.ORIGINS[ups_services.origin_of(country)]
+            return [Service(key, title) for key, title in table.values()]
+        return [Service(key, title) for key, title in ups_services.every_service().items()]
 
     def quote(self, request: ShipmentRequest) -> list[Rate]:
-        """Every service UPS offers for the shipment (Rating "Shop"), one Rate each."""
+        """Every service UPS offers for the shipment (Rating "Shop", with transit times when
+        UPS can give them), one Rate each."""
         version = self.settings.get("rating_version", DEFAULT_RATING_VERSION)
+        body = rate_request(request, self._account, self._units(request), self._negotiated)
+        option = body["RateRequest"]["Request"]["RequestOption"]
         response = self._call(
             "POST",
-            f"/api/rating/{version}/Shop",
+            f"/api/rating/{version}/{option}",
             what="rating",
-            json=rate_request(request, self._account, self._units(request), self._negotiated),
+            json=body,
             idempotent=True,  # rating books nothing: safe to repeat when UPS is busy
         )
-        return self._parsed(response, rates_from)
+        return self._parsed(response, lambda data: rates_from(data, request.origin.country))
 
     def create_shipment(
         self, request: ShipmentRequest, service: str, rate: Rate | None = None
     ) -> Waybill:
         """Buy the label (Shipping "ship"); never repeated once UPS may have billed it."""
-        code = rate.carrier_ref if rate is not None and rate.carrier_ref else service_code(service)
+        origin = request.origin.country
+        if rate is not None and rate.carrier_ref:
+            code = rate.carrier_ref
+        else:
+            code = service_code(service, origin)
         version = self.settings.get("shipping_version", DEFAULT_SHIPPING_VERSION)
         body = ship_request(
             request,
             code,
+            ups_services.title_of(code, origin),
             self._account,
             self._units(request),
             self._negotiated,
@@ -487,29 +500,24 @@ IMPERIAL = Units("LBS", "Pounds", "IN", "Inches", 1 / KG_PER_LB, 1 / CM_PER_IN)
 # --- requests (pure: built from the hub's types, tested without the network) ---------------
 
 
-def service_code(service: str) -> str:
-    """The UPS code for a service as OrderHub names it (or as UPS codes it)."""
-    if service in CODES_BY_NAME:
-        return CODES_BY_NAME[service]
-    if service in SERVICES:
-        return service
-    if service.startswith(UNLISTED_PREFIX) and service[len(UNLISTED_PREFIX) :].isalnum():
-        return service[len(UNLISTED_PREFIX) :]
-    raise BusinessError(
-        f"UPS has no service {service!r}; known: {', '.join(sorted(CODES_BY_NAME))}"
-    )
-
-
-def service_name(code: str) -> str:
-    """The name OrderHub shows for a UPS service code; ``ups_<code>`` for an unlisted one."""
-    known = SERVICES.get(code)
-    return known[0] if known else f"{UNLISTED_PREFIX}{code}"
+def service_code(service: str, origin: str) -> str:
+    """The UPS code of a service as OrderHub names it (or as UPS codes it) for a shipment
+    from ``origin``; a BusinessError naming that origin's services when it has no such one."""
+    code = ups_services.code_of(service, origin)
+    if code is None:
+        known = ", ".join(sorted(ups_services.keys_of(origin)))
+        raise BusinessError(
+            f"UPS has no service {service!r} for shipments from {origin.upper()}; known: {known}"
+        )
+    return code
 
 
 def rate_request(
     request: ShipmentRequest, account: str, units: Units, negotiated: bool
 ) -> dict[str, Any]:
-    """A Rating ``RateRequest`` for every service (Shop), billed to the shipper's account."""
+    """A Rating ``RateRequest`` for every service, billed to the shipper's account, asking
+    for taxes (``TaxInformationIndicator``: UPS then states the total with them) and, when
+    UPS can answer it, for transit times ("Shoptimeintransit")."""
     shipment: dict[str, Any] = {
         "Shipper": _party(request.origin, shipper_number=account),
         "ShipFrom": _party(request.origin),
@@ -517,15 +525,44 @@ def rate_request(
         "PaymentDetails": {"ShipmentCharge": [_bill_shipper(account)]},
         "NumOfPieces": str(len(request.parcels)),
         "Package": [_package(p, units, "PackagingType") for p in request.parcels],
+        "TaxInformationIndicator": "",
     }
     if negotiated:
         shipment["ShipmentRatingOptions"] = {"NegotiatedRatesIndicator": "Y"}
-    return {"RateRequest": {"Request": _request_block("Shop", request), "Shipment": shipment}}
+    transit = _time_in_transit(request, units)
+    if transit is not None:
+        shipment.update(transit)
+    option = "Shop" if transit is None else "Shoptimeintransit"
+    return {"RateRequest": {"Request": _request_block(option, request), "Shipment": shipment}}
+
+
+def _time_in_transit(request: ShipmentRequest, units: Units) -> dict[str, Any] | None:
+    """What Rating needs to answer with transit times: the bill type (03: not documents only)
+    and the shipment's total weight; across a border also the invoice total, which UPS
+    requires there (from the declared value). None when a border shipment has no declared
+    value: UPS would refuse the whole quote, so it is asked without transit times."""
+    block: dict[str, Any] = {
+        "DeliveryTimeInformation": {"PackageBillType": "03"},
+        "ShipmentTotalWeight": {
+            "UnitOfMeasurement": {"Code": units.weight_code, "Description": units.weight_name},
+            "Weight": units.weight(sum((p.weight_kg for p in request.parcels), Decimal(0))),
+        },
+    }
+    if request.origin.country.upper() != request.destination.country.upper():
+        value = request.declared_value
+        if value is None or not value.is_finite() or value < 1:
+            return None  # UPS accepts invoice totals from 1
+        block["InvoiceLineTotal"] = {
+            "CurrencyCode": request.currency.upper(),
+            "MonetaryValue": str(value.quantize(CENT, rounding=ROUND_UP)),
+        }
+    return block
 
 
 def ship_request(
     request: ShipmentRequest,
     code: str,
+    title: str,
     account: str,
     units: Units,
     negotiated: bool,
@@ -539,8 +576,9 @@ def ship_request(
         "ShipFrom": _party(request.origin),
         "ShipTo": _party(request.destination),
         "PaymentInformation": {"ShipmentCharge": [_bill_shipper(account)]},
-        "Service": {"Code": code, "Description": SERVICES.get(code, ("", f"UPS {code}"))[1]},
+        "Service": {"Code": code, "Description": title},
         "Package": [_package(p, units, "Packaging") for p in request.parcels],
+        "TaxInformationIndicator": "",
     }
     if negotiated:
         shipment["ShipmentRatingOptions"] = {"NegotiatedRatesIndicator": "Y"}
@@ -624,8 +662,11 @@ class Malformed(Exception):
     """A UPS document is not the shape UPS documents; the message names the field."""
 
 
-def rates_from(data: Mapping[str, Any]) -> list[Rate]:
-    """One Rate per ``RatedShipment`` (an object, not a list, before v2409)."""
+def rates_from(data: Mapping[str, Any], origin: str) -> list[Rate]:
+    """One Rate per ``RatedShipment`` (an object, not a list, before v2409), its code read
+    with the table of the shipment's ``origin`` country. Days in transit are the estimate of
+    ``TimeInTransit`` when UPS gives one (every service), else the guarantee's (guaranteed
+    services only); the arrival date is Time in Transit's."""
     response = _obj(data, "RateResponse", "")
     rates = []
     for i, rated in enumerate(_items(response.get("RatedShipment"))):
@@ -633,19 +674,33 @@ def rates_from(data: Mapping[str, Any]) -> list[Rate]:
         if not isinstance(rated, dict):
             raise Malformed(f"{at} is not an object")
         code = _need_text(_obj(rated, "Service", at), "Code", f"{at}.Service")
-        amount, currency = _charges(rated, at, "TotalCharges")
-        days = _text(_opt_obj(rated, "GuaranteedDelivery", at), "BusinessDaysInTransit")
+        amount, currency = _charges(rated, rated, at)
+        transit = _opt_obj(rated, "TimeInTransit", at)
+        summary = _opt_obj(transit, "ServiceSummary", f"{at}.TimeInTransit")
+        arrival = _opt_obj(summary, "EstimatedArrival", f"{at}.TimeInTransit.ServiceSummary")
+        where = f"{at}.TimeInTransit.ServiceSummary.EstimatedArrival"
+        days = _days(arrival, "BusinessDaysInTransit")
+        if days is None:
+            days = _days(_opt_obj(rated, "GuaranteedDelivery", at), "BusinessDaysInTransit")
+        day = _text(_opt_obj(arrival, "Arrival", where), "Date")
         rates.append(
             Rate(
                 carrier=UpsCarrier.name,
-                service=service_name(code),
+                service=ups_services.name_of(code, origin),
                 amount=amount,
                 currency=currency,
-                estimated_days=int(days) if days and days.isdigit() else None,
+                estimated_days=days,
+                estimated_delivery=_day(day, f"{where}.Arrival.Date") if day else None,
                 carrier_ref=code,
             )
         )
     return rates
+
+
+def _days(container: Mapping[str, Any] | None, key: str) -> int | None:
+    """A count of business days ("2"); anything else is no estimate rather than an error."""
+    days = _text(container, key)
+    return int(days) if days and days.isdigit() and len(days) <= 3 else None
 
 
 def waybill_from(data: Mapping[str, Any]) -> Waybill:
@@ -661,8 +716,11 @@ def waybill_from(data: Mapping[str, Any]) -> Waybill:
             raise Malformed(f"{at}.PackageResults is missing")
         tracking = _need_text(first, "TrackingNumber", f"{at}.PackageResults[0]")
         # UPS documents the charges as optional here: a label without a price is still bought.
-        priced = results.get("NegotiatedRateCharges") or results.get("ShipmentCharges")
-        amount, currency = _charges(results, at, "ShipmentCharges") if priced else (None, None)
+        plain = _opt_obj(results, "ShipmentCharges", at)
+        priced = results.get("NegotiatedRateCharges") or plain
+        amount, currency = (None, None)
+        if priced:
+            amount, currency = _charges(results, plain, at, plain_at=f"{at}.ShipmentCharges")
     except Malformed as exc:
         # UPS has made (and will bill) the shipment by now: say which one, so it can be voided.
         if shipment_id:
@@ -711,12 +769,13 @@ def push_update(data: Mapping[str, Any]) -> TrackingUpdate:
     """The update one Track Alert event makes."""
     number = _need_text(data, "trackingNumber", "")
     status = _obj(data, "activityStatus", "")
-    gmt_day, gmt_time = _text(data, "gmtActivityDate"), _text(data, "gmtActivityTime")
-    if gmt_day and gmt_time:
-        at = _moment(gmt_day, gmt_time, "gmtActivityDate", None)
-    else:
-        day = _need_text(data, "localActivityDate", "")
-        at = _moment(day, _text(data, "localActivityTime") or "", "localActivityDate", None)
+    at = _when(
+        data,
+        gmt=("gmtActivityDate", "gmtActivityTime"),
+        local=("localActivityDate", "localActivityTime"),
+        offset=None,  # Track Alert states no offset
+        at="",
+    )
     event = _event(
         _need_text(status, "type", "activityStatus"),
         _text(status, "code") or "",
@@ -736,16 +795,9 @@ def _activity_event(activity: Any, at: str) -> TrackingEvent:
     if not isinstance(activity, dict):
         raise Malformed(f"{at} is not an object")
     status = _obj(activity, "status", at)
-    gmt_day, gmt_time = _text(activity, "gmtDate"), _text(activity, "gmtTime")
-    if gmt_day and gmt_time:
-        moment = _moment(gmt_day, gmt_time, f"{at}.gmtDate", None)
-    else:
-        moment = _moment(
-            _need_text(activity, "date", at),
-            _text(activity, "time") or "",
-            f"{at}.date",
-            _text(activity, "gmtOffset"),
-        )
+    moment = _when(
+        activity, gmt=("gmtDate", "gmtTime"), local=("date", "time"), offset="gmtOffset", at=at
+    )
     location = _opt_obj(activity, "location", at)
     return _event(
         _need_text(status, "type", f"{at}.status"),
@@ -830,17 +882,33 @@ def _location(address: Mapping[str, Any] | None) -> str | None:
     return ", ".join(part for part in parts if part) or None
 
 
-def _charges(container: Mapping[str, Any], at: str, plain_key: str) -> tuple[Decimal, str]:
-    """The contract price when UPS states one, else the published one."""
+def _charges(
+    container: Mapping[str, Any],
+    plain: Mapping[str, Any] | None,
+    at: str,
+    *,
+    plain_at: str | None = None,
+) -> tuple[Decimal, str]:
+    """What the shipment costs: the contract price when UPS states one, else the published
+    one; each with its taxes when UPS states them (``TotalChargesWithTaxes``, given when the
+    request asked for taxes and some apply, e.g. Canadian HST or European VAT). ``plain`` holds
+    the published ``TotalCharges`` (the RatedShipment itself; ShipmentResults' ShipmentCharges)."""
+    plain_at = plain_at or at
     negotiated = _opt_obj(container, "NegotiatedRateCharges", at)
-    charge = _opt_obj(negotiated, "TotalCharge", f"{at}.NegotiatedRateCharges")
-    where = f"{at}.NegotiatedRateCharges.TotalCharge"
-    if charge is None or _text(charge, "MonetaryValue") is None:
-        if plain_key == "ShipmentCharges":
-            charge = _obj(_obj(container, plain_key, at), "TotalCharges", f"{at}.{plain_key}")
-            where = f"{at}.{plain_key}.TotalCharges"
-        else:
-            charge, where = _obj(container, plain_key, at), f"{at}.{plain_key}"
+    choices = (
+        (negotiated, "TotalChargesWithTaxes", f"{at}.NegotiatedRateCharges"),
+        (negotiated, "TotalCharge", f"{at}.NegotiatedRateCharges"),
+        (plain, "TotalChargesWithTaxes", plain_at),
+    )
+    for holder, key, where in choices:
+        charge = _opt_obj(holder, key, where)
+        if charge is not None and _text(charge, "MonetaryValue") is not None:
+            where = f"{where}.{key}"
+            break
+    else:
+        if plain is None:
+            raise Malformed(f"{plain_at} is missing")
+        charge, where = _obj(plain, "TotalCharges", plain_at), f"{plain_at}.TotalCharges"
     raw = _need_text(charge, "MonetaryValue", where)
     try:
         amount = Decimal(raw)
@@ -905,28 +973,102 @@ def _clean(text: str) -> str:
 
 def _day(value: str, at: str) -> date:
     try:
-        return datetime.strptime(value, "%Y%m%d").date()
+        return check_date(datetime.strptime(value.strip(), "%Y%m%d").date())
+    except OutOfRange as exc:
+        raise Malformed(f"{at}: {value!r} {exc}") from None
     except ValueError:
         raise Malformed(f"{at} is not a YYYYMMDD date: {value!r}") from None
 
 
-def _moment(day: str, time: str, at: str, offset: str | None) -> datetime:
-    """A UTC instant from UPS's YYYYMMDD and HHMMSS (which may lose its leading zero:
-    "74700"), at ``offset`` ("-05:00") when given, else read as UTC."""
-    clock = time.strip().zfill(6) if time.strip() else "000000"
-    try:
-        naive = datetime.strptime(day.strip() + clock, "%Y%m%d%H%M%S")
-    except ValueError:
-        raise Malformed(f"{at}: not a YYYYMMDD date and HHMMSS time: {day!r} {time!r}") from None
-    zone = UTC
-    if offset:
-        sign = -1 if offset.startswith("-") else 1
+# HHMMSS, which UPS also sends without its leading zeros ("74700" is 07:47:00), or HH:MM:SS.
+_DIGITS_TIME = re.compile(r"[0-9]{1,6}")
+_COLON_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?")
+# -05:00, -0500 or -05; +00:00 or Z for UTC.
+_OFFSET = re.compile(r"([+-])([0-9]{1,2})(?::?([0-9]{2}))?")
+MAX_OFFSET = timedelta(hours=14)  # the furthest any zone is from UTC
+
+
+def _clock(text: str) -> tuple[int, int, int]:
+    """Hours, minutes and seconds of a UPS time; ValueError when it is none."""
+    text = text.strip()
+    if _DIGITS_TIME.fullmatch(text):
+        digits = text.zfill(6)
+        parts = (int(digits[:2]), int(digits[2:4]), int(digits[4:]))
+    elif match := _COLON_TIME.fullmatch(text):
+        parts = (int(match[1]), int(match[2]), int(match[3] or 0))
+    else:
+        raise ValueError("not HHMMSS or HH:MM:SS")
+    hours, minutes, seconds = parts
+    if hours > 23 or minutes > 59 or seconds > 59:
+        raise ValueError("not a time of day")
+    return parts
+
+
+def _zone(text: str) -> timezone:
+    """A UTC offset as UPS writes it (``-06:00``, sometimes ``-0600``); ValueError if not."""
+    text = text.strip()
+    if text.upper() == "Z":
+        return UTC
+    match = _OFFSET.fullmatch(text)
+    if match is None:
+        raise ValueError("not ±HH:MM")
+    size = timedelta(hours=int(match[2]), minutes=int(match[3] or 0))
+    if size > MAX_OFFSET or int(match[3] or 0) > 59:
+        raise ValueError("not a UTC offset")
+    return timezone(-size if match[1] == "-" else size)
+
+
+def _instant(day: str, time: str, zone: timezone) -> datetime:
+    """The UTC instant of a UPS date (YYYYMMDD) and time (blank: midnight) at ``zone``, in
+    the hub's range; ValueError (OutOfRange for a well-formed but absurd one) when none."""
+    moment = datetime.strptime(day.strip(), "%Y%m%d")
+    if time.strip():
+        hours, minutes, seconds = _clock(time)
+        moment = moment.replace(hour=hours, minute=minutes, second=seconds)
+    return check_instant(moment.replace(tzinfo=zone))
+
+
+def _when(
+    data: Mapping[str, Any],
+    *,
+    gmt: tuple[str, str],
+    local: tuple[str, str],
+    offset: str | None,
+    at: str,
+) -> datetime:
+    """When an activity happened, in UTC, from the first reading that can be read:
+
+    1. its GMT date and time (live answers write the time as "094100" or "09:41:00");
+    2. its local date and time at its ``gmtOffset`` ("-06:00", also "-0600");
+    3. its local date and time read as UTC, when no offset is given or readable: wrong by at
+       most the place's offset, which only shifts that event, while refusing it would fail
+       every poll of the parcel; statuses never move backwards, so a scan placed a few hours
+       off cannot undo a later one.
+
+    The GMT fields and the offset are extras (the Track API gives them no format, and live
+    answers differ from its examples), so one that cannot be read gives way to the next
+    reading; the local date (YYYYMMDD) and time (HHMMSS) are documented, and an activity whose
+    local date cannot be read either is Malformed. Track Alert states no offset."""
+    gmt_day, gmt_time = _text(data, gmt[0]), _text(data, gmt[1])
+    if gmt_day and gmt_time:
         try:
-            hours, minutes = (int(part) for part in offset.lstrip("+-").split(":"))
-            zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
+            return _instant(gmt_day, gmt_time, UTC)
         except ValueError:
-            raise Malformed(f"{at}: gmtOffset is not ±HH:MM: {offset!r}") from None
-    return naive.replace(tzinfo=zone).astimezone(UTC)
+            pass  # an unreadable extra: the local reading decides
+    day, time = _need_text(data, local[0], at), _text(data, local[1]) or ""
+    zone = UTC
+    stated = _text(data, offset) if offset else None
+    if stated:
+        with contextlib.suppress(ValueError):  # unknown offset: read as UTC (3. above)
+            zone = _zone(stated)
+    try:
+        return _instant(day, time, zone)
+    except OutOfRange as exc:
+        raise Malformed(f"{_path(at, local[0])}: {day} {time} {exc}") from None
+    except ValueError:
+        raise Malformed(
+            f"{_path(at, local[0])}: not a YYYYMMDD date and HHMMSS time: {day!r} {time!r}"
+        ) from None
 
 
 def _lifetime(answer: Mapping[str, Any]) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any, ClassVar, Self, TypeVar
 
 from hub.core.adapters import PayloadError
@@ -32,6 +32,19 @@ def utc_time(value: str, *, offset_required: bool = False) -> datetime:
             raise ValueError(f"no UTC offset in {value!r}")
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def split_total(total: Decimal, quantity: int) -> list[tuple[int, Decimal]]:
+    """A line total as (quantity, unit price) parts whose sum is exactly ``total``: one part
+    when it divides into whole cents (or the total's own finer places), else two, the second's
+    units a cent dearer (10.00 for 3 = 2 x 3.33 + 1 x 3.34). Channels that state a line's total
+    rather than its unit price need this so an order's total stays exactly theirs."""
+    cent = Decimal(1).scaleb(min(total.as_tuple().exponent, -2))  # type: ignore[arg-type]
+    unit = (total / quantity).quantize(cent, rounding=ROUND_DOWN)
+    extra = int((total - unit * quantity) / cent)  # units that carry one more cent
+    if extra == 0:
+        return [(quantity, unit)]
+    return [(quantity - extra, unit), (extra, unit + cent)]
 
 
 class Fields:

@@ -39,16 +39,23 @@ How a delivery is handled, and why:
   one. The cursor is the newest ``date_modified_gmt`` seen, and each poll starts a few minutes
   before it (``modified_after`` is exclusive and an order can change while a poll runs); the
   overlap only brings duplicates, which the inbox ignores.
-* **Unit prices.** A line's ``price`` is its total over its quantity, so a coupon spread over
-  three items makes it a repeating fraction; it is rounded to the four places the hub keeps.
+* **Prices and totals.** A line's ``price`` is *after* its coupon while ``discount_total`` is
+  that same coupon, so reading both would take every coupon off twice. Lines are priced from
+  ``subtotal`` (before coupons, without tax), the coupons are the order's discount, and the
+  order's total is made to be WooCommerce's ``total`` (see ``_charges``: fees, and a rounding
+  rest with tax-inclusive prices). Names and other text for people arrive with HTML entities
+  ("Hoodie &ndash; Blue") and are decoded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
+import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, ClassVar
@@ -65,7 +72,7 @@ from hub.core.adapters import (
 )
 from hub.core.http import BusinessError, HttpError
 from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
-from plugins.channels._fields import Fields, utc_time
+from plugins.channels._fields import Fields, split_total, utc_time
 from plugins.channels._signing import signature_matches
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
@@ -81,7 +88,10 @@ FIRST_LOOKBACK = timedelta(days=1)
 # Each poll starts this long before its cursor; see the module docstring.
 OVERLAP = timedelta(minutes=5)
 CURSOR_FORMAT = "%Y-%m-%dT%H:%M:%S"
-UNIT_PRICE_PLACES = 4  # what the hub stores  # WooCommerce's own *_gmt format, read as UTC
+UNIT_PRICE_PLACES = 4  # what the hub stores
+SHIPPING_METHOD_LENGTH = 100  # orders.shipping_method
+
+logger = logging.getLogger("orderhub.channels.woocommerce")
 
 _PING_BODY = re.compile(rb"webhook_id=[0-9]+")
 _FORM = "application/x-www-form-urlencoded"
@@ -169,21 +179,22 @@ class WooCommerceChannel(ChannelAdapter):
         shipping = order.obj_or_empty("shipping")
         billing = order.obj_or_empty("billing")
         order.need("line_items")
-        items = order.objects("line_items")
+        lines = [line for item in order.objects("line_items") for line in _lines(item)]
+        charges = _charges(order, lines, external_id)
         return ChannelOrder(
             external_id=external_id,
             event_time=order.need_time("date_modified_gmt"),
             cancelled=status in CANCELLED_STATUSES,
             channel_status=status,
             draft=OrderDraft(
-                lines=[_line(item) for item in items],
+                lines=lines,
                 consignee=Consignee(
                     name=shipping.full_name(),
                     phone=shipping.text("phone") or billing.text("phone"),
                     address=Address(
-                        line1=shipping.text("address_1"),
-                        line2=shipping.text("address_2"),
-                        city=shipping.text("city"),
+                        line1=shipping.words("address_1"),
+                        line2=shipping.words("address_2"),
+                        city=shipping.words("city"),
                         region=shipping.text("state"),
                         postcode=shipping.text("postcode"),
                         country=shipping.text("country"),
@@ -195,13 +206,14 @@ class WooCommerceChannel(ChannelAdapter):
                     phone=billing.text("phone"),
                 ),
                 currency=order.need_text("currency"),
-                shipping_total=order.amount("shipping_total"),
-                tax_total=order.amount("total_tax"),
-                discount_total=order.amount("discount_total"),
+                shipping_total=charges.shipping,
+                tax_total=charges.tax,
+                discount_total=charges.discount,
+                shipping_method=_shipping_method(order),
                 channel=self.name,
                 external_id=external_id,
                 external_name=order.text("number") or external_id,
-                note=order.text("customer_note"),
+                note=order.words("customer_note"),
                 created_at=order.time("date_created_gmt"),
                 paid_at=order.time("date_paid_gmt"),
             ),
@@ -382,8 +394,10 @@ def _rest_error_text(body: str | None) -> str | None:
 
 
 class _Fields(Fields):
-    """WooCommerce's JSON as PHP writes it: "" for an amount never set, and ``[]`` for an empty
-    object (PHP serialises an empty array that way)."""
+    """WooCommerce's JSON as PHP writes it: "" for an amount never set, ``[]`` for an empty
+    object (PHP serialises an empty array that way), and text that people read with HTML
+    entities: product and variation names ("Hoodie &ndash; Blue", "Salt &amp; Pepper"),
+    shipping method titles, and a lone "<" that WordPress's sanitising turns into "&lt;"."""
 
     blank_amounts = True
 
@@ -392,31 +406,114 @@ class _Fields(Fields):
             return self.child({}, key)
         return super().obj(key)
 
+    def words(self, key: str) -> str | None:
+        """Text for people, its HTML entities decoded. Identifiers (SKU, status, e-mail,
+        currency) are read with ``text``: they are compared, not read."""
+        value = self.text(key)
+        return (html.unescape(value).strip() or None) if value else None
 
-def _line(line: _Fields) -> LineItem:
+    def full_name(self) -> str | None:
+        parts = (self.words("first_name"), self.words("last_name"))
+        return " ".join(p for p in parts if p) or None
+
+
+def _lines(line: _Fields) -> list[LineItem]:
+    """The hub lines of one line item, priced before coupons: ``subtotal`` is the line's
+    total before discounts (and without tax), and the coupons become the order's discount
+    (``_charges``). ``price``, which is after the coupon, is not read: with the coupon also in
+    ``discount_total`` it would take the coupon off twice. A subtotal that does not divide
+    into whole cents makes two lines (``split_total``), so the hub's subtotal is exactly
+    WooCommerce's."""
     quantity = line.quantity("quantity")
-    if line.need("price") == "":
-        raise line.missing("price")
+    subtotal = line.decimal("subtotal")  # "" (never set) reads as None too
+    if subtotal is None:
+        raise line.missing("subtotal")
+    if subtotal < 0:
+        raise line.fail("subtotal", "a negative line subtotal")
+    if -subtotal.as_tuple().exponent > UNIT_PRICE_PLACES:  # type: ignore[operator]
+        # Asked with a larger ``dp``: the hub keeps four places.
+        subtotal = subtotal.quantize(
+            Decimal(1).scaleb(-UNIT_PRICE_PLACES), rounding=ROUND_HALF_EVEN
+        )
     # The variation is the thing sold when there is one; WooCommerce sends 0 when there is not.
     product_ref = next(
         (str(v) for v in (line.get("variation_id"), line.get("product_id")) if v and v != "0"),
         None,
     )
-    # price is the line total over the quantity, so a coupon spread over three items makes it
-    # a repeating fraction (3.3333333333333335); the hub keeps four places, so it is rounded
-    # there rather than the order refused.
-    price = line.amount("price")
-    if -price.as_tuple().exponent > UNIT_PRICE_PLACES:  # type: ignore[operator]
-        price = price.quantize(Decimal(1).scaleb(-UNIT_PRICE_PLACES), rounding=ROUND_HALF_EVEN)
     # sku is "" when the product has none and null when it was deleted: the hub then maps
     # channel_product_id instead.
-    return LineItem(
-        sku=line.text("sku") or "",
-        quantity=quantity,
-        unit_price=price,
-        name=line.text("name"),
-        channel_product_id=product_ref,
-    )
+    return [
+        LineItem(
+            sku=line.text("sku") or "",
+            quantity=units,
+            unit_price=price,
+            name=line.words("name"),
+            channel_product_id=product_ref,
+        )
+        for units, price in split_total(subtotal, quantity)
+    ]
+
+
+@dataclass(frozen=True)
+class _Charges:
+    shipping: Decimal
+    tax: Decimal
+    discount: Decimal
+
+
+def _charges(order: _Fields, lines: list[LineItem], external_id: str) -> _Charges:
+    """The order's shipping, tax and discount, such that the hub's total (lines + shipping +
+    tax - discount) is WooCommerce's ``total``, which is what the customer paid.
+
+    WooCommerce's own parts: ``shipping_total`` (without tax), ``total_tax`` (every tax: the
+    lines' after coupons, shipping's, fees'), ``discount_total`` (the coupons, without tax;
+    their tax is already out of ``total_tax``), and ``fee_lines`` (a cash-on-delivery fee, gift
+    wrapping; negative for a discount given as a fee). The hub's order has no fee field, so a
+    fee counts with the shipping charge and a negative fee with the discount.
+
+    WooCommerce rounds each figure it sends to the store's decimals, so with prices entered
+    with tax (and taxes rounded at the subtotal) the parts can add up to a cent or two more or
+    less than ``total``; that rest goes to the tax, where the rounding happened (to the
+    discount when the tax cannot give it), and a larger one is logged: it means a part this
+    plugin does not read."""
+    shipping = order.amount("shipping_total")
+    tax = order.amount("total_tax")
+    discount = order.amount("discount_total")
+    for fee in order.objects("fee_lines"):
+        amount = fee.amount("total")
+        if amount >= 0:
+            shipping += amount
+        else:
+            discount -= amount
+    paid = order.decimal("total")
+    if paid is None:
+        return _Charges(shipping, tax, discount)
+    goods = sum(((line.unit_price or Decimal(0)) * line.quantity for line in lines), Decimal(0))
+    parts = goods + shipping + tax - discount
+    rest = paid - parts
+    if rest:
+        cent = Decimal("0.01")
+        if abs(rest) > cent * (len(lines) + 2):
+            logger.warning(
+                "woocommerce: order %s: its parts come to %s but its total is %s; the total"
+                " is kept",
+                external_id,
+                parts,
+                paid,
+            )
+        if tax + rest >= 0:
+            tax += rest
+        else:
+            discount -= rest
+    return _Charges(shipping, tax, discount)
+
+
+def _shipping_method(order: _Fields) -> str | None:
+    """The shipping methods' titles as the customer chose them ("Flat rate", "Express &amp;
+    insured" decoded), for the hub's express rules."""
+    titles = [line.words("method_title") for line in order.objects("shipping_lines")]
+    joined = ", ".join(dict.fromkeys(t for t in titles if t))
+    return joined[:SHIPPING_METHOD_LENGTH] or None
 
 
 @hookimpl
