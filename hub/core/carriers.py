@@ -172,11 +172,13 @@ def _allowed(adapter: CarrierAdapter, services: Iterable[str] | None) -> dict[st
     offered = [s.code for s in adapter.services()]
     # An account that lists nothing (an aggregator: only a quote tells what it offers) takes
     # the codes as given; they filter its quotes all the same.
-    unknown = [code for code in codes if offered and code not in offered]
+    # Named by position, not by the code sent: no message repeats what a tenant sent.
+    unknown = [f"services[{i}]" for i, code in enumerate(codes) if offered and code not in offered]
     if unknown:
+        problem = f"not offered by this {adapter.name} account (it offers: {', '.join(offered)})"
         raise Invalid(
-            f"services: {', '.join(map(repr, unknown))} not offered by this {adapter.name}"
-            f" account (it offers: {', '.join(offered)})"
+            f"{', '.join(unknown)}: {problem}",
+            [{"field": where, "problem": problem} for where in unknown],
         )
     return {"allowed": codes}
 
