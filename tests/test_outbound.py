@@ -220,6 +220,54 @@ def test_a_loopback_server_is_refused_until_the_operator_allows_it(local: Local)
     assert local.seen == ["GET /v1"]
 
 
+@pytest.mark.parametrize(
+    "base",
+    [
+        "https://127.0.0.1:{port}",
+        "https://10.0.0.1:{port}",
+        "https://169.254.169.254:{port}",
+        "https://[::1]:{port}",
+        "https://localhost:{port}",
+        "http://localhost:{port}",
+        "http://api.example.com:{port}",
+    ],
+)
+def test_every_internal_or_plain_http_base_is_refused_with_nothing_sent(
+    local: Local, base: str
+) -> None:
+    url = base.format(port=local.port) + "/orders?token=t0ken"
+    with pytest.raises(OutboundRefused) as refused:
+        client().request("POST", url, json={"a": 1})
+    assert refused.value.unprocessed and not refused.value.retryable
+    assert refused.value.status is None and "t0ken" not in str(refused.value)
+    assert local.seen == []
+
+
+def test_ipv6_loopback_is_refused_until_allowed() -> None:
+    class V6(_Server):
+        address_family = socket.AF_INET6
+
+    try:
+        server = V6(("::1", 0), _Handler)
+    except OSError as exc:  # pragma: no cover - a host without IPv6 loopback
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    server.seen, server.answer = [], (200, {"Content-Type": "application/json"}, b"{}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        with pytest.raises(OutboundRefused):
+            client().request("GET", f"http://[::1]:{port}/v1")
+        assert server.seen == []
+        outbound.allow([f"[::1]:{port}"])
+        assert client().json("GET", f"http://[::1]:{port}/v1") == {}
+        assert server.seen == ["GET /v1"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def test_a_name_resolving_to_loopback_is_refused_at_connect(local: Local) -> None:
     # No DNS before sending: it is the connection that resolves localhost and refuses.
     url = f"https://localhost:{local.port}/v1"
