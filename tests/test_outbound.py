@@ -28,7 +28,7 @@ from test_channel_shopee import SETTINGS as SHOPEE_SETTINGS
 from test_channel_shopee import sign_push as push_signature
 
 from hub.core import outbound
-from hub.core.http import BusinessError, HttpClient, OutboundRefused
+from hub.core.http import BusinessError, HttpClient, OutboundRefused, Unavailable
 from hub.core.models import InboxEntry
 from hub.settings import ConfigError, load
 
@@ -301,6 +301,18 @@ def test_a_name_that_rebinds_to_loopback_after_the_check_is_refused(
     with pytest.raises(OutboundRefused):
         client().request("GET", url)
     assert local.seen == []
+
+
+def test_a_name_that_does_not_resolve_is_a_retryable_failure_with_nothing_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_such_name(*args: Any, **kw: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    with pytest.raises(Unavailable) as failed:
+        client().request("POST", "https://shop.example.test/orders")
+    assert failed.value.retryable and failed.value.unprocessed
 
 
 def test_a_redirect_to_an_internal_host_is_refused_at_its_hop(
