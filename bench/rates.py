@@ -44,6 +44,7 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -326,6 +327,8 @@ def bench(n: int, folder: Path, base: str, cert: str) -> dict[str, Any]:
     (config / "tenants").mkdir(parents=True)
     for slug in ("table", "http"):
         (config / "tenants" / f"{slug}.toml").write_text("[shipping]\ndeadline_seconds = 10\n")
+    # The fake carriers live on 127.0.0.1, which the hub calls only when the operator allows it.
+    (config / "hub.toml").write_text(f'[outbound]\nallow = ["{urlsplit(base).netloc}"]\n')
     app = create_app(
         {
             "database_url": f"sqlite:///{folder / 'hub.db'}",

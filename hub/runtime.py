@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from hub.core import events, intake, orders, scoping
+from hub.core import events, intake, orders, outbound, scoping
 from hub.core.adapters import CarrierAdapter, ChannelAdapter
 from hub.core.db import make_engine, make_session_factory
 from hub.core.errors import Invalid
@@ -39,6 +39,8 @@ class Runtime:
         event.listen(self.sessions, "after_commit", self._after_commit)
         event.listen(self.sessions, "after_rollback", self._after_rollback)
         self.plugins = Plugins(disabled=settings.disabled_plugins)
+        # Process-wide: every HttpClient, even one a bare adapter makes, obeys it.
+        outbound.allow(settings.outbound_allow)
         self._listening: dict[tuple[int, str, int], bool] = {}
         self._rules: dict[int, Rules] = {}
         self._adapters: dict[int, tuple[tuple[Any, ...], ChannelAdapter]] = {}
@@ -96,7 +98,7 @@ class Runtime:
                 f"channel plugin {connection.plugin!r} is not installed or failed to load"
             )
         return cls(  # type: ignore[return-value]
-            self.secrets.open(connection.settings),
+            self.secrets.open(connection.settings, references=connection.source == "config"),
             http=HttpClient(f"{connection.plugin}:connection:{connection.id}"),
         )
 
@@ -114,7 +116,8 @@ class Runtime:
             raise Invalid(f"carrier plugin {account.plugin!r} is not installed or failed to load")
         name = f"{account.plugin}:account:{account.id}"
         http = HttpClient(name) if timeout is None else HttpClient(name, timeout=timeout)
-        return cls(self.secrets.open(account.settings), http=http)  # type: ignore[return-value]
+        opened = self.secrets.open(account.settings, references=account.source == "config")
+        return cls(opened, http=http)  # type: ignore[return-value]
 
     def adapter_for(self, connection: intake.ConnectionFacts) -> ChannelAdapter:
         """``channel_adapter``, built once per connection and kept while its plugin, its

@@ -17,6 +17,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from hub.core.events import EVENT_NAMES
+from hub.core.outbound import ENTRY_PATTERN as OUTBOUND_ENTRY
+from hub.core.outbound import parse_entry as parse_outbound_entry
 from hub.core.rules import RULES_SCHEMA, Rules, rules_from
 
 ENV_REF = {
@@ -104,8 +106,22 @@ HUB_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {"disabled": NAMES},
         },
+        # Hosts the hub may call although they are not public or not https (tests, on-premise
+        # carriers): "host" (any port), "host:port", "[v6]" or "[v6]:port" (hub.core.outbound).
+        "outbound": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "allow": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": OUTBOUND_ENTRY, "maxLength": 260},
+                    "uniqueItems": True,
+                },
+            },
+        },
     },
 }
+
 
 def _config_entry(extra: dict[str, Any]) -> dict[str, Any]:
     """A plugin instance declared in a tenant file (a connection, a carrier account): its
@@ -257,6 +273,8 @@ class Settings:
     max_upload_bytes: int = 33_554_432
     max_per_page: int = 500
     disabled_plugins: list[str] = field(default_factory=list)
+    # [outbound] allow: hosts plugins may call over http or at internal addresses.
+    outbound_allow: list[str] = field(default_factory=list)
     tenants: dict[str, TenantSettings] = field(default_factory=dict)
 
     @property
@@ -311,6 +329,13 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         error = next(Draft202012Validator(schema).iter_errors(value), None) if value else None
         if error is not None:
             raise ConfigError(f"environment variable {name}", key, error.message)
+    for i, entry in enumerate(raw.get("outbound", {}).get("allow", [])):
+        try:
+            parse_outbound_entry(entry)
+        except ValueError:
+            raise ConfigError(
+                str(hub_file), f"outbound.allow[{i}]", "is not a host, host:port, [v6] or [v6]:port"
+            ) from None
     server, worker, api = raw.get("server", {}), raw.get("worker", {}), raw.get("api", {})
     settings = Settings(
         config_dir=config_dir,
@@ -332,6 +357,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         max_upload_bytes=api.get("max_upload_bytes", 33_554_432),
         max_per_page=api.get("max_per_page", 500),
         disabled_plugins=raw.get("plugins", {}).get("disabled", []),
+        outbound_allow=raw.get("outbound", {}).get("allow", []),
         tenants=load_tenants(config_dir, env),
     )
     for key, value in overrides.items():

@@ -7,6 +7,7 @@ fail instead when ``CI=true``.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -15,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, Response
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from hub import create_app
-from hub.core import auth, catalog, http, inventory, migrate, tenancy
+from hub.core import auth, catalog, http, inventory, migrate, outbound, tenancy
 from hub.core.db import make_engine
 from hub.runtime import Runtime
 
@@ -36,6 +37,70 @@ ROLES = ("admin", "operator", "warehouse", "service", "analyst")
 auth.PASSWORD_METHOD = "pbkdf2:sha256:1000"
 
 
+# --- secrets that must never come back -----------------------------------------------------
+# Distinctive values: a test fails when one appears in an answer of the app (body or headers)
+# or in a log record. The hub's secret key is the app fixture's; the variable is set for the
+# whole session, so an API that resolved ``{"$env": ...}`` for a tenant would show it.
+HUB_SECRET_KEY = "canary-hub-secret-key-5e0c9d4a"
+ENV_CANARY_NAME = "ORDERHUB_TEST_CANARY"
+ENV_CANARY = "canary-env-value-b7f1e2c8"
+os.environ[ENV_CANARY_NAME] = ENV_CANARY
+_ALWAYS_WATCHED = (HUB_SECRET_KEY, ENV_CANARY)
+_watched: set[str] = set(_ALWAYS_WATCHED)
+_leaks: list[str] = []
+
+
+def watch_secret(*values: str) -> None:
+    """Fail the current test if any of these (a plugin secret it uses) leaks the same way."""
+    _watched.update(v for v in values if v)
+
+
+def _leaked(text: str | bytes, where: str) -> None:
+    data = text.encode() if isinstance(text, str) else text
+    for secret in tuple(_watched):
+        if secret.encode() in data:
+            _leaks.append(f"{secret!r} in {where}")
+
+
+def _scan_response(response: Response) -> Response:
+    """after_request on the test app: cheap (a handful of substring searches per answer)."""
+    from flask import request
+
+    where = f"the answer to {request.method} {request.path}"
+    _leaked(str(response.headers), f"headers of {where}")
+    if not response.is_streamed:
+        _leaked(response.get_data(), where)
+    return response
+
+
+class _LeakHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken record is not this handler's to report
+            return
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        _leaked(text, f"a log record of {record.name}")
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_leaks() -> Iterator[None]:
+    _leaks.clear()
+    _watched.clear()
+    _watched.update(_ALWAYS_WATCHED)
+    handler = _LeakHandler(level=logging.NOTSET)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    if _leaks:
+        found, _leaks[:] = list(dict.fromkeys(_leaks)), []
+        pytest.fail("a secret leaked: " + "; ".join(found[:5]), pytrace=False)
+
+
 def missing_service(what: str, why: object) -> None:
     message = f"{what} is not reachable ({why})"
     if CI:
@@ -48,10 +113,13 @@ def missing_service(what: str, why: object) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_http_state() -> Iterator[None]:
-    """Circuit breakers and rate-limit buckets are per process; no test inherits another's."""
+    """Circuit breakers, rate-limit buckets and the outbound allow list are per process; no
+    test inherits another's."""
     http.reset_for_tests()
+    outbound.allow(())
     yield
     http.reset_for_tests()
+    outbound.allow(())
 
 
 @pytest.fixture(scope="session")
@@ -150,11 +218,20 @@ def config_dir(tmp_path: Path) -> Path:
     return path
 
 
+def allow_outbound(config_dir: Path, *hosts: str) -> None:
+    """Let the hub call these hosts (a local fake over http, say) as an operator would: an
+    ``[outbound] allow`` list in hub.toml. Call it before the app is built."""
+    entries = ", ".join(f'"{h}"' for h in hosts)
+    with (config_dir / "hub.toml").open("a", encoding="utf-8") as f:
+        f.write(f"\n[outbound]\nallow = [{entries}]\n")
+
+
 @pytest.fixture
 def app(db_url: str, config_dir: Path, tmp_path: Path) -> Iterator[Flask]:
     app = create_app({"database_url": db_url, "broker_url": "embedded",
                       "config_dir": config_dir, "data_dir": tmp_path / "var",
-                      "secret_key": "test"})
+                      "secret_key": HUB_SECRET_KEY})
+    app.after_request(_scan_response)
     yield app
     runtime = app.extensions["orderhub"]
     # Whatever a test did, the ledger must still explain every balance.

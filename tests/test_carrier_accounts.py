@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import Api
+from conftest import HUB_SECRET_KEY, Api, watch_secret
 from sqlalchemy import select
 
 from hub import hookimpl
@@ -23,6 +23,12 @@ from hub.runtime import Runtime
 from hub.settings import ConfigError
 
 API_KEY = "sk_live_not-for-your-eyes"
+
+
+@pytest.fixture(autouse=True)
+def _watch_secrets(_no_secret_leaks: None) -> None:
+    """Fail any test here whose answers or logs show one of these (conftest)."""
+    watch_secret(API_KEY)
 
 
 class Keyed(CarrierAdapter):
@@ -134,11 +140,11 @@ def test_an_account_is_created_with_its_services_and_its_secret_is_never_shown(
     [
         (
             account(settings={"api_key": API_KEY, "account_number": "lower"}),
-            "keyed settings: account_number:",
+            "keyed settings.account_number: must match the pattern",
         ),
-        (account(settings={"api_key": API_KEY}), "'account_number' is a required property"),
+        (account(settings={"api_key": API_KEY}), "keyed settings.account_number: is required"),
         (account(plugin="nope"), "plugin: no carrier plugin 'nope' is enabled"),
-        (account(services=["ground", "freight"]), "services: 'freight' not offered"),
+        (account(services=["ground", "freight"]), "services[1]: not offered by this keyed"),
     ],
     ids=["setting invalid", "setting missing", "unknown plugin", "unknown service"],
 )
@@ -172,7 +178,8 @@ def test_services_can_be_limited_and_the_account_disabled_each_change_audited(
     assert [s["allowed"] for s in changed["services"]] == [False, True, True]
 
     status, error = api.patch(path, {"services": ["teleport"]})
-    assert status == 422 and "'teleport' not offered" in error["error"]["message"]
+    assert status == 422 and "services[0]: not offered" in error["error"]["message"]
+    assert "teleport" not in json.dumps(error)
     assert api.patch(path, {"services": []})[0] == 422  # disable it instead
 
     status, changed = api.patch(path, {"services": None, "enabled": False})
@@ -234,7 +241,7 @@ def cli_env(db_url: str, config_dir: Path, tmp_path: Path) -> dict[str, str | No
         "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
         "ORDERHUB_DATABASE_URL": db_url,
         "ORDERHUB_BROKER_URL": "embedded",
-        "ORDERHUB_SECRET_KEY": "test",
+        "ORDERHUB_SECRET_KEY": HUB_SECRET_KEY,
     }
 
 
@@ -292,7 +299,7 @@ def test_config_accounts_are_synced_by_name_keeping_secrets_as_references(
         (
             entry(extra='services = ["teleport"]\n'),
             "carrier_accounts[0].services",
-            "'teleport' not offered",
+            "services[0]: not offered",
         ),
         (
             entry().replace('"A1B2C3"', '"bad"'),

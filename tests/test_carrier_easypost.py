@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 import responses
+from conftest import watch_secret
 
 from hub.core.adapters import (
     CarrierAdapter,
@@ -42,6 +43,13 @@ SHIPMENTS = f"{API}/v2/shipments"
 TRACKERS = f"{API}/v2/trackers"
 API_KEY = "EZTK4f0c2b1a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3"
 WEBHOOK_SECRET = "whsec-6d1c9f0e-orderhub"
+
+
+@pytest.fixture(autouse=True)
+def _watch_secrets(_no_secret_leaks: None) -> None:
+    """Fail any test here whose answers or logs show one of these (conftest)."""
+    watch_secret(API_KEY, WEBHOOK_SECRET)
+
 
 SHP = "shp_93170d48eb1a413aa5c0d8bf4384a350"
 USPS_ACCOUNT = "ca_9685a1198a75477885a3cdca37559bac"

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from conftest import watch_secret
 
 from hub.core.adapters import (
     CarrierAdapter,
@@ -48,6 +49,13 @@ ACCOUNT = "A1B2C3"
 PUSH_CREDENTIAL = "c2VjcmV0LWNyZWRlbnRpYWwtZm9yLXRyYWNrLWFsZXJ0"
 TOKEN = "eyJraWQiOiI2NGM0YjYyMC0yZmFhLTQ0NTYtYjQ3Mi1kMzkxMzUyMTAzMTkifirst"
 NOW = datetime(2024, 4, 22, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _watch_secrets(_no_secret_leaks: None) -> None:
+    """Fail any test here whose answers or logs show one of these (conftest)."""
+    watch_secret(CLIENT_SECRET, PUSH_CREDENTIAL, TOKEN)
+
 
 PACKAGE = "1Z204W4R0308071865"
 SHIPMENT = "1Z204W4R0308071865"

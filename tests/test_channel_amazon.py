@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from conftest import watch_secret
 from responses import matchers
 
 from hub.core import http
@@ -36,6 +37,13 @@ CLIENT_ID = "amzn1.application-oa2-client.6b1e7d0c5f2a4c3b9e8d7f6a5b4c3d2e"
 CLIENT_SECRET = "amzn1.oa2-cs.v1.3f0e5c1d2b4a69788796a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4"
 REFRESH_TOKEN = "Atzr|IwEBIA-refresh-token-of-the-seller-7Hq2"
 ACCESS_TOKEN = "Atza|IwEBIJ-access-token-one-9Lm4"
+
+
+@pytest.fixture(autouse=True)
+def _watch_secrets(_no_secret_leaks: None) -> None:
+    """Fail any test here whose answers or logs show one of these (conftest)."""
+    watch_secret(CLIENT_SECRET, REFRESH_TOKEN, ACCESS_TOKEN)
+
 
 NOW = datetime(2024, 3, 5, 12, 0, 0, tzinfo=UTC)
 CURSOR = "2024-03-05T10:00:00Z"

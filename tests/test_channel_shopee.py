@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from conftest import watch_secret
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -40,6 +41,12 @@ SETTINGS = {
     "shop_id": SHOP_ID,
     "access_token": ACCESS_TOKEN,
 }
+
+
+@pytest.fixture(autouse=True)
+def _watch_secrets(_no_secret_leaks: None) -> None:
+    """Fail any test here whose answers or logs show one of these (conftest)."""
+    watch_secret(PARTNER_KEY, ACCESS_TOKEN)
 
 
 def push_body(

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import responses
+from conftest import watch_secret
 
 from hub.core.adapters import (
     ChannelAdapter,
@@ -504,6 +505,12 @@ LOCATION, OTHER_LOCATION = 24826418, 24826419
 UPS = Fulfilment(
     "UPS", "1Z999AA10123456784", "https://www.ups.com/track?tracknum=1Z999AA10123456784"
 )
+
+
+@pytest.fixture(autouse=True)
+def _watch_secrets(_no_secret_leaks: None) -> None:
+    """Fail any test here whose answers or logs show one of these (conftest)."""
+    watch_secret(SECRET, OLD_SECRET, TOKEN)
 
 
 def fo_line(item_id: int, line_item_id: int, variant: int | None, open_qty: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from conftest import watch_secret
 from jsonschema import Draft202012Validator
 
 from hub.core.adapters import ChannelAdapter, InboundRequest, PayloadError
@@ -27,6 +28,12 @@ from plugins.channels.storefront import ORDER_SCHEMA, StorefrontChannel
 SECRET = "sf_live_7Jq2mX9pLr4Vt8Kw"
 OLD_SECRET = "sf_live_old_3Bn6cZ1yHd5Fs0Qe"
 KEY = "5f0c6a52-6d1e-4f7e-9a3b-2c8e1d7f4a10"
+
+
+@pytest.fixture(autouse=True)
+def _watch_secrets(_no_secret_leaks: None) -> None:
+    """Fail any test here whose answers or logs show one of these (conftest)."""
+    watch_secret(SECRET, OLD_SECRET)
 
 
 def order_payload(**changes: Any) -> dict[str, Any]:

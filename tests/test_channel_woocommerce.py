@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from conftest import watch_secret
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -907,6 +908,12 @@ def test_a_body_that_is_not_json_is_a_payload_error(
 CONSUMER_KEY = "ck_4f2a9c1e7b3d5a8f0c6e2b9d4a7f1c3e5b8d0a2f"
 CONSUMER_SECRET = "cs_9e1b7d3f5a2c8e4b0d6f2a9c7e1b3d5f8a0c4e6b"
 ORDERS_URL = "https://shop.example.com/wp-json/wc/v3/orders"
+
+
+@pytest.fixture(autouse=True)
+def _watch_secrets(_no_secret_leaks: None) -> None:
+    """Fail any test here whose answers or logs show one of these (conftest)."""
+    watch_secret(SECRET, OLD_SECRET, CONSUMER_KEY, CONSUMER_SECRET)
 
 
 def poller(**settings: Any) -> WooCommerceChannel:

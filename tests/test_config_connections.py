@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import Api
+from conftest import HUB_SECRET_KEY, Api
 from sqlalchemy import select
 
 from hub import hookimpl
@@ -86,7 +86,7 @@ def cli_env(db_url: str, config_dir: Path, tmp_path: Path) -> dict[str, str | No
         "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
         "ORDERHUB_DATABASE_URL": db_url,
         "ORDERHUB_BROKER_URL": "embedded",
-        "ORDERHUB_SECRET_KEY": "test",
+        "ORDERHUB_SECRET_KEY": HUB_SECRET_KEY,
     }
 
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from conftest import HUB_SECRET_KEY
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
@@ -195,7 +196,7 @@ def test_with_the_broker_down_deliveries_are_acknowledged_and_swept_later(
             "broker_url": "redis://127.0.0.1:1/0",
             "config_dir": config_dir,
             "data_dir": tmp_path / "v2",
-            "secret_key": "test",
+            "secret_key": HUB_SECRET_KEY,
         }
     )
     down_runtime = down.extensions["orderhub"]
@@ -364,7 +365,7 @@ def test_a_hung_broker_does_not_hold_the_acknowledgement(
             "broker_url": f"redis://127.0.0.1:{hung.port}/0",
             "config_dir": config_dir,
             "data_dir": tmp_path / "v2",
-            "secret_key": "test",
+            "secret_key": HUB_SECRET_KEY,
         }
     )
     down_runtime = down.extensions["orderhub"]

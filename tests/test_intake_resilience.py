@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import shopify_deliveries
 from click.testing import CliRunner
-from conftest import missing_service, reset_postgres, seed_tenant
+from conftest import HUB_SECRET_KEY, missing_service, reset_postgres, seed_tenant
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
@@ -219,7 +219,7 @@ def hub(
         "broker_namespace": NAMESPACE,
         "config_dir": config_dir,
         "data_dir": tmp_path / "var",
-        "secret_key": "test",
+        "secret_key": HUB_SECRET_KEY,
     }
     app = create_app(settings)
     runtime: Runtime = app.extensions["orderhub"]
@@ -239,7 +239,8 @@ def hub(
             "ORDERHUB_BROKER_NAMESPACE": NAMESPACE,
             "ORDERHUB_CONFIG_DIR": str(config_dir),
             "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
-            "ORDERHUB_SECRET_KEY": "test",  # the same key, or the connection's secret is unreadable
+            # the same key, or the connection's secret is unreadable
+            "ORDERHUB_SECRET_KEY": HUB_SECRET_KEY,
             "PYTHONUNBUFFERED": "1",
         }
         yield Hub(client, runtime, response.get_json()["id"], env, tmp_path)

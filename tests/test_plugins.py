@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
-from conftest import ORDER, Api
+from conftest import HUB_SECRET_KEY, ORDER, Api
 from flask import Flask
 from sqlalchemy import func, select, update
 from tracking_support import Shipping
@@ -78,7 +78,7 @@ def _cli_env(tmp_path: Path, config_dir: Path) -> dict[str, str | None]:
         "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
         "ORDERHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "ORDERHUB_BROKER_URL": "embedded",
-        "ORDERHUB_SECRET_KEY": "test",
+        "ORDERHUB_SECRET_KEY": HUB_SECRET_KEY,
         "ORDERHUB_LOAD_PLUGINS": None,
     }
 
@@ -298,7 +298,7 @@ def test_plugin_disabled_in_hub_toml_is_absent(tmp_path: Path, config_dir: Path)
             "broker_url": "embedded",
             "config_dir": config_dir,
             "data_dir": tmp_path / "var",
-            "secret_key": "test",
+            "secret_key": HUB_SECRET_KEY,
         }
     )
     runtime: Runtime = app.extensions["orderhub"]
@@ -415,7 +415,7 @@ def app(db_url: str, config_dir: Path, tmp_path: Path, recorder: Recorder) -> It
             "broker_url": "embedded",
             "config_dir": config_dir,
             "data_dir": tmp_path / "var",
-            "secret_key": "test",
+            "secret_key": HUB_SECRET_KEY,
         }
     )
     runtime: Runtime = app.extensions["orderhub"]

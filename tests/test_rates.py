@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import pytest
 import requests
 import responses
-from conftest import ORDER, Api
+from conftest import ORDER, Api, allow_outbound
 
 from hub import hookimpl
 from hub.core import rates
@@ -411,8 +411,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def local_server() -> Iterator[str]:
+def local_server(config_dir: Path) -> Iterator[str]:
+    """The fake on 127.0.0.1 over http, which the operator allows in hub.toml (the hub calls
+    nothing else but public https hosts); set up before the app that reads hub.toml."""
     server = _Server(("127.0.0.1", 0), _Handler)
+    allow_outbound(config_dir, f"127.0.0.1:{server.server_address[1]}")
     server.release = threading.Event()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -429,8 +432,9 @@ ONE_SECOND = pytest.mark.parametrize(
 
 
 @pytest.fixture
-def slow_tenant(api: Api, runtime: Runtime, local_server: str) -> str:
-    """Acme with the stub, a carrier that answers at once and one that hangs."""
+def slow_tenant(local_server: str, api: Api, runtime: Runtime) -> str:
+    """Acme with the stub, a carrier that answers at once and one that hangs. Tests ask for
+    it before ``api``, so the local server is allowed in hub.toml before the app starts."""
     runtime.plugins.register(Carriers, "test-carriers")
     for plugin, name, settings in (
         ("stub", "stub", {}),
@@ -444,7 +448,7 @@ def slow_tenant(api: Api, runtime: Runtime, local_server: str) -> str:
 
 @ONE_SECOND
 def test_a_hanging_carrier_does_not_hold_the_answer_past_the_deadline(
-    api: Api, slow_tenant: str
+    slow_tenant: str, api: Api
 ) -> None:
     started = time.monotonic()
     status, answer = api.post("/rates", SHIPMENT)
@@ -460,7 +464,7 @@ def test_a_hanging_carrier_does_not_hold_the_answer_past_the_deadline(
 
 @ONE_SECOND
 def test_a_batch_stops_asking_a_carrier_that_keeps_hanging(
-    api: Api, slow_tenant: str, monkeypatch: pytest.MonkeyPatch
+    slow_tenant: str, api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Two calls at a time: the hung account spends two deadlines, then is not asked again.
     monkeypatch.setattr(rates, "POOL_SIZE", 2)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
-from conftest import ORDER, REDIS_NAMESPACE, Api, reset_postgres, seed_tenant
+from conftest import HUB_SECRET_KEY, ORDER, REDIS_NAMESPACE, Api, reset_postgres, seed_tenant
 from flask import Flask
 from sqlalchemy import select
 
@@ -94,7 +94,7 @@ def _hub(
             "broker_url": broker_url,
             "config_dir": config_dir,
             "data_dir": tmp_path / "var",
-            "secret_key": "test",
+            "secret_key": HUB_SECRET_KEY,
             **extra,
         }
     )
@@ -453,7 +453,7 @@ def test_worker_processes_on_redis_and_postgres(
         "ORDERHUB_BROKER_NAMESPACE": REDIS_NAMESPACE,
         "ORDERHUB_CONFIG_DIR": str(config_dir),
         "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
-        "ORDERHUB_SECRET_KEY": "test",
+        "ORDERHUB_SECRET_KEY": HUB_SECRET_KEY,
         "PYTHONUNBUFFERED": "1",
     }
     orderhub = Path(sys.executable).with_name("orderhub")
@@ -514,7 +514,7 @@ def test_worker_refuses_the_embedded_broker(tmp_path: Path) -> None:
         "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
         "ORDERHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
         "ORDERHUB_BROKER_URL": "embedded",
-        "ORDERHUB_SECRET_KEY": "test",
+        "ORDERHUB_SECRET_KEY": HUB_SECRET_KEY,
     }
     result = CliRunner().invoke(cli, ["worker"], env=env)
     assert result.exit_code == 1

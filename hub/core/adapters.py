@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from jsonschema import Draft202012Validator
 
+from hub.core import schema_errors
 from hub.core.errors import Invalid
 from hub.core.normalised import Address, Consignee, LineItem, OrderDraft
 
@@ -32,6 +33,10 @@ class Adapter(ABC):
     # Settings that hold secrets (API keys, shared secrets), in every family: the hub stores
     # them encrypted (or as {"$env": …} references) and never returns them through the API.
     secret_settings: ClassVar[tuple[str, ...]] = ()
+    # Settings that say where the plugin sends requests: an https URL (``api_base``) or a
+    # host (``shop_domain``). The hub refuses, when they are saved, any that is not https or
+    # not a public host (unless the operator allows it), and checks every connection again.
+    outbound_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, settings: Mapping[str, Any] | None = None, *, http: HttpClient | None = None
@@ -52,10 +57,12 @@ class Adapter(ABC):
 
     @classmethod
     def validate_settings(cls, settings: Mapping[str, Any]) -> None:
-        error = next(iter(Draft202012Validator(cls.settings_schema).iter_errors(settings)), None)
-        if error is not None:
-            where = ".".join(str(p) for p in error.absolute_path) or "settings"
-            raise Invalid(f"{cls.name} settings: {where}: {error.message}")
+        """Invalid naming each field the schema refuses and its rule, never its value: a
+        setting may be a secret, and the message goes back to whoever sent it."""
+        errors = list(Draft202012Validator(cls.settings_schema).iter_errors(settings))
+        if errors:
+            found = schema_errors.problems(errors, root="settings")
+            raise Invalid(f"{cls.name} {schema_errors.summary(found)}", found)
 
 
 # --- notifiers -----------------------------------------------------------------------------

@@ -36,6 +36,8 @@ PERMISSIONS = frozenset(
         "channels.write",
         "shipping.read",
         "shipping.write",
+        # Configuring carrier accounts (settings, secrets, base URLs): admins only.
+        "carriers.write",
     }
 )
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.core import audit, config_sync
+from hub.core import audit, config_sync, plugin_settings
 from hub.core.adapters import CarrierAdapter
 from hub.core.errors import Conflict, Invalid, NotFound
 from hub.core.models import CarrierAccount
@@ -46,8 +46,7 @@ def create_account(
     source: str = "api",
 ) -> CarrierAccount:
     """A new account; ``services`` limits it to some of what it offers (None: all)."""
-    opened = box.open(settings)
-    plugin.validate_settings(opened)
+    opened = plugin_settings.check(plugin, settings, box=box, source=source)
     allowed = _allowed(plugin(opened), services)
     if session.scalar(
         select(CarrierAccount.id).where(
@@ -132,7 +131,8 @@ def update_account(
                 f"services: carrier plugin {account.plugin!r} is not installed, so its services"
                 " cannot be checked"
             )
-        wanted["services"] = _allowed(cls(box.open(account.settings)), changes["services"])
+        opened = box.open(account.settings, references=account.source == "config")
+        wanted["services"] = _allowed(cls(opened), changes["services"])
     changed = {k: v for k, v in wanted.items() if getattr(account, k) != v}
     if changed:
         before = {k: getattr(account, k) for k in changed}
@@ -172,11 +172,13 @@ def _allowed(adapter: CarrierAdapter, services: Iterable[str] | None) -> dict[st
     offered = [s.code for s in adapter.services()]
     # An account that lists nothing (an aggregator: only a quote tells what it offers) takes
     # the codes as given; they filter its quotes all the same.
-    unknown = [code for code in codes if offered and code not in offered]
+    # Named by position, not by the code sent: no message repeats what a tenant sent.
+    unknown = [f"services[{i}]" for i, code in enumerate(codes) if offered and code not in offered]
     if unknown:
+        problem = f"not offered by this {adapter.name} account (it offers: {', '.join(offered)})"
         raise Invalid(
-            f"services: {', '.join(map(repr, unknown))} not offered by this {adapter.name}"
-            f" account (it offers: {', '.join(offered)})"
+            f"{', '.join(unknown)}: {problem}",
+            [{"field": where, "problem": problem} for where in unknown],
         )
     return {"allowed": codes}
 
@@ -255,7 +257,8 @@ def account_view(
         problem = f"carrier plugin {account.plugin!r} is not installed or failed to load"
     else:
         try:
-            offered = cls(box.open(account.settings)).services()
+            opened = box.open(account.settings, references=account.source == "config")
+            offered = cls(opened).services()
         except Invalid as exc:
             offered, problem = [], exc.message
         services = [

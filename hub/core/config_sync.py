@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.core import audit
+from hub.core import audit, plugin_settings
 from hub.core.adapters import Adapter
 from hub.core.errors import Invalid
 from hub.core.secret_box import ENV, SecretBox, redact
@@ -161,6 +161,6 @@ def _check_settings(
                 f"environment variable {ref} is not set ({label})",
             )
     try:
-        cls.validate_settings(box.open(settings))
+        plugin_settings.check(cls, settings, box=box, source="config")
     except Invalid as exc:
         raise ConfigError(file, f"{where}.settings", f"{label}: {exc}") from None

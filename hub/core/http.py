@@ -11,12 +11,21 @@ again later may help, ``unprocessed`` says whether the server surely did not act
 (so even a POST may be repeated). Messages never carry request headers or query strings: they
 hold tokens and signatures (SP-API access tokens, Shopee's ``access_token`` and ``sign``,
 WooCommerce's ``consumer_secret``).
+
+An error's text reaches the tenant (inbox reasons, poll and tracking errors, rate errors), so
+it never carries the outside body either: the status with its standard phrase, the plugin's
+reworded message, capped at MESSAGE_LIMIT. The raw body (truncated) is logged at debug level
+only, and kept on the error (``body``) for the plugin to read the platform's documented error.
+
+Every request goes only where ``hub.core.outbound`` allows: public hosts over https, checked
+before sending and again on the address each connection is actually made to.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Container, Mapping
@@ -29,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pybreaker
 import requests
 from requests.structures import CaseInsensitiveDict
+from requests_hardened.ip_filter import InvalidIPAddress
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -39,6 +49,8 @@ from tenacity import (
 from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
+from hub.core import outbound
+
 __all__ = [
     "USER_AGENT",
     "AuthError",
@@ -46,6 +58,7 @@ __all__ = [
     "CircuitOpen",
     "HttpClient",
     "HttpError",
+    "OutboundRefused",
     "ParseError",
     "RateLimit",
     "RateLimited",
@@ -63,6 +76,9 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 # Enough of an error page to see what the server said, not so much that a log line balloons.
 BODY_LIMIT = 2000
+# What of an error's message its text shows (a plugin quoting a platform's error included).
+MESSAGE_LIMIT = 300
+URL_LIMIT = 200
 # A POST or PATCH repeated after the server may have acted on it can create a second order or
 # shipment; these are retried only when the server surely did not process them.
 NON_IDEMPOTENT = frozenset({"POST", "PATCH"})
@@ -131,10 +147,11 @@ class HttpError(Exception):
         )
 
     def __str__(self) -> str:
+        message = _cap(" ".join(str(self.message).split()), MESSAGE_LIMIT)
         if not (self.method and self.url):
-            return self.message
+            return message
         text = f"{self.client}: " if self.client else ""
-        text += f"{self.method} {self.url} → {self.message}"
+        text += f"{self.method} {_cap(self.url, URL_LIMIT)} → {message}"
         if self.attempts > 1:
             text += f"; gave up after {self.attempts} attempts"
         if self.note:
@@ -171,6 +188,14 @@ class Unavailable(HttpError):
 
 class BusinessError(HttpError):
     """Other 4xx: the server understood and refused (validation, not found, a business rule)."""
+
+
+class OutboundRefused(BusinessError):
+    """The hub would not send it: not https, or the host is not public (``hub.core.outbound``).
+    Nothing was sent; retrying cannot help until the setting (or the operator's allow list)
+    changes."""
+
+    unprocessed = True
 
 
 class ParseError(HttpError):
@@ -395,6 +420,11 @@ class HttpClient:
         statuses that are not errors (a plugin that expects a 404 says so here).
         """
         method = method.upper()
+        refused = outbound.url_problem(url)
+        if refused is not None:
+            raise OutboundRefused(
+                f"not sent: {refused}", url=_safe_url(url), method=method, client=self.name
+            )
         if idempotent is None:
             idempotent = method not in NON_IDEMPOTENT
         attempts = (self.retries if retries is None else retries) + 1
@@ -488,7 +518,9 @@ class HttpClient:
                 # The exception's own text repeats the URL with its query string: not kept.
                 raise _from_exception(exc, send["timeout"], where) from None
             if response.status_code not in ok:
-                raise _from_response(response, where)
+                error = _from_response(response, where)
+                log.debug("%s answered with this body: %s", error, error.body)
+                raise error
             failed = False
             return response
         except (Unavailable, Timeout):
@@ -510,7 +542,7 @@ class HttpClient:
             return self._session
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
+            session = self._local.session = outbound.session()
         return session
 
     def _waiter(self) -> Callable[[RetryCallState], float]:
@@ -563,6 +595,9 @@ def _from_exception(
     exc: requests.RequestException, timeout: float, where: dict[str, str]
 ) -> HttpError:
     kind = type(exc).__name__
+    if isinstance(exc, outbound.Refused | InvalidIPAddress):
+        refused = str(exc) if isinstance(exc, outbound.Refused) else outbound.NOT_PUBLIC
+        return OutboundRefused(f"not sent: {refused}", **where)
     if isinstance(exc, requests.ConnectTimeout):
         return Timeout(f"could not connect within {timeout:g} s", unprocessed=True, **where)
     if isinstance(exc, requests.Timeout):
@@ -580,6 +615,8 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     """True when the connection was never made (refused, DNS, connect timeout), so nothing
     was sent. A reset while waiting for the answer is a ConnectionError too, but the server
     may have acted on the request by then."""
+    if isinstance(exc.__cause__, socket.gaierror):  # the name did not resolve
+        return True
     cause = exc.args[0] if exc.args else None
     return isinstance(cause, MaxRetryError) and isinstance(cause.reason, ConnectTimeoutError)
 
@@ -604,8 +641,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _reason(response: requests.Response) -> str:
-    if response.reason:
-        return response.reason
+    """The status's standard phrase; the server's own reason phrase is its text, not ours."""
     try:
         return HTTPStatus(response.status_code).phrase
     except ValueError:
@@ -618,6 +654,10 @@ def _body(response: requests.Response) -> str | None:
     except (RuntimeError, ValueError):
         return None
     return text[:BODY_LIMIT] if text else None
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _safe_url(url: str) -> str:

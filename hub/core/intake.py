@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from hub.core import audit, config_sync, orders
+from hub.core import audit, config_sync, orders, plugin_settings
 from hub.core.adapters import (
     ChannelAdapter,
     ChannelOrder,
@@ -59,6 +59,9 @@ class ConnectionFacts(Protocol):
     @property
     def settings(self) -> dict[str, Any]: ...
 
+    @property
+    def source(self) -> str: ...
+
 
 class Rejected(Exception):
     """``ingest`` could not apply a delivery (an unknown SKU, an order the hub refuses) and
@@ -92,7 +95,7 @@ def create_connection(
     actor: str,
     source: str = "api",
 ) -> Connection:
-    plugin.validate_settings(box.open(settings))
+    plugin_settings.check(plugin, settings, box=box, source=source)
     if session.scalar(
         select(Connection.id).where(Connection.tenant_id == tenant_id, Connection.name == name)
     ):
@@ -269,6 +272,7 @@ _PUSH_CONNECTION = (
         _connections.c.plugin,
         _connections.c.name,
         _connections.c.settings,
+        _connections.c.source,
     )
     .join_from(_connections, _tenants, _tenants.c.id == _connections.c.tenant_id)
     .where(_connections.c.id == bindparam("b_connection"), _tenants.c.slug == bindparam("b_slug"))
@@ -375,6 +379,7 @@ _LOCK_ENTRY = (
         _connections.c.plugin,
         _connections.c.name,
         _connections.c.settings,
+        _connections.c.source,
         _connections.c.paused,
         _tenants.c.slug,
         # Most connections map no SKU (the channel's are ours): then no mapping query.

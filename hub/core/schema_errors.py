@@ -121,6 +121,15 @@ def _entries(error: ValidationError, root: str) -> list[dict[str, str]]:
     if keyword == "required" and isinstance(instance, Mapping):
         missing = [p for p in error.validator_value if p not in instance]
         return [{"field": _join(where, str(p), root), "problem": "is required"} for p in missing]
+    if keyword == "dependentRequired" and isinstance(instance, Mapping):
+        # One field present needs others: name each missing one, and the field that needs it.
+        return [
+            {"field": _join(where, str(dep), root), "problem": f"is required with {_key(key)}"}
+            for key, deps in error.validator_value.items()
+            if key in instance
+            for dep in deps
+            if dep not in instance
+        ] or [{"field": where, "problem": rule_of(error)}]
     if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(
         instance, Mapping
     ):

@@ -31,8 +31,18 @@ class SecretBox:
                 sealed[name] = {ENCRYPTED: self._fernet.encrypt(value.encode()).decode()}
         return sealed
 
-    def open(self, settings: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict:
-        """Settings as the plugin needs them: decrypted and with references resolved."""
+    def open(
+        self,
+        settings: Mapping[str, Any],
+        env: Mapping[str, str] | None = None,
+        *,
+        references: bool = True,
+    ) -> dict:
+        """Settings as the plugin needs them: decrypted and with references resolved.
+
+        ``references=False`` for settings a tenant sent through the API: a reference there is
+        refused rather than read (the API refuses them on the way in; this also covers rows
+        stored before it did), and the answer never says whether the variable is set."""
         env = os.environ if env is None else env
         opened = {}
         for name, value in settings.items():
@@ -44,6 +54,11 @@ class SecretBox:
                         f"setting {name!r} was encrypted with another secret key"
                     ) from None
             elif isinstance(value, dict) and set(value) == {ENV}:
+                if not references:
+                    raise Invalid(
+                        f"setting {name!r}: environment references are read only for settings"
+                        " from the operator's config files"
+                    )
                 if value[ENV] not in env:
                     raise Invalid(f"setting {name!r}: environment variable {value[ENV]} is not set")
                 value = env[value[ENV]]

@@ -250,6 +250,7 @@ class EasyPostCarrier(CarrierAdapter):
     # One Tracker request per number: twenty keep a tracking call short.
     track_batch: ClassVar[int] = 20
     secret_settings = ("api_key", "webhook_secret")
+    outbound_settings = ("api_base",)
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {

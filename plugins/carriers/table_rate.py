@@ -330,7 +330,8 @@ class TableRate(CarrierAdapter):
         problem = _card_problem(settings)
         if problem is not None:
             where, message = problem
-            raise Invalid(f"{cls.name} settings: {where}: {message}")
+            field = f"settings.{where}"
+            raise Invalid(f"{cls.name} {field}: {message}", [{"field": field, "problem": message}])
 
     # --- the clock -------------------------------------------------------------------------
 
@@ -575,34 +576,34 @@ def issued_at(number: str) -> datetime | None:
 
 
 def _card_problem(settings: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The first cross-field mistake in a card that passed the schema, as (field, message)."""
+    """The first cross-field mistake in a card that passed the schema, as (field, problem).
+    Problems name fields, never values: settings go back to whoever sent them."""
     zones = settings["zones"]
     codes: dict[str, int] = {}
     whole: dict[str, int] = {}  # country (or "*") → index of the first zone that takes it whole
     for i, zone in enumerate(zones):
         code, countries = zone["code"], zone["countries"]
         if code in codes:
-            return f"zones.{i}.code", f"{code!r} is also the code of zones.{codes[code]}"
+            return f"zones[{i}].code", f"is also the code of zones[{codes[code]}]"
         codes[code] = i
         if EVERY_COUNTRY in countries and len(countries) > 1:
-            return f"zones.{i}.countries", "'*' (every country) must be the only entry"
+            return f"zones[{i}].countries", "'*' (every country) must be the only entry"
         for j, pattern in enumerate(zone.get("postcodes", ())):
             low, high = _postcode_range(pattern)
             if len(low) != len(high) or low > high:
                 return (
-                    f"zones.{i}.postcodes.{j}",
-                    f"{pattern!r} is not a range of prefixes of one length, low to high",
+                    f"zones[{i}].postcodes[{j}]",
+                    "is not a range of prefixes of one length, low to high",
                 )
-        for country in countries:
+        for k, country in enumerate(countries):
             key = country if country in whole else EVERY_COUNTRY
             earlier = whole.get(key)
             if earlier is not None:
-                taken = "every country" if key == EVERY_COUNTRY else country
+                taken = "every country" if key == EVERY_COUNTRY else f"countries[{k}]"
                 return (
-                    f"zones.{i}.countries",
-                    f"zone {code!r} is never used: zone {zones[earlier]['code']!r} "
-                    f"(zones.{earlier}) comes first and takes {taken} whole; the first "
-                    "matching zone wins, so put narrower zones first",
+                    f"zones[{i}].countries",
+                    f"this zone is never used: zones[{earlier}] comes first and takes {taken}"
+                    " whole; the first matching zone wins, so put narrower zones first",
                 )
         if not zone.get("postcodes"):
             for country in countries:
@@ -611,19 +612,20 @@ def _card_problem(settings: Mapping[str, Any]) -> tuple[str, str] | None:
     services: dict[str, int] = {}
     for i, svc in enumerate(settings["services"]):
         if svc["code"] in services:
-            return f"services.{i}.code", (
-                f"{svc['code']!r} is also the code of services.{services[svc['code']]}"
-            )
+            return f"services[{i}].code", f"is also the code of services[{services[svc['code']]}]"
         services[svc["code"]] = i
-        problem = _bands_problem(f"services.{i}.bands", svc["bands"], codes)
+        problem = _bands_problem(f"services[{i}].bands", svc["bands"], codes)
         if problem is not None:
             return problem
 
     remote = settings.get("surcharges", {}).get("remote_area")
     for j, code in enumerate(remote["zones"] if remote else ()):
         if code not in codes:
-            return f"surcharges.remote_area.zones.{j}", _unknown_zone(code, codes)
+            return f"surcharges.remote_area.zones[{j}]", UNKNOWN_ZONE
     return None
+
+
+UNKNOWN_ZONE = "is not the code of one of the card's zones"
 
 
 def _bands_problem(
@@ -633,25 +635,21 @@ def _bands_problem(
     for k, band in enumerate(bands):
         zone, max_kg = band["zone"], _decimal(band["max_kg"])
         if zone not in codes:
-            return f"{where}.{k}.zone", _unknown_zone(zone, codes)
+            return f"{where}[{k}].zone", UNKNOWN_ZONE
         if zone in heaviest:
             previous, previous_kg = heaviest[zone]
             if max_kg <= previous_kg:
-                return f"{where}.{k}.max_kg", (
-                    f"{band['max_kg']} is not above {previous_kg} of the previous {zone!r} band"
-                    f" ({where}.{previous}); list each zone's bands lightest first"
+                return f"{where}[{k}].max_kg", (
+                    f"must be above max_kg of {where}[{previous}], the zone's previous band;"
+                    " list each zone's bands lightest first"
                 )
             if "extra_per_kg" in bands[previous]:
-                return f"{where}.{previous}.extra_per_kg", (
-                    f"only the heaviest {zone!r} band may have it: it prices what is beyond"
+                return f"{where}[{previous}].extra_per_kg", (
+                    "only the heaviest band of a zone may have it: it prices what is beyond"
                     " the last band"
                 )
         heaviest[zone] = (k, max_kg)
     return None
-
-
-def _unknown_zone(code: str, codes: Iterable[str]) -> str:
-    return f"{code!r} is not one of the card's zones ({', '.join(codes)})"
 
 
 @hookimpl

@@ -233,6 +233,7 @@ class UpsCarrier(CarrierAdapter):
     )
     track_batch: ClassVar[int] = 1
     secret_settings: ClassVar[tuple[str, ...]] = ("client_secret", "push_credential")
+    outbound_settings: ClassVar[tuple[str, ...]] = ("api_base",)
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {

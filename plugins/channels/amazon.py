@@ -129,6 +129,7 @@ class AmazonChannel(ChannelAdapter):
     title = "Amazon (Selling Partner API orders)"
     capabilities: ClassVar[frozenset[str]] = frozenset({"pull"})
     secret_settings = ("refresh_token", "client_secret")
+    outbound_settings = ("endpoint", "token_url")
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {

@@ -96,6 +96,7 @@ class ShopeeChannel(ChannelAdapter):
     # Shopee counts anything but a 2xx with an empty body as a failed push.
     empty_acknowledgement = True
     secret_settings = ("partner_key", "access_token")
+    outbound_settings = ("api_base",)
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {

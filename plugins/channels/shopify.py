@@ -78,6 +78,7 @@ class ShopifyChannel(ChannelAdapter):
     title = "Shopify (order webhooks, fulfilment push-back)"
     capabilities = frozenset({"push", "fulfilment"})
     secret_settings = ("secret", "previous_secret", "access_token")
+    outbound_settings = ("shop_domain",)
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {

@@ -105,6 +105,7 @@ class WooCommerceChannel(ChannelAdapter):
     title = "WooCommerce (webhooks, reconciled by polling)"
     capabilities = frozenset({"push", "pull"})
     secret_settings = ("secret", "previous_secret", "consumer_key", "consumer_secret")
+    outbound_settings = ("store_url",)
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {

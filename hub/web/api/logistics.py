@@ -146,7 +146,7 @@ def list_carrier_accounts(ctx: Ctx) -> dict[str, Any]:
 @route(
     "/carrier-accounts",
     "POST",
-    permission="shipping.write",
+    permission="carriers.write",
     tag=TAG,
     status=201,
     summary="Add a carrier account: a carrier plugin with its settings",
@@ -187,7 +187,7 @@ def get_carrier_account(ctx: Ctx, account_id: int) -> dict[str, Any]:
 @route(
     "/carrier-accounts/<int:account_id>",
     "PATCH",
-    permission="shipping.write",
+    permission="carriers.write",
     tag=TAG,
     summary="Enable or disable a carrier account, or choose which of its services to use",
     body=ACCOUNT_UPDATE,
