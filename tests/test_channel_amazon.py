@@ -729,6 +729,198 @@ def test_a_body_that_is_not_a_stored_order_is_refused(body: bytes) -> None:
         AmazonChannel(settings()).parse("order", body)
 
 
+# --- fulfilled by Amazon, cash on delivery, gift wrap, buyer cancellation ----------------------
+
+JP = "A1VC38T7YXB528"
+FOURTH = "114-9317425-6043401"
+
+
+def an_afn_order(
+    order_id: str = FOURTH, status: str = "Unshipped", updated: str = "2024-03-05T11:31:17Z"
+) -> dict[str, Any]:
+    """An order Amazon fulfils from its own warehouses (FBA), as getOrders returns it: Prime,
+    FulfillmentChannel AFN, no ship-by commitment of the seller."""
+    shipped = status in ("Shipped", "InvoiceUnconfirmed")
+    order = an_order(
+        order_id,
+        status,
+        updated,
+        FulfillmentChannel="AFN",
+        ShipServiceLevel="Expedited",
+        ShipmentServiceLevelCategory="Expedited",
+        OrderTotal=money("199.50"),
+        NumberOfItemsShipped=50 if shipped else 0,
+        NumberOfItemsUnshipped=0 if shipped else 50,
+        IsPrime=True,
+    )
+    return order
+
+
+def afn_items() -> list[dict[str, Any]]:
+    """Fifty SKU-C for 199.50: more than the hub has in stock (ten)."""
+    return [an_item("SKU-C", 50, "199.50", asin="B0BZ7Q2M9K", item_id="30583462581741")]
+
+
+def jpy(amount: str) -> dict[str, str]:
+    return money(amount, "JPY")
+
+
+def a_cod_order() -> dict[str, Any]:
+    """A cash-on-delivery order on amazon.co.jp: PaymentMethod COD, the fee on its item."""
+    return an_order(
+        "503-5327291-1920644",
+        MarketplaceId=JP,
+        SalesChannel="Amazon.co.jp",
+        PaymentMethod="COD",
+        PaymentMethodDetails=["COD"],
+        OrderTotal=jpy("4610.00"),
+        ShippingAddress={
+            "StateOrRegion": "東京都",
+            "PostalCode": "153-0064",
+            "City": "目黒区",
+            "CountryCode": "JP",
+        },
+    )
+
+
+def a_cod_item() -> dict[str, Any]:
+    """An OrderItem shaped as the getOrderItems example of the Orders v0 model: points,
+    scheduled delivery, CODFee / CODFeeDiscount, and the gift fields in BuyerInfo."""
+    return {
+        "ASIN": "BT0093TELA",
+        "OrderItemId": "68828574383266",
+        "SellerSKU": "SKU-A",
+        "Title": "Alpha multi-tool, stainless",
+        "QuantityOrdered": 1,
+        "QuantityShipped": 0,
+        "PointsGranted": {"PointsNumber": 39, "PointsMonetaryValue": jpy("39.00")},
+        "ItemPrice": jpy("3980.00"),
+        "ShippingPrice": jpy("350.00"),
+        "ItemTax": jpy("0.00"),
+        "ScheduledDeliveryEndDate": "2024-03-07T12:00:00Z",
+        "ScheduledDeliveryStartDate": "2024-03-07T00:00:00Z",
+        "CODFee": jpy("330.00"),
+        "CODFeeDiscount": jpy("50.00"),
+        "PriceDesignation": "BusinessPrice",
+        "IsGift": "false",
+    }
+
+
+def gift_wrapped_items() -> list[dict[str, Any]]:
+    """FIRST's items with the first one gift wrapped: the price and its tax are in the
+    item's BuyerInfo (ItemBuyerInfo), beside the gift message."""
+    items = first_items()
+    items[0]["IsGift"] = "true"
+    items[0]["BuyerInfo"] = {
+        "GiftMessageText": "For you!",
+        "GiftWrapPrice": money("3.99"),
+        "GiftWrapTax": money("0.32"),
+        "GiftWrapLevel": "Classic",
+    }
+    return items
+
+
+def cancel_requested(items: list[dict[str, Any]], reason: str = "Found cheaper somewhere else."):
+    """The items with the buyer's cancellation request on the first, as Amazon writes it."""
+    items[0]["BuyerRequestedCancel"] = {
+        "IsBuyerRequestedCancel": "true",
+        "BuyerCancelReason": reason,
+    }
+    return items
+
+
+def total_of(parsed: ChannelOrder) -> Decimal:
+    d = parsed.draft
+    subtotal = sum(x.unit_price * x.quantity for x in d.lines)
+    return subtotal + d.shipping_total + d.tax_total + d.fees_total - d.discount_total
+
+
+def test_an_order_amazon_fulfils_is_marked_fulfilled_by_the_channel() -> None:
+    parsed = parse(an_afn_order(), afn_items())
+    assert parsed.draft.fulfilled_by_channel is True
+    assert parsed.channel_shipped is None  # Unshipped: Amazon has not shipped it yet
+    assert parsed.hold is None
+    assert total_of(parsed) == Decimal("199.50")
+
+    mfn = parse(an_order(), first_items())
+    assert (mfn.draft.fulfilled_by_channel, mfn.channel_shipped) == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("status", "shipped"),
+    [
+        ("PartiallyShipped", "partially_shipped"),
+        ("Shipped", "shipped"),
+        ("InvoiceUnconfirmed", "shipped"),
+        ("Unshipped", None),
+    ],
+)
+def test_amazons_shipping_of_its_own_orders_is_followed(status: str, shipped: str | None) -> None:
+    assert parse(an_afn_order(status=status), afn_items()).channel_shipped == shipped
+    # The seller's own orders ship through the hub: Amazon's status never ships them.
+    assert parse(an_order(status=status), first_items()).channel_shipped is None
+
+
+def test_an_order_amazon_cannot_fulfil_is_held() -> None:
+    parsed = parse(an_afn_order(status="Unfulfillable"), afn_items())
+    assert parsed.hold is not None and "Unfulfillable" in parsed.hold
+
+
+def test_the_cod_fee_and_its_discount_count_in_the_total() -> None:
+    parsed = parse(a_cod_order(), [a_cod_item()])
+
+    assert parsed.draft.currency == "JPY"
+    assert parsed.draft.fees_total == Decimal("330.00")  # the COD fee
+    assert parsed.draft.discount_total == Decimal("50.00")  # its discount
+    assert parsed.draft.shipping_total == Decimal("350.00")
+    assert total_of(parsed) == Decimal(a_cod_order()["OrderTotal"]["Amount"])
+
+
+def test_gift_wrap_and_its_tax_count_in_the_total() -> None:
+    parsed = parse(an_order(OrderTotal=money("56.84")), gift_wrapped_items())
+
+    assert parsed.draft.fees_total == Decimal("3.99")  # the gift wrap
+    assert parsed.draft.tax_total == Decimal("4.36")  # 4.04 and the gift wrap's 0.32
+    assert total_of(parsed) == Decimal("56.84")
+
+
+def test_a_buyers_cancellation_request_holds_the_order_with_the_reason() -> None:
+    parsed = parse(an_order(), cancel_requested(first_items()))
+
+    assert parsed.hold is not None
+    assert "buyer asked to cancel (Found cheaper somewhere else.)" in parsed.hold
+    assert parsed.cancelled is False
+
+
+def test_a_cancellation_request_without_a_reason_still_holds() -> None:
+    items = cancel_requested(first_items())
+    del items[0]["BuyerRequestedCancel"]["BuyerCancelReason"]
+    hold = parse(an_order(), items).hold
+    assert hold is not None and hold.startswith("Amazon: the buyer asked to cancel;")
+
+
+def test_a_buyers_reason_is_quoted_short_and_printable() -> None:
+    items = cancel_requested(first_items(), "changed my mind\u0000\n" + "x" * 900)
+    hold = parse(an_order(), items).hold
+    assert hold is not None and len(hold) < 400
+    assert "\u0000" not in hold and "\n" not in hold
+
+
+def test_no_cancellation_request_holds_nothing() -> None:
+    items = first_items()
+    items[0]["BuyerRequestedCancel"] = {"IsBuyerRequestedCancel": "false", "BuyerCancelReason": ""}
+    assert parse(an_order(), items).hold is None
+
+
+def test_amazon_handles_the_cancellation_requests_of_the_orders_it_fulfils() -> None:
+    assert parse(an_afn_order(), cancel_requested(afn_items())).hold is None
+
+
+def test_a_pending_order_with_a_cancellation_request_gives_both_reasons() -> None:
+    hold = parse(a_pending_order(), cancel_requested([an_item(price=None, quantity=1)])).hold
+    assert hold is not None and "not yet paid" in hold and "asked to cancel" in hold
+
+
 # --- end to end: polled through the hub ----------------------------------------------------------
 
 
@@ -938,3 +1130,135 @@ def test_a_refused_login_is_recorded_on_the_connection_and_keeps_the_cursor(
     assert "re-authorise" in listed["last_poll_error"]
     assert REFRESH_TOKEN not in listed["last_poll_error"]
     assert amazon_orders(api) == {}
+
+
+# --- end to end: Amazon's own fulfilment, fees and cancellation requests -----------------------
+
+
+def afn_poll(fake: responses.RequestsMock, status: str = "Unshipped", updated: str | None = None):
+    """One page: FIRST (the seller's) and FOURTH (Amazon's own) with their items."""
+    afn = an_afn_order(status=status, updated=updated or "2024-03-05T11:31:17Z")
+    fake.get(ORDERS_URL, json=orders_page([an_order(FIRST), afn]))
+    fake.get(items_url(FIRST), json=items_page(FIRST, first_items()))
+    fake.get(items_url(FOURTH), json=items_page(FOURTH, afn_items()))
+
+
+def on_hand(api: Any, sku: str) -> int:
+    _, stock = api.get(f"/stock?sku={sku}")
+    return sum(item["on_hand"] for item in stock["items"])
+
+
+def test_an_order_amazon_fulfils_is_recorded_but_reserves_and_ships_nothing(
+    api, runtime, amazon_shop, hub_clock
+):
+    # When the poll brings an order Amazon fulfils: 50 SKU-C, of which the hub has 10
+    poll(runtime, amazon_shop, afn_poll)
+
+    # Then it is recorded as Amazon's, confirmed, with none of the hub's stock reserved
+    found = amazon_orders(api)
+    afn, number = found[FOURTH], found[FOURTH]["number"]
+    assert afn["fulfilled_by_channel"] is True and found[FIRST]["fulfilled_by_channel"] is False
+    assert (afn["status"], afn["type"], afn["total"]) == ("confirmed", "normal", "199.50")
+    assert afn["created_by"] == "channel:amazon-us"
+    assert reserved(api, "SKU-C") == 0 and on_hand(api, "SKU-C") == 10
+    assert reserved(api, "SKU-A") == 2  # the seller's own order reserves as before
+    reasons = [h["reason"] for h in api.get(f"/orders/{number}/history")[1]["items"]]
+    assert "fulfilled by the sales channel from its own stock" in reasons
+
+    # And it counts in sales
+    _, stats = api.get("/orders/stats?from=2024-03-01T00:00:00Z&to=2024-04-01T00:00:00Z")
+    assert stats["by_channel"] == [
+        {"key": "amazon", "currency": "USD", "count": 2, "amount": "252.03"}
+    ]
+
+    # But it is no work: not in the work queue, and apart from what the hub ships
+    _, queue = api.get("/orders?sort=queue")
+    assert [o["external_id"] for o in queue["items"]] == [FIRST]
+    _, by_channel = api.get("/orders?fulfilled_by=channel")
+    assert [o["number"] for o in by_channel["items"]] == [number]
+    _, by_hub = api.get("/orders?fulfilled_by=hub")
+    assert number not in [o["number"] for o in by_hub["items"]]
+
+    # And the hub refuses to ship, split or merge it
+    status, body = api.post(f"/orders/{number}/shipments", {})
+    assert status == 409, body
+    assert "fulfils it from its own stock" in body["error"]["message"]
+    status, body = api.post(f"/orders/{number}/split", {"lines": [{"sku": "SKU-C", "quantity": 1}]})
+    assert status == 409, body
+    status, body = api.post("/orders/merge", {"numbers": [found[FIRST]["number"], number]})
+    assert status == 409, body
+
+
+def test_an_order_amazon_fulfils_follows_amazons_status(api, runtime, amazon_shop, hub_clock):
+    poll(runtime, amazon_shop, afn_poll)
+
+    # When Amazon reports it shipped
+    hub_clock["now"] = NOW + timedelta(minutes=10)
+    poll(runtime, amazon_shop, lambda fake: afn_poll(fake, "Shipped", "2024-03-05T12:03:09Z"))
+
+    # Then the hub's order is shipped, without any stock of the hub moving
+    afn = amazon_orders(api)[FOURTH]
+    assert afn["status"] == "shipped"
+    history = api.get(f"/orders/{afn['number']}/history")[1]["items"]
+    assert ("shipped_by_channel", "confirmed", "shipped") in [
+        (h["action"], h["from"], h["to"]) for h in history
+    ]
+    assert (
+        history[-1]["reason"] == "the sales channel reports it shipped (Shipped) from its own stock"
+    )
+    assert (reserved(api, "SKU-C"), on_hand(api, "SKU-C")) == (0, 10)
+    _, shipments = api.get(f"/shipments?order={afn['number']}")
+    assert shipments["total"] == 0
+
+
+def test_an_order_amazon_shipped_before_the_first_poll_comes_in_shipped(api, runtime, amazon_shop):
+    poll(runtime, amazon_shop, lambda fake: afn_poll(fake, "Shipped"))
+
+    afn = amazon_orders(api)[FOURTH]
+    assert afn["status"] == "shipped"
+    assert reserved(api, "SKU-C") == 0
+
+
+def test_an_order_with_a_cod_fee_and_gift_wrap_totals_as_amazon_says(api, runtime, amazon_shop):
+    wrapped = an_order(FIRST, OrderTotal=money("56.84"))
+
+    def fake_amazon(fake: responses.RequestsMock) -> None:
+        fake.get(ORDERS_URL, json=orders_page([wrapped]))
+        fake.get(items_url(FIRST), json=items_page(FIRST, gift_wrapped_items()))
+
+    poll(runtime, amazon_shop, fake_amazon)
+
+    first = amazon_orders(api)[FIRST]
+    assert (first["fees_total"], first["tax_total"]) == ("3.99", "4.36")
+    assert first["total"] == wrapped["OrderTotal"]["Amount"]
+
+
+def test_a_cancellation_request_holds_the_order_until_amazon_cancels_it(
+    api, runtime, amazon_shop, hub_clock
+):
+    def requested(fake: responses.RequestsMock) -> None:
+        fake.get(ORDERS_URL, json=orders_page([an_order(FIRST)]))
+        fake.get(items_url(FIRST), json=items_page(FIRST, cancel_requested(first_items())))
+
+    poll(runtime, amazon_shop, requested)
+
+    # The order is held for a person, with the buyer's reason; it cannot ship
+    first = amazon_orders(api)[FIRST]
+    assert first["status"] == "held"
+    assert "Found cheaper somewhere else." in first["hold_reason"]
+    assert first["channel_hold"] == first["hold_reason"]
+    assert reserved(api, "SKU-A") == 2
+    status, body = api.post(f"/orders/{first['number']}/shipments", {})
+    assert status == 409, body
+
+    # When the seller cancels it on Amazon, the hub cancels it and frees the stock
+    cancelled = an_order(FIRST, "Canceled", "2024-03-05T12:05:00Z")
+    hub_clock["now"] = NOW + timedelta(minutes=10)
+
+    def cancelled_on_amazon(fake: responses.RequestsMock) -> None:
+        fake.get(ORDERS_URL, json=orders_page([cancelled]))
+        fake.get(items_url(FIRST), json=items_page(FIRST, cancel_requested(first_items())))
+
+    poll(runtime, amazon_shop, cancelled_on_amazon)
+    assert amazon_orders(api)[FIRST]["status"] == "cancelled"
+    assert reserved(api, "SKU-A") == 0

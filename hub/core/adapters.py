@@ -134,6 +134,9 @@ class ChannelOrder:
     # Set when the channel says the order must not be worked yet (an Amazon order still
     # Pending payment): the hub holds it with this reason until a statement without it.
     hold: str | None = None
+    # For an order the channel fulfils itself (``draft.fulfilled_by_channel``): how far its
+    # shipping has gone, "partially_shipped" or "shipped"; the hub's order follows it.
+    channel_shipped: str | None = None
 
 
 @dataclass(frozen=True)

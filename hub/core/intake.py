@@ -532,11 +532,14 @@ def _apply(
             orders.cancel(
                 session, tenant_id, created.number, actor=actor, reason="cancelled on the channel"
             )
+        else:
+            _follow_channel_shipping(session, tenant_id, created.number, statement, actor)
         return
     if existing.external_updated_at and statement.event_time <= existing.external_updated_at:
         return  # an older (or repeated) statement: the newer one already applied
     existing.external_updated_at = statement.event_time
     if existing.status not in orders.OPEN_STATUSES:
+        _follow_channel_shipping(session, tenant_id, existing.number, statement, actor)
         return
     if statement.cancelled:
         orders.cancel(
@@ -552,11 +555,32 @@ def _apply(
         changes["channel_hold"] = statement.hold
     if draft.shipping_method and draft.shipping_method != existing.shipping_method:
         changes["shipping_method"] = draft.shipping_method
-    charges = (draft.shipping_total, draft.tax_total, draft.discount_total)
-    if charges != (existing.shipping_total, existing.tax_total, existing.discount_total):
+    charges = (draft.shipping_total, draft.tax_total, draft.discount_total, draft.fees_total)
+    if charges != (
+        existing.shipping_total,
+        existing.tax_total,
+        existing.discount_total,
+        existing.fees_total,
+    ):
         changes["charges"] = charges
     if changes:
         orders.modify(session, tenant_id, existing.number, actor=actor, **changes)
+    _follow_channel_shipping(session, tenant_id, existing.number, statement, actor)
+
+
+def _follow_channel_shipping(
+    session: Session, tenant_id: int, number: str, statement: ChannelOrder, actor: str
+) -> None:
+    """An order the channel fulfils takes the shipping status the channel reports."""
+    if statement.channel_shipped and statement.draft.fulfilled_by_channel:
+        orders.follow_channel_shipping(
+            session,
+            tenant_id,
+            number,
+            statement.channel_shipped,
+            actor=actor,
+            channel_status=statement.channel_status,
+        )
 
 
 def _lines_changed(order: Order, lines: list[LineItem]) -> bool:

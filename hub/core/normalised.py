@@ -51,6 +51,8 @@ class OrderDraft:
     shipping_total: Decimal = Decimal(0)
     tax_total: Decimal = Decimal(0)
     discount_total: Decimal = Decimal(0)
+    # Other charges the buyer paid (gift wrap, a cash-on-delivery fee): part of the total.
+    fees_total: Decimal = Decimal(0)
     channel: str = "api"
     external_id: str | None = None
     external_name: str | None = None
@@ -61,3 +63,6 @@ class OrderDraft:
     shipping_method: str | None = None
     created_at: datetime | None = None
     paid_at: datetime | None = None
+    # The channel ships it from its own stock (Amazon AFN, a marketplace's fulfilment
+    # service): the hub records the sale but reserves nothing and ships nothing.
+    fulfilled_by_channel: bool = False

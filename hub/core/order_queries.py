@@ -39,6 +39,7 @@ class OrderQuery:
     paid_to: datetime | None = None
     amount_min: Decimal | None = None
     amount_max: Decimal | None = None
+    fulfilled_by: str | None = None  # "hub" or "channel"
     sort: str = "-created_at"
     page: int = 1
     per_page: int = 50
@@ -46,6 +47,9 @@ class OrderQuery:
 
 def search(session: Session, tenant_id: int, query: OrderQuery) -> tuple[list[Order], int]:
     stmt = _filtered(select(Order).where(Order.tenant_id == tenant_id), query)
+    if query.sort.lstrip("-") == "queue":
+        # The work queue: orders the channel fulfils from its own stock are no work of ours.
+        stmt = stmt.where(Order.fulfilled_by_channel.is_(False))
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     column = SORTS[query.sort.lstrip("-")]
     ordering = column.desc() if query.sort.startswith("-") else column.asc()
@@ -123,4 +127,6 @@ def _filtered(stmt: Select[tuple[Order]], query: OrderQuery) -> Select[tuple[Ord
         stmt = stmt.where(Order.total >= query.amount_min)
     if query.amount_max is not None:
         stmt = stmt.where(Order.total <= query.amount_max)
+    if query.fulfilled_by:
+        stmt = stmt.where(Order.fulfilled_by_channel.is_(query.fulfilled_by == "channel"))
     return stmt

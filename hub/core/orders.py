@@ -100,7 +100,8 @@ def create(
 
     The tenant's rules decide the rest (``hub.core.rules``): review, classes, priority,
     approval and routing, each written in the history with its reason. A channel order may
-    arrive with no lines (``allow_empty``): it is kept, held as incomplete."""
+    arrive with no lines (``allow_empty``): it is kept, held as incomplete. An order the
+    channel fulfils from its own stock (``draft.fulfilled_by_channel``) reserves nothing."""
     rules = rules_for(session, tenant_id)
     products = _products_for(
         session, tenant_id, draft.lines, allow_empty=allow_empty, known=products
@@ -111,22 +112,26 @@ def create(
     for line in lines:
         needs[line["product_id"]] += line["quantity"]
     short = None
+    taken: Sequence[inventory.Allocated] = []
     try:
-        taken = inventory.take(
-            session,
-            tenant_id,
-            needs,
-            skus={p.id: p.sku for p in products.values()},
-            thresholds={p.id: p.low_stock_threshold for p in products.values()},
-            destination=inventory.Destination(
-                rules, _upper(draft.consignee.address.country), draft.consignee.address.region
-            ),
-        )
+        if not draft.fulfilled_by_channel:
+            taken = inventory.take(
+                session,
+                tenant_id,
+                needs,
+                skus={p.id: p.sku for p in products.values()},
+                thresholds={p.id: p.low_stock_threshold for p in products.values()},
+                destination=inventory.Destination(
+                    rules, _upper(draft.consignee.address.country), draft.consignee.address.region
+                ),
+            )
     except InsufficientStock as shortage:
         taken, short = [], shortage.message
     now = utcnow()
     subtotal = sum((line["line_total"] for line in lines), Decimal(0))
-    total = _total(subtotal, draft.shipping_total, draft.tax_total, draft.discount_total)
+    total = _total(
+        subtotal, draft.shipping_total, draft.tax_total, draft.discount_total, draft.fees_total
+    )
     address = draft.consignee.address
     facts = rules_mod.Facts(
         total=total,
@@ -141,7 +146,14 @@ def create(
         vip=bool(customer and customer.vip),
         shipping_method=draft.shipping_method,
     )
-    decided = _decide(facts, rules, draft.priority, short=short, channel_hold=channel_hold)
+    decided = _decide(
+        facts,
+        rules,
+        draft.priority,
+        short=short,
+        channel_hold=channel_hold,
+        channel_fulfils=draft.fulfilled_by_channel,
+    )
     created_at = draft.created_at or now
     values = {
         "tenant_id": tenant_id,
@@ -159,10 +171,13 @@ def create(
         "shipping_total": draft.shipping_total,
         "tax_total": draft.tax_total,
         "discount_total": draft.discount_total,
+        "fees_total": draft.fees_total,
         "total": total,
         "note": draft.note,
         "shipping_method": draft.shipping_method,
         "channel_hold": channel_hold,
+        "fulfilled_by_channel": draft.fulfilled_by_channel,
+        "created_by": actor,
         "decisions": decided.record,
         "queue_at": rules_mod.queue_at(created_at, decided.score, rules),
         "created_at": created_at,
@@ -340,6 +355,7 @@ def order_dict(order: Order) -> dict[str, Any]:
         "approval": _approval_view(order),
         "shipping_method": order.shipping_method,
         "channel_hold": order.channel_hold,
+        "fulfilled_by_channel": order.fulfilled_by_channel,
         "channel": order.channel,
         "external_id": order.external_id,
         "external_name": order.external_name,
@@ -348,6 +364,7 @@ def order_dict(order: Order) -> dict[str, Any]:
         "shipping_total": format_amount(order.shipping_total),
         "tax_total": format_amount(order.tax_total),
         "discount_total": format_amount(order.discount_total),
+        "fees_total": format_amount(order.fees_total),
         "total": format_amount(order.total),
         "customer": None
         if customer is None
@@ -383,6 +400,7 @@ def order_dict(order: Order) -> dict[str, Any]:
         "note": order.note,
         "parent_number": order.parent_number,
         "merged_into": order.merged_into,
+        "created_by": order.created_by,
         "created_at": order.created_at.isoformat(),
         "paid_at": order.paid_at.isoformat() if order.paid_at else None,
         "updated_at": order.updated_at.isoformat() if order.updated_at else None,
@@ -390,16 +408,40 @@ def order_dict(order: Order) -> dict[str, Any]:
 
 
 def _approval_view(order: Order) -> dict[str, Any] | None:
+    """The levels the order needs, the approvals given (each with who gave it and for which
+    total), the amount the levels were decided on (``decided_on``: more than the order's own
+    total for a part split from a larger whole), and who may not approve it (``not_by``:
+    with the four-eyes rule, whoever created it or changed its lines or charges; those who
+    gave a level may not give another)."""
     decisions = order.decisions or {}
     levels = decisions.get("approval")
     if not levels:
         return None
     given = decisions.get("approvals", [])
+    four_eyes = decisions.get("four_eyes", True)
     return {
         "levels": levels,
         "approvals": given,
         "next_role": levels[len(given)]["role"] if len(given) < len(levels) else None,
+        "decided_on": decisions.get("approval_basis", format_amount(order.total)),
+        "four_eyes": four_eyes,
+        "not_by": _authors(order) if four_eyes else [],
     }
+
+
+def _authors(order: Order) -> list[str]:
+    """Who made the order what it is: its creator and whoever changed its lines or charges
+    (or merged other orders into it) since. None of them may approve it with four eyes."""
+    amended = (order.decisions or {}).get("amended_by", [])
+    return [a for a in dict.fromkeys([order.created_by, *amended]) if a]
+
+
+def _amended_by(order: Order, actor: str) -> None:
+    """Record that ``actor`` changed what the order is worth (see ``_authors``)."""
+    decisions = order.decisions or {"base_priority": order.priority}
+    if any(rules_mod.same_person(actor, a) for a in _authors(order)):
+        return
+    order.decisions = {**decisions, "amended_by": [*decisions.get("amended_by", []), actor]}
 
 
 # --- changes -------------------------------------------------------------------------------
@@ -418,13 +460,17 @@ def modify(
     priority: int | None = None,
     shipping_method: str | None = None,
     channel_hold: Any = KEEP,
-    charges: tuple[Decimal, Decimal, Decimal] | None = None,
+    charges: tuple[Decimal, Decimal, Decimal, Decimal] | None = None,
 ) -> Order:
     """Change an open order; the rules then decide its status again (a completed address
-    releases an incomplete hold, a larger total may need approval, …)."""
+    releases an incomplete hold, a larger total may need approval, …). ``charges``:
+    shipping, tax, discount and fees totals. Whoever changes the lines or charges counts as
+    one of the order's authors for the four-eyes rule."""
     order = get(session, tenant_id, number, for_update=True)
     _require_open(order, "modify")
     before = order_dict(order)
+    if lines is not None or charges is not None:
+        _amended_by(order, actor)
     if channel_hold is not KEEP:
         order.channel_hold = channel_hold
     if shipping_method is not None:
@@ -432,7 +478,7 @@ def modify(
     if charges is not None:
         # Shipping, tax and discount as the channel restates them (an Amazon order priced
         # once payment is confirmed).
-        order.shipping_total, order.tax_total, order.discount_total = charges
+        (order.shipping_total, order.tax_total, order.discount_total, order.fees_total) = charges
         _recompute_totals(order)
     if consignee is not None:
         for key, value in _consignee_columns(consignee).items():
@@ -526,6 +572,7 @@ def merge(session: Session, tenant_id: int, numbers: Sequence[str], *, actor: st
     target, sources = by_number[unique[0]], [by_number[n] for n in unique[1:]]
     for o in orders:
         _require_open(o, "merge")
+        refuse_if_channel_fulfils(o, "merge")
     for o in sources:
         if o.customer_id != target.customer_id:
             raise Invalid(f"{o.number} belongs to another customer than {target.number}")
@@ -534,6 +581,13 @@ def merge(session: Session, tenant_id: int, numbers: Sequence[str], *, actor: st
         if o.currency != target.currency:
             raise Invalid(f"{o.number} is in {o.currency}, {target.number} in {target.currency}")
     before = order_dict(target)
+    # The merged order needs at least what each part was decided to need, and everyone who
+    # made a part is one of its authors (four eyes), as is whoever merged them.
+    _amended_by(target, actor)
+    for source in sources:
+        for author in _authors(source):
+            _amended_by(target, author)
+    _raise_floor(target, *(_floor(s) for s in sources))
     next_no = max((line.line_no for line in target.lines), default=0)
     for source in sources:
         source_before = order_dict(source)
@@ -548,7 +602,7 @@ def merge(session: Session, tenant_id: int, numbers: Sequence[str], *, actor: st
             .values(order_id=target.id)
             .execution_options(synchronize_session=False)
         )
-        for field in ("shipping_total", "tax_total", "discount_total"):
+        for field in ("shipping_total", "tax_total", "discount_total", "fees_total"):
             setattr(target, field, getattr(target, field) + getattr(source, field))
         source.merged_into = target.number
         source.subtotal = source.total = Decimal(0)
@@ -591,9 +645,14 @@ def split(
     actor: str,
     prefix: str = "SO-",
 ) -> Order:
-    """Move the given (sku, quantity) pairs into a new order, with the stock reserved for them."""
+    """Move the given (sku, quantity) pairs into a new order, with the stock reserved for them.
+
+    Both parts keep the approval requirement decided on the whole (its total is their
+    ``approval_floor``) and the approvals given for it, which still hold for the smaller
+    parts; so splitting never lowers the approval an order needs."""
     order = get(session, tenant_id, number, for_update=True)
     _require_open(order, "split")
+    refuse_if_channel_fulfils(order, "split")
     if not take:
         raise Invalid("split needs at least one line")
     before = order_dict(order)
@@ -613,6 +672,8 @@ def split(
     if all(on_order[sku] == wanted.get(sku, 0) for sku in on_order):
         raise Invalid("a split must leave at least one line on the original order")
 
+    _raise_floor(order, order.total)
+    decisions = order.decisions or {"base_priority": order.priority}
     child_number = order_number(session, tenant_id, prefix)
     child = Order(
         tenant_id=tenant_id,
@@ -629,9 +690,16 @@ def split(
         shipping_total=Decimal(0),
         tax_total=Decimal(0),
         discount_total=Decimal(0),
+        fees_total=Decimal(0),
         total=Decimal(0),
         note=order.note,
         parent_number=order.number,
+        created_by=order.created_by,
+        decisions={
+            key: decisions[key]
+            for key in ("base_priority", "approvals", "approval_floor", "amended_by")
+            if key in decisions
+        },
         created_at=order.created_at,
         paid_at=order.paid_at,
         **{k: getattr(order, k) for k in _CONSIGNEE_COLUMNS},
@@ -668,7 +736,19 @@ def split(
     _recompute_totals(order)
     _recompute_totals(child)
     session.flush()
-    _history(session, child, "created", None, "new", actor, reason=f"split from {order.number}")
+    _history(
+        session,
+        child,
+        "created",
+        None,
+        "new",
+        actor,
+        reason=f"split from {order.number}",
+        details={
+            "approval_floor": decisions.get("approval_floor"),
+            "approvals": len(decisions.get("approvals", [])),
+        },
+    )
     _move_allocations(session, order, child, moved_products)
     _allocate_missing(session, child, actor)
     _allocate_missing(session, order, actor)
@@ -724,6 +804,11 @@ class Decided:
     notes: list[tuple[str, str]]  # history (action, reason) before the outcome
 
 
+# What the decisions record carries from one decision to the next (set by split, merge and
+# modify rather than decided from the order's facts).
+_CARRIED = ("approval_floor", "amended_by")
+
+
 def _decide(
     facts: rules_mod.Facts,
     rules: rules_mod.Rules,
@@ -732,20 +817,32 @@ def _decide(
     short: str | None,
     channel_hold: str | None,
     approvals: Sequence[dict[str, Any]] = (),
+    carried: Mapping[str, Any] | None = None,
+    channel_fulfils: bool = False,
 ) -> Decided:
+    """``channel_fulfils``: the channel ships it from its own stock, so nothing the hub
+    checks before shipping (a complete address, approval) applies; only the channel's hold."""
+    carried = {k: v for k, v in (carried or {}).items() if k in _CARRIED}
     classes = rules_mod.classify(facts, rules, backorder=short is not None)
     score, parts = rules_mod.priority(facts, rules, base_priority)
-    levels = rules_mod.approvals_needed(facts.total, rules)
+    floor = carried.get("approval_floor")
+    basis = max(facts.total, Decimal(floor)) if floor is not None else facts.total
+    levels = [] if channel_fulfils else rules_mod.approvals_needed(basis, rules)
     # Approvals already given stand for the levels they were given for.
     left = levels[len(approvals) :]
     outcome = rules_mod.outcome(
         channel_hold=channel_hold,
-        incomplete=rules_mod.review(facts, rules),
+        incomplete=None if channel_fulfils else rules_mod.review(facts, rules),
         short=short,
         approvals_left=left,
         levels=len(levels),
         total=facts.total,
+        decided_on=basis,
     )
+    if channel_fulfils and outcome.status == "confirmed":
+        outcome = rules_mod.Outcome(
+            "confirmed", "confirmed", "fulfilled by the sales channel from its own stock"
+        )
     notes = [("classified", "classes: " + ", ".join(classes))]
     if parts:
         notes.append(("prioritised", f"score {score}: " + ", ".join(parts)))
@@ -755,6 +852,9 @@ def _decide(
         "priority": parts,
         "approval": [{"above": str(x.above), "role": x.role} for x in levels],
         "approvals": list(approvals),
+        "approval_basis": format_amount(basis),
+        "four_eyes": rules.four_eyes,
+        **carried,
     }
     return Decided(outcome, classes, score, record, notes)
 
@@ -790,7 +890,9 @@ def _settle(session: Session, order: Order, actor: str, *, short: str | None) ->
         decisions.get("base_priority", 0),
         short=short,
         channel_hold=order.channel_hold,
-        approvals=decisions.get("approvals", ()),
+        approvals=_approvals_holding(session, order, decisions.get("approvals", ()), actor),
+        carried=decisions,
+        channel_fulfils=order.fulfilled_by_channel,
     )
     if decided.record != decisions:
         for action, reason in decided.notes:
@@ -810,6 +912,93 @@ def _settle(session: Session, order: Order, actor: str, *, short: str | None) ->
 
 
 _NOTE_KEYS = {"classified": "classes", "prioritised": "priority"}
+
+
+def _approvals_holding(
+    session: Session, order: Order, given: Sequence[dict[str, Any]], actor: str
+) -> Sequence[dict[str, Any]]:
+    """An approval holds for the total it was given for and anything less (a part split off
+    the approved whole, a line taken away). Once the total is above it, the approvals given
+    no longer count — all of them, since each level was given knowing the ones before — and
+    that is written in the history."""
+    if not given:
+        return given
+    approved_for = min(Decimal(g.get("total", order.total)) for g in given)
+    if order.total <= approved_for:
+        return given
+    _history(
+        session,
+        order,
+        "approvals_cleared",
+        order.status,
+        order.status,
+        actor,
+        reason=f"total {format_amount(order.total)} is above the {format_amount(approved_for)}"
+        " the approvals were given for: they no longer count",
+    )
+    return []
+
+
+def _floor(order: Order) -> Decimal | None:
+    floor = (order.decisions or {}).get("approval_floor")
+    return Decimal(floor) if floor is not None else None
+
+
+def _raise_floor(order: Order, *amounts: Decimal | None) -> None:
+    """The amount this order's approval is decided on at least: the largest whole it was
+    part of (split parts and merged orders keep what was decided on the whole)."""
+    floor = max((a for a in (_floor(order), *amounts) if a is not None), default=None)
+    if floor is None or floor == _floor(order):
+        return
+    decisions = order.decisions or {"base_priority": order.priority}
+    order.decisions = {**decisions, "approval_floor": format_amount(floor)}
+
+
+def refuse_if_channel_fulfils(order: Order, action: str) -> None:
+    """The hub ships nothing of an order its sales channel fulfils from its own stock."""
+    if order.fulfilled_by_channel:
+        raise Conflict(
+            f"cannot {action} order {order.number}: its sales channel ({order.channel}) fulfils"
+            " it from its own stock; the hub only records it",
+            {"fulfilled_by_channel": True},
+        )
+
+
+# How far an order the channel fulfils has gone; it only ever moves forward.
+_CHANNEL_SHIPPING = {"confirmed": 0, "partially_shipped": 1, "shipped": 2}
+
+
+def follow_channel_shipping(
+    session: Session,
+    tenant_id: int,
+    number: str,
+    shipped: str,
+    *,
+    actor: str,
+    channel_status: str | None = None,
+) -> None:
+    """An order its channel fulfils takes the shipping status the channel reports
+    ("partially_shipped" or "shipped"); an order the hub ships is never moved this way."""
+    order = get(session, tenant_id, number, for_update=True)
+    if not order.fulfilled_by_channel or shipped not in _CHANNEL_SHIPPING:
+        return
+    if order.status not in _CHANNEL_SHIPPING or (
+        _CHANNEL_SHIPPING[shipped] <= _CHANNEL_SHIPPING[order.status]
+    ):
+        return  # held (the channel's own hold), cancelled, or already this far
+    before = order_dict(order)
+    said = f" ({channel_status})" if channel_status else ""
+    set_status(
+        session,
+        order,
+        shipped,
+        "shipped_by_channel",
+        actor,
+        f"the sales channel reports it {shipped.replace('_', ' ')}{said} from its own stock",
+    )
+    audit.record(
+        session, tenant_id, actor, "order.ship", "order", number, before, order_dict(order)
+    )
 
 
 def _routing_note(session: Session, taken: Sequence[inventory.Allocated], rules: Any) -> str | None:
@@ -832,8 +1021,11 @@ def _routing_note(session: Session, taken: Sequence[inventory.Allocated], rules:
 def approve(
     session: Session, tenant_id: int, number: str, *, actor: str, role: str, note: str | None
 ) -> Order:
-    """Give the next approval level; the last one confirms the order. One person gives at
-    most one level of the same order (four eyes)."""
+    """Give the next approval level; the last one confirms the order. With the tenant's
+    four-eyes rule (on unless ``[rules] four_eyes = false``) the order's authors — its
+    creator, whoever changed its lines or charges — may not approve it, and one person gives
+    at most one level of it. The approval records the total it is given for: a larger total
+    later asks again."""
     order = get(session, tenant_id, number, for_update=True)
     level, levels, given = _pending_level(order, "approve")
     if not rules_mod.may_approve(role, level["role"]):
@@ -841,7 +1033,18 @@ def approve(
             f"order {number} needs approval by an {level['role']} at level"
             f" {len(given) + 1} of {len(levels)}; you are {_article(role)} {role}"
         )
-    if any(g["actor"] == actor for g in given):
+    refusal = rules_mod.four_eyes_refusal(
+        actor,
+        authors=_authors(order),
+        approvers=[g["actor"] for g in given],
+        rules=rules_for(session, tenant_id),
+    )
+    if refusal == "author":
+        raise Forbidden(
+            f"you created order {number} or changed its lines or charges; with four-eyes"
+            " approval someone else must approve it"
+        )
+    if refusal == "approver":
         raise Conflict(
             f"you approved order {number} at an earlier level; level {len(given) + 1}"
             " needs a different approver"
@@ -853,9 +1056,13 @@ def approve(
         "actor": actor,
         "at": utcnow().isoformat(),
         "note": note,
+        "total": format_amount(order.total),
     }
     order.decisions = {**(order.decisions or {}), "approvals": [*given, approval]}
-    reason = f"level {approval['level']} of {len(levels)} approved by {actor} ({role})"
+    reason = (
+        f"level {approval['level']} of {len(levels)} approved by {actor} ({role})"
+        f" for a total of {approval['total']}"
+    )
     _history(
         session,
         order,
@@ -1042,8 +1249,14 @@ def _priced_lines(lines: Sequence[LineItem], products: dict[str, Any]) -> list[d
     return out
 
 
-def _total(subtotal: Decimal, shipping: Decimal, tax: Decimal, discount: Decimal) -> Decimal:
-    total = subtotal + shipping + tax - discount
+def _total(
+    subtotal: Decimal,
+    shipping: Decimal,
+    tax: Decimal,
+    discount: Decimal,
+    fees: Decimal = Decimal(0),
+) -> Decimal:
+    total = subtotal + shipping + tax + fees - discount
     if total < 0:
         raise Invalid("the discount is larger than the order")
     # Lines are at most the subtotal; anything larger would overflow the amount columns.
@@ -1055,7 +1268,11 @@ def _total(subtotal: Decimal, shipping: Decimal, tax: Decimal, discount: Decimal
 def _recompute_totals(order: Order) -> None:
     order.subtotal = sum((line.line_total for line in order.lines), Decimal(0))
     order.total = _total(
-        order.subtotal, order.shipping_total, order.tax_total, order.discount_total
+        order.subtotal,
+        order.shipping_total,
+        order.tax_total,
+        order.discount_total,
+        order.fees_total,
     )
 
 
@@ -1077,7 +1294,11 @@ def _allocated(session: Session, order: Order) -> dict[int, int]:
 
 def _allocate_missing(session: Session, order: Order, actor: str) -> None:
     """Reserve whatever the lines need beyond what is already allocated — all of it or none —
-    then confirm the order, or hold it as a backorder saying what is short."""
+    then confirm the order, or hold it as a backorder saying what is short. An order the
+    channel fulfils reserves nothing."""
+    if order.fulfilled_by_channel:
+        _settle(session, order, actor, short=None)
+        return
     have = _allocated(session, order)
     missing = {p: q - have.get(p, 0) for p, q in _needs(order).items() if q > have.get(p, 0)}
     if missing:

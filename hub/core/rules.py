@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from hub.core.money import format_amount
+
 # Who may approve what: a level needing an operator may also be approved by an admin.
 APPROVER_RANK = {"operator": 1, "admin": 2}
 
@@ -31,6 +33,9 @@ RULES_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
+        # Four eyes on approvals: the person who created an order (or changed its lines or
+        # charges) may not approve it, and one person gives at most one level of an order.
+        "four_eyes": {"type": "boolean"},
         "review": {
             "type": "object",
             "additionalProperties": False,
@@ -112,6 +117,7 @@ class Rules:
     amount_max_points: int = 100
     age_points_per_hour: float = 0.0
     approval: tuple[ApprovalLevel, ...] = ()
+    four_eyes: bool = True
     routing: tuple[str, ...] = ("priority",)
 
     @property
@@ -146,6 +152,7 @@ def rules_from(raw: Mapping[str, Any] | None) -> Rules:
                 key=lambda level: level.above,
             )
         ),
+        four_eyes=raw.get("four_eyes", True),
         routing=tuple(raw.get("routing", {}).get("order", ("priority",))),
     )
 
@@ -248,12 +255,35 @@ def queue_at(created_at: datetime, score: int, rules: Rules) -> datetime:
 
 
 def approvals_needed(total: Decimal, rules: Rules) -> list[ApprovalLevel]:
-    """The approval levels an order of this total must pass, in order."""
+    """The approval levels an order of this total must pass, in order. ``total`` is the
+    amount the requirement is decided on: the order's own total, or more when it was split
+    from (or merged with part of) a larger whole, so that cutting an order into pieces never
+    lowers what it needs."""
     return [level for level in rules.approval if total > level.above]
 
 
 def may_approve(role: str, level_role: str) -> bool:
     return APPROVER_RANK.get(role, 0) >= APPROVER_RANK[level_role]
+
+
+def same_person(a: str | None, b: str | None) -> bool:
+    """Usernames name one person whatever their case."""
+    return a is not None and b is not None and a.casefold() == b.casefold()
+
+
+def four_eyes_refusal(
+    actor: str, *, authors: Sequence[str], approvers: Sequence[str], rules: Rules
+) -> str | None:
+    """Why ``actor`` may not give the next approval level under the four-eyes rule, or None.
+    ``authors``: who created the order or changed its lines or charges; ``approvers``: who
+    gave the levels already given."""
+    if not rules.four_eyes:
+        return None
+    if any(same_person(actor, a) for a in authors):
+        return "author"
+    if any(same_person(actor, a) for a in approvers):
+        return "approver"
+    return None
 
 
 # --- routing -----------------------------------------------------------------------------
@@ -344,9 +374,12 @@ def outcome(
     approvals_left: Sequence[ApprovalLevel],
     levels: int,
     total: Decimal,
+    decided_on: Decimal | None = None,
 ) -> Outcome:
     """First reason not to work the order wins: the channel's hold, an incomplete order, a
-    stock shortage (backorder), an approval still missing; otherwise it is confirmed."""
+    stock shortage (backorder), an approval still missing; otherwise it is confirmed.
+    ``decided_on``: the amount approval was decided on when it is more than ``total`` (the
+    whole an order was split from)."""
     if channel_hold:
         return Outcome("held", "channel_hold", channel_hold)
     if incomplete:
@@ -356,10 +389,15 @@ def outcome(
     if approvals_left:
         level = approvals_left[0]
         done = levels - len(approvals_left)
+        amount = (
+            f"total {format_amount(total)} is part of {format_amount(decided_on)}, which"
+            if decided_on is not None and decided_on > total
+            else f"total {format_amount(total)}"
+        )
         return Outcome(
             "awaiting_approval",
             "approval_required",
-            f"total {total} is above {level.above}: needs approval by an {level.role}"
+            f"{amount} is above {level.above}: needs approval by an {level.role}"
             f" (level {done + 1} of {levels})",
         )
     return Outcome("confirmed", "confirmed" if levels else "reserved", "stock reserved")

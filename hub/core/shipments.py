@@ -154,6 +154,7 @@ def ship(
     policy; the reserved stock becomes shipped (outbound ledger rows), the order becomes
     partially shipped or shipped, and its sales channel is told (after commit)."""
     order = orders.get(session, tenant_id, number, for_update=True)
+    orders.refuse_if_channel_fulfils(order, "ship")
     if order.status not in ("confirmed", "partially_shipped"):
         raise IllegalTransition(
             f"cannot ship order {number}: it is {order.status}; only confirmed or partially"

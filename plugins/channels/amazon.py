@@ -55,6 +55,20 @@ How a poll works, and why
   spoken for but nothing ships; lines without a price are priced from the hub's catalogue. Once
   Amazon moves it to ``Unshipped`` its ``LastUpdateDate`` changes, the next poll fetches it again
   with Amazon's prices, and that statement releases the hold.
+* **Fulfilled by Amazon.** An order with ``FulfillmentChannel: AFN`` ships from Amazon's own
+  warehouses: it is recorded (sales, reports) as fulfilled by the channel, reserves none of
+  the hub's stock, is never work to ship, and follows Amazon's status (``Shipped`` and
+  ``InvoiceUnconfirmed``: shipped; ``PartiallyShipped``: partially shipped). An AFN order
+  Amazon marks ``Unfulfillable`` is held with that reason. ``MFN`` orders are the seller's.
+* **Money.** Each order item carries ``ItemPrice`` (the line total), ``ShippingPrice``,
+  ``ItemTax``, ``ShippingTax``, ``PromotionDiscount``, ``ShippingDiscount``, the
+  cash-on-delivery ``CODFee`` and ``CODFeeDiscount``, and in its ``BuyerInfo`` the gift wrap
+  ``GiftWrapPrice`` and ``GiftWrapTax``: shipping, taxes (with gift wrap tax), discounts (with
+  the COD fee discount) and fees (COD fee, gift wrap) add up to Amazon's ``OrderTotal``.
+* **Buyer asked to cancel.** An item's ``BuyerRequestedCancel`` (``IsBuyerRequestedCancel``
+  ``"true"``, with ``BuyerCancelReason``) holds a seller-fulfilled order with the buyer's
+  reason, so it is not shipped before someone decides: cancel it in Seller Central (the next
+  poll cancels it here) or in the hub. Amazon handles the requests of the orders it fulfils.
 """
 
 from __future__ import annotations
@@ -91,6 +105,16 @@ GET_ORDER_ITEMS = RateLimit("getOrderItems", 0.5, 30)
 # Statuses in which Amazon has not yet taken the buyer's money: the order must not ship.
 UNPAID_STATUSES = frozenset({"Pending", "PendingAvailability"})
 CANCELLED_STATUSES = frozenset({"Canceled"})
+# FulfillmentChannel: "AFN" is fulfilled by Amazon from its stock, "MFN" by the seller.
+AMAZON_FULFILS = "AFN"
+# How far Amazon has shipped an order it fulfils itself.
+CHANNEL_SHIPPED = {
+    "PartiallyShipped": "partially_shipped",
+    "Shipped": "shipped",
+    "InvoiceUnconfirmed": "shipped",  # all shipped; only the seller's invoice is missing
+}
+# How much of a buyer's cancellation reason a hold quotes.
+REASON_CHARS = 200
 
 # A Pending order may carry no amount at all, so its currency comes from where it was sold.
 MARKETPLACE_CURRENCIES = {
@@ -330,18 +354,28 @@ def _order(data: Mapping[str, Any], items: list[Any]) -> ChannelOrder:
     order = Fields(data, "amazon", "order")
     external_id = order.need_text("AmazonOrderId")
     status = order.need_text("OrderStatus")
+    amazon_fulfils = order.text("FulfillmentChannel") == AMAZON_FULFILS
     lines: list[LineItem] = []
-    shipping = tax = discount = Decimal(0)
+    shipping = tax = discount = fees = Decimal(0)
     currencies: list[str] = []
+    cancel_requests: list[str] = []
     for i, raw in enumerate(items):
         if not isinstance(raw, dict):
             raise PayloadError(f"amazon: items[{i}] is not an object")
         item = Fields(raw, "amazon", f"items[{i}]")
         lines.extend(_lines(item))
+        # Gift wrap is stated in the item's BuyerInfo (ItemBuyerInfo in the Orders v0 model).
+        buyer = item.obj_or_empty("BuyerInfo")
         shipping += _charge(item, "ShippingPrice")
         tax += _charge(item, "ItemTax") + _charge(item, "ShippingTax")
+        tax += _charge(buyer, "GiftWrapTax")
         discount += _charge(item, "PromotionDiscount") + _charge(item, "ShippingDiscount")
+        discount += _charge(item, "CODFeeDiscount")
+        fees += _charge(item, "CODFee") + _charge(buyer, "GiftWrapPrice")
         currencies.extend(c for c in (_currency(item, "ItemPrice"),) if c)
+        request = _cancel_request(item)
+        if request is not None:
+            cancel_requests.append(request)
     currency = (
         _currency(order, "OrderTotal")
         or next(iter(currencies), None)
@@ -352,17 +386,27 @@ def _order(data: Mapping[str, Any], items: list[Any]) -> ChannelOrder:
             "amazon: order.OrderTotal.CurrencyCode: missing, and neither the items' ItemPrice"
             " nor the MarketplaceId tells the currency"
         )
-    unpaid = status in UNPAID_STATUSES
+    holds = []
+    if status in UNPAID_STATUSES:
+        holds.append(
+            f"Amazon order {status}: not yet paid or priced; completed when Amazon confirms it"
+        )
+    if amazon_fulfils and status == "Unfulfillable":
+        holds.append("Amazon order Unfulfillable: Amazon cannot fulfil it from its stock")
+    if cancel_requests and not amazon_fulfils:
+        said = "; ".join(dict.fromkeys(r for r in cancel_requests if r))
+        holds.append(
+            "Amazon: the buyer asked to cancel"
+            + (f" ({said[:REASON_CHARS]})" if said else "")
+            + "; cancel it in Seller Central (the hub follows) or here"
+        )
     return ChannelOrder(
         external_id=external_id,
         event_time=order.need_time("LastUpdateDate"),
         cancelled=status in CANCELLED_STATUSES,
         channel_status=status,
-        hold=(
-            f"Amazon order {status}: not yet paid or priced; completed when Amazon confirms it"
-            if unpaid
-            else None
-        ),
+        hold="; ".join(holds) or None,
+        channel_shipped=CHANNEL_SHIPPED.get(status) if amazon_fulfils else None,
         draft=OrderDraft(
             lines=lines,
             consignee=_consignee(order.obj("ShippingAddress")),
@@ -371,14 +415,30 @@ def _order(data: Mapping[str, Any], items: list[Any]) -> ChannelOrder:
             shipping_total=shipping,
             tax_total=tax,
             discount_total=discount,
+            fees_total=fees,
             channel="amazon",
             external_id=external_id,
             external_name=external_id,
             # Amazon says when an order was placed, never when it was paid: paid_at stays
             # unknown rather than invented.
             created_at=order.time("PurchaseDate"),
+            fulfilled_by_channel=amazon_fulfils,
         ),
     )
+
+
+def _cancel_request(item: Fields) -> str | None:
+    """The buyer's reason ("" when none given) when the buyer asked to cancel this item;
+    None when not. Orders v0 writes the flag as the string "true" or "false"."""
+    request = item.obj("BuyerRequestedCancel")
+    if request is None:
+        return None
+    flag = request.get("IsBuyerRequestedCancel")
+    if not (flag is True or (isinstance(flag, str) and flag.strip().lower() == "true")):
+        return None
+    reason = request.text("BuyerCancelReason") or ""
+    # The buyer's own words: kept printable and short, since they become a hold reason.
+    return "".join(c for c in reason if c.isprintable()).strip()
 
 
 def _lines(item: Fields) -> list[LineItem]:

@@ -6,7 +6,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.core.db import Base, utcnow
@@ -65,6 +73,8 @@ class Order(TenantScoped, Base):
     shipping_total: Mapped[Decimal] = mapped_column(default=Decimal(0))
     tax_total: Mapped[Decimal] = mapped_column(default=Decimal(0))
     discount_total: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    # Other charges the buyer paid: gift wrap, a cash-on-delivery fee.
+    fees_total: Mapped[Decimal] = mapped_column(default=Decimal(0), server_default=text("0"))
     total: Mapped[Decimal]
     consignee_name: Mapped[str | None] = mapped_column(String(200))
     consignee_phone: Mapped[str | None] = mapped_column(String(40))
@@ -79,8 +89,16 @@ class Order(TenantScoped, Base):
     # The channel's own reason not to work the order yet (an unpaid marketplace order); kept
     # apart from hold_reason, which the hub's other checks also write.
     channel_hold: Mapped[str | None] = mapped_column(String(500))
-    # The rules' decisions: classes, what made up the priority, approval levels needed and
-    # the approvals given ({"classes", "priority", "approval", "approvals"}).
+    # The sales channel ships it from its own stock (Amazon's AFN, a marketplace fulfilment
+    # service): recorded for sales and reports, but it reserves none of ours and is no work.
+    fulfilled_by_channel: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Who created it: a username, or "channel:<connection>" for a channel's order. With the
+    # four-eyes rule its creator may not approve it.
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    # The rules' decisions: classes, what made up the priority, approval levels needed, the
+    # approvals given (each with the total it was given for), the amount approval is decided
+    # on at least (a split part's whole) and who changed its lines or charges
+    # ({"classes", "priority", "approval", "approvals", "approval_floor", "amended_by"}).
     decisions: Mapped[dict[str, Any] | None]
     # Work-queue order (oldest first): creation time moved earlier by the priority score.
     queue_at: Mapped[datetime | None]

@@ -35,6 +35,11 @@ SEARCH_PARAMS = (
     Param("paid_to", "date-time"),
     Param("amount_min", "decimal"),
     Param("amount_max", "decimal"),
+    Param(
+        "fulfilled_by",
+        enum=("hub", "channel"),
+        description="who ships it: the hub, or the sales channel from its own stock",
+    ),
     Param("sort", enum=tuple(s for k in SORTS for s in (k, f"-{k}"))),
 )
 
