@@ -90,6 +90,7 @@ HUB_SCHEMA: dict[str, Any] = {
                 "threads": {"type": "integer", "minimum": 1, "maximum": 256},
                 "sweep_seconds": {"type": "number", "exclusiveMinimum": 0},
                 "sweep_grace_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "max_delivery_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
             },
         },
         "api": {
@@ -269,6 +270,8 @@ class Settings:
     # How long a queued job may take to start before the sweeper queues it again: longer
     # than a backlog takes to drain, or every sweep queues that backlog once more.
     sweep_grace_seconds: float = 60.0
+    # Attempts at ingesting one channel delivery before it is rejected as a poison message.
+    max_delivery_attempts: int = 5
     max_body_bytes: int = 1_048_576
     max_upload_bytes: int = 33_554_432
     max_per_page: int = 500
@@ -353,6 +356,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         worker_threads=worker.get("threads", 4),
         sweep_seconds=worker.get("sweep_seconds", 30.0),
         sweep_grace_seconds=worker.get("sweep_grace_seconds", 60.0),
+        max_delivery_attempts=worker.get("max_delivery_attempts", 5),
         max_body_bytes=api.get("max_body_bytes", 1_048_576),
         max_upload_bytes=api.get("max_upload_bytes", 33_554_432),
         max_per_page=api.get("max_per_page", 500),

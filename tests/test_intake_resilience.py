@@ -371,3 +371,51 @@ def test_sigkilled_workers_lose_and_duplicate_no_order(hub: Hub) -> None:
         first.kill()
         if second is not None:
             second.kill()
+
+
+def _poison(webhook_id: str, key: str, raw: str) -> tuple[bytes, dict[str, str]]:
+    """A genuinely signed Shopify delivery with ``raw`` JSON text at ``key``."""
+    payload = shopify_deliveries.order(7_000_000_001, LINES)
+    payload[key] = "@@poison@@"
+    body = shopify_deliveries.encode(payload).replace(b'"@@poison@@"', raw.encode())
+    return body, shopify_deliveries.headers(body, SECRET, webhook_id)
+
+
+def test_poison_deliveries_are_rejected_by_real_workers_and_never_loop(hub: Hub) -> None:
+    # Given workers whose sweeper runs every half second with a half-second grace period
+    (Path(hub.env["ORDERHUB_CONFIG_DIR"]) / "hub.toml").write_text(
+        f"[worker]\nsweep_seconds = {SWEEP_SECONDS}\nsweep_grace_seconds = 0.5\n"
+    )
+    poisons = {
+        "nested": _poison("nested", "note_attributes", "[" * 100_000 + "]" * 100_000),
+        "surrogate": _poison("surrogate", "customer", '{"email":"jon\\ud800@example.com"}'),
+        "nul": _poison("nul", "shipping_address", '{"name":"Jon\\u0000","country_code":"US"}'),
+        "year-10000": _poison("year-10000", "updated_at", '"9999-12-31T23:59:59-14:00"'),
+    }
+    worker = hub.worker(processes=1, threads=2)
+    try:
+        worker.wait_running()
+        # When Shopify delivers them among 20 good orders
+        answers = [hub.post(d) for d in (*poisons.values(), *_deliveries(20, 8_000_000_001))]
+        assert {status for status, _ in answers} == {200}
+
+        # Then the good ones become orders and every poison ends rejected, after one attempt
+        _wait_for(
+            "no delivery pending",
+            lambda: hub.inbox() == {"processed": 20, "rejected": 4},
+            60,
+            lambda: f"inbox {hub.inbox()}\n{worker.output()}",
+        )
+        rows = "SELECT delivery_key, attempts, reason FROM inbox WHERE status = 'rejected'"
+        before = sorted(hub.rows(rows))
+        assert [(key, attempts) for key, attempts, _ in before] == [
+            (key, 1) for key in sorted(poisons)
+        ]
+        # and many sweeps later nothing has started on them again
+        time.sleep(10 * SWEEP_SECONDS)
+        assert sorted(hub.rows(rows)) == before
+        assert hub.inbox() == {"processed": 20, "rejected": 4}
+        assert worker.terminate() == 0, worker.output()
+    finally:
+        worker.kill()
+    assert "Traceback" not in worker.output()

@@ -199,6 +199,21 @@ class Acme:
         self.tracking_number = shipped["tracking_number"]
         return shipped
 
+    def delivery(self) -> int:
+        """A fresh delivery waiting in acme's inbox (no worker runs here): its id."""
+        key = self.unique("delivery-")
+        body = b'{"id": "1", "updated_at": "2026-01-01T00:00:00+00:00", "lines": []}'
+        response = self.api.client.post(
+            f"/hooks/acme/{self.connection_id}",
+            data=body,
+            headers={
+                "X-Stub-Signature": hmac.new(b"shh", body, "sha256").hexdigest(),
+                "X-Stub-Delivery": key,
+            },
+        )
+        assert response.status_code == 200, response.get_json()
+        return next(e["id"] for e in self.ok("GET", "/inbox")["items"] if e["delivery_key"] == key)
+
     def carrier_account(self, name: str | None = None) -> int:
         body = {"plugin": "stub", "name": name or self.unique("carrier-"), "settings": {}}
         return self.ok("POST", "/carrier-accounts", body)["id"]
@@ -418,6 +433,10 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("GET", "/inbox"): Sample(lambda a: Request("GET", "/inbox"), "list", lambda a: ACME_DELIVERY),
     ("POST", "/inbox/<int:entry_id>/replay"): Sample(
         lambda a: Request("POST", f"/inbox/{a.inbox_id}/replay"), "record"
+    ),
+    ("POST", "/inbox/<int:entry_id>/discard"): Sample(
+        lambda a: Request("POST", f"/inbox/{a.delivery()}/discard", {"reason": "a test"}),
+        "record",
     ),
     # logistics
     ("POST", "/orders/<number>/shipments"): Sample(

@@ -225,6 +225,18 @@ def test_bad_hub_toml(config_dir: Path, text: str, key: str, problem: str) -> No
     assert str(error).startswith(f"{path}: {key}: ")
 
 
+def test_delivery_attempts_default_to_five_and_are_read_from_hub_toml(config_dir: Path) -> None:
+    assert load(config_dir, ORDERHUB_SECRET_KEY="k").max_delivery_attempts == 5
+    (config_dir / "hub.toml").write_text("[worker]\nmax_delivery_attempts = 12\n")
+    assert load(config_dir, ORDERHUB_SECRET_KEY="k").max_delivery_attempts == 12
+
+
+@pytest.mark.parametrize("value", ["0", "101", "2.5", '"5"'])
+def test_delivery_attempts_out_of_range_are_refused(config_dir: Path, value: str) -> None:
+    (config_dir / "hub.toml").write_text(f"[worker]\nmax_delivery_attempts = {value}\n")
+    assert error_for(config_dir).key == "worker.max_delivery_attempts"
+
+
 @pytest.mark.parametrize(
     ("text", "name"),
     [('databse_url = "sqlite://"\n', "'databse_url'"), ("[server]\nprt = 80\n", "'prt'")],

@@ -7,12 +7,14 @@ deadlocking on a lock upgrade); PostgreSQL gets psycopg 3 whatever driver the UR
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, Numeric, create_engine, event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -94,3 +96,19 @@ def _tune_sqlite(engine: Engine) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def single_statement(engine: Engine) -> Iterator[Connection]:
+    """A unit of work of one statement (atomic on its own), on a Core connection — an ORM
+    session would only add its own bookkeeping. On PostgreSQL it runs in autocommit, which
+    saves the BEGIN and COMMIT round trips and still commits before the block ends; SQLite
+    keeps its transaction (its engine starts each one with BEGIN IMMEDIATE). Hot paths use
+    it: the webhook's inbox INSERT, and the UPDATE that counts an ingest attempt."""
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn

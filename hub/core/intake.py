@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection as DbConnection
-from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy import String, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from hub.core import audit, config_sync, orders, plugin_settings
+from hub.core import audit, config_sync, orders, plugin_settings, storable
 from hub.core.adapters import (
     ChannelAdapter,
     ChannelOrder,
+    Delivery,
     InboundRequest,
     PayloadError,
     Pulled,
@@ -37,6 +40,12 @@ from hub.core.secret_box import SecretBox, redact
 from hub.settings import TenantSettings
 
 KEY_LENGTH = 200  # inbox.delivery_key
+REASON_LENGTH = 2000  # inbox.reason
+INBOX_STATUSES = ("pending", "processed", "rejected", "discarded")
+# What a plugin's pure code raises on content it did not expect (a year-10000 timestamp, an
+# integer of 5,000 digits, a JSON body nested 100,000 deep): trying again cannot help.
+CONTENT_ERRORS = (RecursionError, ValueError, TypeError, LookupError, ArithmeticError)
+logger = logging.getLogger("orderhub.intake")
 
 
 class ConnectionFacts(Protocol):
@@ -294,7 +303,19 @@ def receive(
     the webhook route needs no ORM session for its one statement."""
     if not adapter.verify(request):
         return "forged", None
-    delivery = adapter.delivery(request)
+    try:
+        delivery = adapter.delivery(request)
+    except CONTENT_ERRORS as exc:
+        # Signed, but the plugin cannot read even its key (nested too deeply to decode, say):
+        # kept by its hash, so it is rejected visibly instead of failing the acknowledgement
+        # (the channel would retry it, then give up on the webhook).
+        logger.warning(
+            "connection %s: %s could not key a signed delivery (%s); stored by its hash",
+            connection.id,
+            connection.plugin,
+            describe(exc),
+        )
+        delivery = Delivery("body-sha256:" + hashlib.sha256(request.body).hexdigest())
     if delivery is None:
         return "ignored", None
     entry_id = _store(
@@ -360,10 +381,19 @@ def _insert_entry(dialect: str) -> Any:
 
 def _stored_key(key: str) -> str:
     """Keys longer than the column are hashed, never truncated (two long keys sharing a
-    prefix would otherwise look like one delivery)."""
-    if len(key) <= KEY_LENGTH:
+    prefix would otherwise look like one delivery); so is a key the column cannot hold (a NUL
+    or a lone surrogate read out of a body), or the acknowledgement would fail on it."""
+    if len(key) <= KEY_LENGTH and (key.isascii() or _encodable(key)) and "\x00" not in key:
         return key
-    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --- ingesting -------------------------------------------------------------------------------
@@ -395,7 +425,8 @@ _LOCK_ENTRY = (
     .where(_inbox.c.id == bindparam("b_entry"))
     .with_for_update(of=_inbox)
 )
-# The entry's outcome and its attempt, in the one UPDATE that ends the job.
+# The entry's outcome, in the one UPDATE that ends the job (its attempt was counted when it
+# started, by ``begin_attempt``).
 _FINISH_ENTRY = (
     update(_inbox)
     .where(_inbox.c.id == bindparam("b_entry"))
@@ -403,10 +434,116 @@ _FINISH_ENTRY = (
         status=bindparam("b_status"),
         reason=bindparam("b_reason"),
         processed_at=bindparam("b_at"),
-        attempts=_inbox.c.attempts + 1,
+        started_at=None,
     )
 )
 _REJECT_ENTRY = _FINISH_ENTRY.where(_inbox.c.status == "pending")
+_PAUSED = exists().where(
+    _connections.c.id == _inbox.c.connection_id, _connections.c.paused.is_(True)
+)
+# Nothing may start while another attempt runs: one that started after ``b_stale`` is
+# running (or died less than a grace period ago, which cannot be told apart).
+_IDLE = or_(_inbox.c.started_at.is_(None), _inbox.c.started_at < bindparam("b_stale"))
+_BEGIN_ATTEMPT = (
+    update(_inbox)
+    .where(
+        _inbox.c.id == bindparam("b_entry"),
+        _inbox.c.status == "pending",
+        _inbox.c.attempts < bindparam("b_max"),
+        _IDLE,
+        ~_PAUSED,
+    )
+    .values(attempts=_inbox.c.attempts + 1, started_at=bindparam("b_now"))
+    .returning(_inbox.c.attempts)
+)
+# An entry whose last attempt never ended (its worker was killed, or it ran out of time)
+# and that has no attempts left.
+_GIVE_UP = (
+    update(_inbox)
+    .where(
+        _inbox.c.id == bindparam("b_entry"),
+        _inbox.c.status == "pending",
+        _inbox.c.attempts >= bindparam("b_max"),
+        _IDLE,
+        ~_PAUSED,
+    )
+    .values(
+        status="rejected",
+        reason=func.substr(
+            bindparam("b_reason", type_=String)
+            + func.coalesce(_inbox.c.reason, "no error was recorded"),
+            1,
+            REASON_LENGTH,
+        ),
+        processed_at=bindparam("b_now"),
+        started_at=None,
+    )
+)
+
+
+def begin_attempt(
+    db: DbConnection | Session, entry_id: int, now: datetime, stale: datetime, limit: int
+) -> int | None:
+    """Count an attempt at ingesting an entry and mark it running, before the attempt does
+    anything: run it in a transaction of its own (committed first), so an attempt that
+    crashes, or whose worker is killed, still counts. Returns the attempt's number, or None
+    when there is nothing to attempt: the entry is done, its connection is paused, another
+    attempt started after ``stale`` (the grace period ago) and may still be running, or
+    ``limit`` attempts were made already — then the entry is rejected here, its last
+    attempt having never ended."""
+    params = {"b_entry": entry_id, "b_now": now, "b_stale": stale, "b_max": limit}
+    attempt = db.execute(_BEGIN_ATTEMPT, params).scalar()
+    if attempt is None:
+        gave_up = db.execute(
+            _GIVE_UP,
+            {
+                **params,
+                "b_reason": f"failed {limit} times: the last attempt never ended (its worker"
+                " stopped or ran out of time); before it: ",
+            },
+        )
+        if gave_up.rowcount:  # type: ignore[attr-defined]
+            logger.warning("inbox entry %s: rejected after %s attempts", entry_id, limit)
+    return attempt
+
+
+def fail_attempt(
+    session: Session, entry_id: int, attempt: int, limit: int, error: BaseException
+) -> bool:
+    """Record an attempt that raised (after its transaction was rolled back). The last one
+    allowed rejects the entry with the error, reworded (``describe``); before that the entry
+    is marked as queued again, since the job queue retries it, and as no longer running.
+    Returns True when the entry was rejected, so the caller stops retrying."""
+    final = attempt >= limit
+    problem = describe(error)
+    if final:
+        reason = f"failed {attempt} times; the last error: {problem}"
+    else:
+        reason = f"attempt {attempt} of {limit} failed: {problem}; it will be tried again"
+    now = utcnow()
+    values: dict[str, Any] = {"reason": reason[:REASON_LENGTH], "started_at": None}
+    if final:
+        values.update(status="rejected", processed_at=now)
+    else:
+        values["enqueued_at"] = now
+    session.execute(
+        update(_inbox).where(_inbox.c.id == entry_id, _inbox.c.status == "pending").values(**values)
+    )
+    return final
+
+
+def describe(error: BaseException) -> str:
+    """An error as the inbox shows it: its kind and the first line of its message, capped —
+    never a traceback, never a database statement with its parameters (SQLAlchemy's message
+    carries both), never a payload quoted at length."""
+    inner = getattr(error, "orig", None) if isinstance(error, SQLAlchemyError) else None
+    shown = inner if isinstance(inner, BaseException) else error
+    lines = str(shown).strip().splitlines()
+    text = lines[0] if lines else ""
+    if len(text) > 200:
+        text = text[:199] + "…"
+    kind = type(shown).__name__
+    return f"{kind}: {text}" if text else kind
 
 
 def ingest(
@@ -417,8 +554,10 @@ def ingest(
     prefix_for: Callable[[str], str],
 ) -> str:
     """Turn one stored delivery into orders. Returns the entry's new status; a payload the
-    channel plugin cannot read is kept as rejected. When applying it fails (an unknown SKU,
-    an order the hub refuses) it raises ``Rejected``: roll back, then call ``reject``.
+    channel plugin cannot read, or that could not be stored (``hub.core.storable``), is kept
+    as rejected. When applying it fails (an unknown SKU, an order the hub refuses) it raises
+    ``Rejected``: roll back, then call ``reject``. Anything else raised is a failed attempt
+    (``fail_attempt``). The caller counted the attempt first (``begin_attempt``).
 
     ``prefix_for`` gives a tenant's order-number prefix by slug. The entry is locked and its
     connection read (paused, settings) in one statement; the delivery is parsed before
@@ -426,31 +565,42 @@ def ingest(
     row = session.execute(_LOCK_ENTRY, {"b_entry": entry_id}).first()
     if row is None or row.status != "pending":
         return row.status if row else "missing"
-    if row.paused:
+    if row.paused:  # since the attempt began: resuming queues it again
+        session.execute(update(_inbox).where(_inbox.c.id == entry_id).values(started_at=None))
         return "pending"
     adapter = adapter_for(row)
     try:
-        statements = list(adapter.parse(row.topic, row.body))
+        statements = [
+            storable.check_statement(statement, row.plugin)
+            for statement in adapter.parse(row.topic, row.body)
+        ]
     except HttpError as problem:
         # A channel that must be asked for the order (Shopee) could not be reached: try
-        # again later if that may help (the job queue retries; the sweeper after it),
+        # again later if that may help (a failed attempt: the job queue retries it),
         # otherwise keep it as rejected with the reason, replayable once fixed.
-        if not problem.retryable:
-            return _finish(session, entry_id, "rejected", str(problem))
-        session.execute(
-            update(_inbox)
-            .where(_inbox.c.id == entry_id)
-            .values(attempts=_inbox.c.attempts + 1, reason=f"will retry: {problem}"[:2000])
-        )
-        raise
+        if problem.retryable:
+            raise
+        return _finish(session, entry_id, "rejected", str(problem))
     except (PayloadError, Invalid) as problem:
         return _finish(session, entry_id, "rejected", str(problem))
+    except RecursionError:
+        return _finish(
+            session, entry_id, "rejected", f"{row.plugin}: the payload is nested too deeply"
+        )
+    except CONTENT_ERRORS as problem:
+        # The plugin's own code tripped over the content: it would every time.
+        return _finish(
+            session,
+            entry_id,
+            "rejected",
+            f"{row.plugin}: the payload could not be read ({describe(problem)})",
+        )
     prefix = prefix_for(row.slug)
     try:
         for statement in statements:
             _apply(session, row, statement, prefix, maps_skus=row.maps_skus)
     except (PayloadError, Invalid) as problem:
-        raise Rejected(entry_id, str(problem)[:2000]) from problem
+        raise Rejected(entry_id, str(problem)[:REASON_LENGTH]) from problem
     return _finish(session, entry_id, "processed", None)
 
 
@@ -471,23 +621,64 @@ def _finish(session: Session, entry_id: int, status: str, reason: str | None) ->
         {
             "b_entry": entry_id,
             "b_status": status,
-            "b_reason": reason[:2000] if reason else None,
+            "b_reason": reason[:REASON_LENGTH] if reason else None,
             "b_at": utcnow(),
         },
     )
     return status
 
 
-def replay(session: Session, tenant_id: int, entry_id: int, actor: str) -> InboxEntry:
+def _entry(session: Session, tenant_id: int, entry_id: int) -> InboxEntry:
     entry = session.scalar(
-        select(InboxEntry).where(InboxEntry.tenant_id == tenant_id, InboxEntry.id == entry_id)
+        select(InboxEntry)
+        .where(InboxEntry.tenant_id == tenant_id, InboxEntry.id == entry_id)
+        .with_for_update()
     )
     if entry is None:
         raise NotFound(f"no inbox entry {entry_id}")
+    return entry
+
+
+def replay(session: Session, tenant_id: int, entry_id: int, actor: str) -> InboxEntry:
+    """Queue an entry again with a fresh set of attempts: whoever replays it has fixed
+    something (a SKU mapping, the plugin)."""
+    entry = _entry(session, tenant_id, entry_id)
     if entry.status == "processed":
         raise Conflict(f"inbox entry {entry_id} was processed already")
+    if entry.status == "discarded":
+        raise Conflict(f"inbox entry {entry_id} was discarded; it is never processed")
     entry.status, entry.reason, entry.enqueued_at = "pending", None, utcnow()
+    entry.attempts = 0
     audit.record(session, tenant_id, actor, "inbox.replay", "inbox", entry_id, None, None)
+    return entry
+
+
+def discard(
+    session: Session, tenant_id: int, entry_id: int, actor: str, reason: str, stale: datetime
+) -> InboxEntry:
+    """Give up on a delivery for good: it stays listed, as ``discarded``, and is never
+    processed, replayed or queued again. A rejected one, or a pending one no attempt is
+    running for (one that started after ``stale`` may be; wait for it to end)."""
+    entry = _entry(session, tenant_id, entry_id)
+    if entry.status in ("processed", "discarded"):
+        raise Conflict(f"inbox entry {entry_id} was {entry.status} already")
+    if entry.status == "pending" and entry.started_at is not None and entry.started_at > stale:
+        raise Conflict(
+            f"inbox entry {entry_id} is being processed now; discard it once that attempt ends"
+        )
+    before = {"status": entry.status, "reason": entry.reason}
+    entry.status, entry.processed_at, entry.started_at = "discarded", utcnow(), None
+    entry.reason = f"discarded by {actor}: {reason}"[:REASON_LENGTH]
+    audit.record(
+        session,
+        tenant_id,
+        actor,
+        "inbox.discard",
+        "inbox",
+        entry_id,
+        before,
+        {"status": "discarded", "reason": reason},
+    )
     return entry
 
 
@@ -640,6 +831,8 @@ def claim_unqueued(session: Session, older_than: datetime, limit: int = 10_000) 
     broker refused it), or queued before ``older_than`` — stamped as queued now, in one
     statement: sweepers running at once (one per worker process) never both claim an entry,
     and a backlog that is being worked through is queued again only after the grace period.
+    Not an entry an attempt started on after ``older_than`` (it may be running: its end
+    decides what comes next), nor one of a paused connection (resuming queues those).
     On PostgreSQL rows locked by a running ingest job or by another sweep are skipped;
     SQLite runs one writer at a time anyway."""
     due = (
@@ -647,6 +840,8 @@ def claim_unqueued(session: Session, older_than: datetime, limit: int = 10_000) 
         .where(
             _inbox.c.status == "pending",
             or_(_inbox.c.enqueued_at.is_(None), _inbox.c.enqueued_at < older_than),
+            or_(_inbox.c.started_at.is_(None), _inbox.c.started_at < older_than),
+            ~_PAUSED,
         )
         .order_by(_inbox.c.id)
         .limit(limit)

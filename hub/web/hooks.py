@@ -7,23 +7,22 @@ after a second) the delivery is still stored and acknowledged, and the sweeper e
 
 The acknowledgement is what a channel waits for, so it does little: the connection and its
 adapter come from per-process caches (``Runtime.hook_connection`` / ``adapter_for``), and its
-unit of work is the one INSERT, which PostgreSQL commits by itself (see ``_unit``).
+unit of work is the one INSERT, which PostgreSQL commits by itself
+(``hub.core.db.single_statement``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.core import intake
 from hub.core.adapters import InboundRequest
+from hub.core.db import single_statement
 from hub.web.api.framework import MAX_ID
 from hub.web.errors import error_body
 
@@ -40,7 +39,8 @@ def receive(tenant: str, connection_id: int) -> ResponseReturnValue:
     if connection_id > MAX_ID:
         return error_body(404, "not_found", "no such connection")
     body = request.get_data(cache=False)
-    with _unit(runtime) as db:
+    # Its unit of work is the one INSERT (now and then a lookup of the connection before it).
+    with single_statement(runtime.engine) as db:
         connection = runtime.hook_connection(db, tenant, connection_id)
         if connection is None:
             return error_body(404, "not_found", "no such connection")
@@ -58,22 +58,6 @@ def receive(tenant: str, connection_id: int) -> ResponseReturnValue:
     if adapter.empty_acknowledgement:
         return "", 200
     return jsonify({"received": outcome != "ignored", "duplicate": outcome == "duplicate"}), 200
-
-
-@contextmanager
-def _unit(runtime: Runtime) -> Iterator[Connection]:
-    """The acknowledgement's unit of work: one statement (the inbox INSERT, atomic on its
-    own; now and then a lookup of the connection before it), on a Core connection — an ORM
-    session would only add its own bookkeeping. On PostgreSQL it runs in autocommit, which
-    saves the BEGIN and COMMIT round trips and still commits before we answer; SQLite keeps
-    its transaction (its engine starts each one with BEGIN IMMEDIATE)."""
-    if runtime.engine.dialect.name != "postgresql":
-        with runtime.engine.begin() as conn:
-            yield conn
-        return
-    with runtime.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-        yield conn
 
 
 def _unqueued(runtime: Runtime, entry_id: int) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from hub.core import fulfilment, intake, polling, tracking
 from hub.core.adapters import Message
-from hub.core.db import utcnow
+from hub.core.db import single_statement, utcnow
 from hub.core.errors import Invalid
 from hub.core.http import HttpError
 from hub.core.models import CarrierAccount, Connection, Event, NotificationDelivery, Tenant
@@ -115,9 +115,22 @@ def send_notification(runtime: Runtime, delivery_id: int) -> None:
 
 
 def ingest(runtime: Runtime, entry_id: int) -> None:
-    """Turn one stored channel delivery into orders (or a rejected inbox entry). A delivery
-    that fails half-way through being applied is rolled back whole, then recorded as
-    rejected in a transaction of its own (no savepoint on the way that succeeds)."""
+    """Turn one stored channel delivery into orders (or a rejected inbox entry).
+
+    The attempt is counted and marked running first, in a statement of its own, so an
+    attempt that crashes or is killed still counts and no copy of the job (a retry, a
+    sweep) starts beside it. A delivery that fails half-way through being applied is rolled
+    back whole, then recorded as rejected in a transaction of its own (no savepoint on the
+    way that succeeds). Anything else raised is a failed attempt: recorded, and retried by
+    the job queue until ``[worker] max_delivery_attempts``, when the entry is rejected with
+    the last error — a poison message never loops."""
+    limit = runtime.settings.max_delivery_attempts
+    now = utcnow()
+    stale = now - timedelta(seconds=runtime.settings.sweep_grace_seconds)
+    with single_statement(runtime.engine) as db:
+        attempt = intake.begin_attempt(db, entry_id, now, stale, limit)
+    if attempt is None:
+        return
     try:
         with runtime.transaction() as session:
             intake.ingest(
@@ -130,6 +143,18 @@ def ingest(runtime: Runtime, entry_id: int) -> None:
     except intake.Rejected as rejected:
         with runtime.transaction() as session:
             intake.reject(session, rejected.entry_id, rejected.reason)
+    except Exception as exc:
+        try:
+            with runtime.transaction() as session:
+                final = intake.fail_attempt(session, entry_id, attempt, limit, exc)
+        except Exception as unrecorded:  # the database itself is failing: retry, unrecorded
+            logger.warning("inbox entry %s: could not record its failure: %s", entry_id, unrecorded)
+            raise exc from None
+        if not final:
+            raise
+        logger.warning(
+            "inbox entry %s rejected after %s attempts: %s", entry_id, attempt, intake.describe(exc)
+        )
 
 
 class _LeaseLost(Exception):

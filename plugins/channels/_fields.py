@@ -18,6 +18,7 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any, ClassVar, Self, TypeVar
 
 from hub.core.adapters import PayloadError
+from hub.core.times import RANGE_TEXT, OutOfRange, check_instant
 
 T = TypeVar("T")
 
@@ -25,13 +26,15 @@ T = TypeVar("T")
 def utc_time(value: str, *, offset_required: bool = False) -> datetime:
     """An ISO-8601 time as an aware datetime in UTC, so times from different zones compare as
     instants. One without an offset is read as UTC (Amazon's and WooCommerce's ``*_gmt`` times
-    are UTC without saying so) unless ``offset_required``. Raises ValueError."""
+    are UTC without saying so) unless ``offset_required``. Raises ValueError, and
+    ``OutOfRange`` (a ValueError) outside the hub's range (``hub.core.times``): year 9999
+    with a negative offset is past what a datetime can hold in UTC."""
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         if offset_required:
             raise ValueError(f"no UTC offset in {value!r}")
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    return check_instant(moment)
 
 
 def split_total(total: Decimal, quantity: int) -> list[tuple[int, Decimal]]:
@@ -199,6 +202,8 @@ class Fields:
             return None
         try:
             return utc_time(value, offset_required=self.offset_required)
+        except OutOfRange:
+            raise self.fail(key, f"not a date-time {RANGE_TEXT}") from None
         except ValueError:
             kind = "a date-time with an offset" if self.offset_required else "a date-time"
             raise self.fail(key, f"not {kind}: {value!r}") from None
@@ -214,7 +219,10 @@ class Fields:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise self.fail(key, f"expected unix seconds, got {value!r}")
-        return datetime.fromtimestamp(value, tz=UTC)
+        try:
+            return check_instant(datetime.fromtimestamp(value, tz=UTC))
+        except (OverflowError, OSError, ValueError):  # past year 9999, or out of range
+            raise self.fail(key, f"not unix seconds {RANGE_TEXT}") from None
 
     def need_unix_time(self, key: str) -> datetime:
         return self._present(key, self.unix_time(key))

@@ -58,11 +58,17 @@ class InboxEntry(TenantScoped, Base):
     topic: Mapped[str | None] = mapped_column(String(100))
     headers: Mapped[dict[str, Any]]
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    # pending → processed | rejected; pending or rejected → discarded (by an admin, for good).
     status: Mapped[str] = mapped_column(String(20), default="pending")
     reason: Mapped[str | None] = mapped_column(String(2000))
+    # Counted when an attempt starts, in a transaction of its own, so an attempt that crashes
+    # or is killed still counts toward ``[worker] max_delivery_attempts``.
     attempts: Mapped[int] = mapped_column(default=0)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     enqueued_at: Mapped[datetime | None]
+    # Set while an attempt runs (cleared when it ends): the sweeper does not queue the entry
+    # again, nor does another copy of the job start, until it is older than the grace period.
+    started_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import request
 from sqlalchemy import select
 
 from hub.core import events, intake
+from hub.core.db import utcnow
 from hub.core.errors import Conflict, Invalid, NotFound
 from hub.core.models import Connection, InboxEntry
 from hub.web.api.framework import Ctx, Param, paginate, route
@@ -23,6 +25,7 @@ CONNECTION_CREATE = closed(
     },
     ("plugin", "name", "settings"),
 )
+DISCARD = closed({"reason": {"type": "string", "minLength": 1, "maxLength": 500}}, ("reason",))
 SKU_MAPPING = closed(
     {
         "channel_ref": {"type": "string", "minLength": 1, "maxLength": 100},
@@ -191,7 +194,7 @@ def channel_schema(ctx: Ctx, plugin: str) -> dict[str, Any]:
     paged=True,
     summary="Channel deliveries, e.g. the rejected ones with their reasons",
     query=(
-        Param("status", enum=("pending", "processed", "rejected")),
+        Param("status", enum=intake.INBOX_STATUSES),
         Param("connection", "integer", minimum=1),
     ),
 )
@@ -201,23 +204,21 @@ def list_inbox(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         stmt = stmt.where(InboxEntry.status == args["status"])
     if "connection" in args:
         stmt = stmt.where(InboxEntry.connection_id == args["connection"])
-    return paginate(
-        ctx,
-        stmt,
-        InboxEntry.id.desc(),
-        args,
-        lambda e: {
-            "id": e.id,
-            "connection": e.connection_id,
-            "delivery_key": e.delivery_key,
-            "topic": e.topic,
-            "status": e.status,
-            "reason": e.reason,
-            "attempts": e.attempts,
-            "received_at": e.received_at.isoformat(),
-            "processed_at": e.processed_at.isoformat() if e.processed_at else None,
-        },
-    )
+    return paginate(ctx, stmt, InboxEntry.id.desc(), args, _entry_view)
+
+
+def _entry_view(e: InboxEntry) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "connection": e.connection_id,
+        "delivery_key": e.delivery_key,
+        "topic": e.topic,
+        "status": e.status,
+        "reason": e.reason,
+        "attempts": e.attempts,
+        "received_at": e.received_at.isoformat(),
+        "processed_at": e.processed_at.isoformat() if e.processed_at else None,
+    }
 
 
 @route(
@@ -232,3 +233,19 @@ def replay_inbox(ctx: Ctx, entry_id: int) -> dict[str, Any]:
     entry = intake.replay(ctx.session, ctx.tenant_id, entry_id, ctx.actor)
     events.send_after_commit(ctx.session, "ingest", entry.id)
     return {"id": entry.id, "status": entry.status}
+
+
+@route(
+    "/inbox/<int:entry_id>/discard",
+    "POST",
+    permission="channels.write",
+    tag=TAG,
+    body=DISCARD,
+    summary="Give up on a rejected (or waiting) delivery for good, saying why; it stays listed",
+)
+def discard_inbox(ctx: Ctx, entry_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    grace = timedelta(seconds=ctx.runtime.settings.sweep_grace_seconds)
+    entry = intake.discard(
+        ctx.session, ctx.tenant_id, entry_id, ctx.actor, body["reason"], utcnow() - grace
+    )
+    return _entry_view(entry)
