@@ -36,6 +36,7 @@ PERMISSIONS = frozenset(
         "channels.write",
         "shipping.read",
         "shipping.write",
+        "tracking.write",
     }
 )
 
@@ -52,12 +53,15 @@ ROLES: dict[str, frozenset[str]] = {
             "channels.read",
             "shipping.read",
             "shipping.write",
+            "tracking.write",
         }
     ),
     "warehouse": frozenset(
-        _READ | {"stock.write", "catalog.write", "shipping.read", "shipping.write"}
+        _READ
+        | {"stock.write", "catalog.write", "shipping.read", "shipping.write", "tracking.write"}
     ),
-    "service": frozenset(_READ | {"shipping.read"}),
+    # tracking.write: record tracking events and delivery exceptions by hand, check now.
+    "service": frozenset(_READ | {"shipping.read", "tracking.write"}),
     "analyst": frozenset(_READ | {"reports.read", "channels.read", "shipping.read"}),
 }
 
