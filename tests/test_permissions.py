@@ -441,9 +441,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         lambda a: Request("POST", f"/shipments/{a.ship()['id']}/cancel"), "record"
     ),
     ("POST", "/shipments/<int:shipment_id>/events"): Sample(
-        lambda a: Request(
-            "POST", f"/shipments/{a.ship()['id']}/events", {"status": "in_transit"}
-        ),
+        lambda a: Request("POST", f"/shipments/{a.ship()['id']}/events", {"status": "in_transit"}),
         "record",
     ),
     ("POST", "/shipments/<int:shipment_id>/track"): Sample(
