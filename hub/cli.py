@@ -15,10 +15,19 @@ import click
 from sqlalchemy import func, select
 
 from hub import settings as settings_module
-from hub.core import auth, carriers, intake, inventory, migrate, stock_import, tenancy
+from hub.core import auth, carriers, intake, inventory, migrate, stock_import, tenancy, tracking
+from hub.core.db import utcnow
 from hub.core.errors import HubError
 from hub.core.http import HttpError
-from hub.core.models import Connection, InboxEntry, StockLevel, Tenant, User
+from hub.core.models import (
+    CarrierAccount,
+    Connection,
+    InboxEntry,
+    Shipment,
+    StockLevel,
+    Tenant,
+    User,
+)
 from hub.runtime import Runtime
 from hub.settings import ConfigError
 from hub.worker import actors
@@ -530,3 +539,98 @@ def carriers_sync(runtime: Runtime) -> None:
     _echo_sync(outcomes)
     if not outcomes:
         click.echo("no carrier accounts in config/tenants/*.toml")
+
+
+# --- tracking --------------------------------------------------------------------------------
+
+
+@cli.group("tracking")
+def tracking_group() -> None:
+    """Carrier tracking: check shipments now rather than at their next scheduled check."""
+
+
+@runtime_command(tracking_group, "poll")
+@click.option("--shipment", "shipment_id", type=int, help="Check this shipment now.")
+@click.option("--account", "account_id", type=int, help="Only this carrier account's shipments.")
+@click.option("--tenant", "tenant_slug", help="Only this tenant's shipments.")
+@click.option(
+    "--all", "every", is_flag=True, help="Every live shipment, not only those due a check."
+)
+def tracking_poll(
+    runtime: Runtime,
+    shipment_id: int | None,
+    account_id: int | None,
+    tenant_slug: str | None,
+    every: bool,
+) -> None:
+    """Ask carriers for tracking now and apply what they say, as the worker's scheduled checks
+    do: one shipment (--shipment), or the shipments due a check (all live ones with --all),
+    narrowed by --account and --tenant. Exits 1 when a carrier could not be asked."""
+    if shipment_id is not None:
+        _track_one(runtime, shipment_id, tenant_slug)
+        return
+    sizes = {
+        name: cls.track_batch
+        for name, cls in runtime.plugins.adapters("carriers").items()
+        if "tracking" in cls.capabilities
+    }
+    with runtime.transaction() as session:
+        tenant_id = auth.get_tenant(session, tenant_slug).id if tenant_slug else None
+        if account_id is not None and not session.scalar(
+            select(CarrierAccount.id).where(
+                CarrierAccount.id == account_id,
+                *([CarrierAccount.tenant_id == tenant_id] if tenant_id else []),
+            )
+        ):
+            raise HubError(f"no carrier account {account_id}")
+        batches = tracking.claim(
+            session,
+            utcnow(),
+            sizes,
+            due_only=not every,
+            account_id=account_id,
+            tenant_id=tenant_id,
+        )
+    total = sum(len(b.shipment_ids) for b in batches)
+    if not total:
+        click.echo(
+            "no shipments to check" + ("" if every else " are due (add --all for every live one)")
+        )
+        return
+    counts = {"checked": 0, "changed": 0}
+    failures = []
+    with click.progressbar(length=total, label=f"tracking {total} shipments") as bar:
+        for batch in batches:
+            try:
+                result = actors.track_shipments(
+                    runtime, batch.account_id, batch.shipment_ids, batch.lease.isoformat()
+                )
+            except Exception as exc:  # recorded on the account; reported below
+                result = {"error": f"{type(exc).__name__}: {exc}"}
+            if result.get("error"):
+                failures.append(f"carrier account {batch.account_id}: {result['error']}")
+            counts["checked"] += result.get("checked", 0)
+            counts["changed"] += result.get("changed", 0)
+            bar.update(len(batch.shipment_ids))
+    click.echo(f"{counts['checked']} checked, {counts['changed']} changed")
+    for failure in failures:
+        click.echo(f"  {failure}", err=True)
+    if failures:
+        raise HubError(f"{len(failures)} batches could not be tracked (see above)")
+
+
+def _track_one(runtime: Runtime, shipment_id: int, tenant_slug: str | None) -> None:
+    with runtime.transaction() as session:
+        stmt = select(Shipment.tenant_id, Shipment.tracking_number).where(
+            Shipment.id == shipment_id
+        )
+        if tenant_slug:
+            stmt = stmt.where(Shipment.tenant_id == auth.get_tenant(session, tenant_slug).id)
+        found = session.execute(stmt).first()
+    if found is None:
+        raise HubError(f"no shipment {shipment_id}")
+    result = tracking.check_now(runtime, found.tenant_id, shipment_id)
+    with runtime.transaction() as session:
+        status = session.scalar(select(Shipment.status).where(Shipment.id == shipment_id))
+    change = "changed" if result["changed"] else "no change"
+    click.echo(f"shipment {shipment_id} ({found.tracking_number}): {status} ({change})")

@@ -53,6 +53,7 @@ TRACKING_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
+        "first_check_hours": HOURS,
         "near_delivery_hours": HOURS,
         "in_transit_hours": HOURS,
         "awaiting_scan_hours": HOURS,
@@ -211,13 +212,15 @@ class Shipping:
 
 @dataclass(frozen=True)
 class Tracking:
-    """A tenant's ``[tracking]`` table (hub.core.tracking). Hours until the next check of a
+    """A tenant's ``[tracking]`` table (hub.core.tracking). Hours from a label's purchase to
+    the first check of its shipment (``first_check``), then until the next check of a
     live shipment: out for delivery or due today / tomorrow (``near_delivery``), moving
     (``in_transit``), label made but no scan yet (``awaiting_scan``), or with no news for
     ``quiet_after`` hours (``quiet``: backs off). A shipment with no scan for
     ``delayed_after_hours`` (or past its estimated / promised date) opens a "delayed" delivery
     exception; one with no news for ``expire_after_days`` expires and is no longer tracked."""
 
+    first_check_hours: float = 1
     near_delivery_hours: float = 1
     in_transit_hours: float = 6
     awaiting_scan_hours: float = 12

@@ -461,6 +461,21 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/shipments/<int:shipment_id>/cancel"): Sample(
         lambda a: Request("POST", f"/shipments/{a.ship()['id']}/cancel"), "record"
     ),
+    ("POST", "/shipments/<int:shipment_id>/events"): Sample(
+        lambda a: Request("POST", f"/shipments/{a.ship()['id']}/events", {"status": "in_transit"}),
+        "record",
+    ),
+    ("POST", "/shipments/<int:shipment_id>/track"): Sample(
+        lambda a: Request("POST", f"/shipments/{a.ship()['id']}/track"), "record"
+    ),
+    ("POST", "/shipments/<int:shipment_id>/exceptions"): Sample(
+        lambda a: Request(
+            "POST",
+            f"/shipments/{a.ship()['id']}/exceptions",
+            {"kind": "lost", "note": "the customer says it never came"},
+        ),
+        "record",
+    ),
     ("GET", "/carrier-accounts"): Sample(
         lambda a: Request("GET", "/carrier-accounts"), "list", lambda a: ACME_CARRIER_ACCOUNT
     ),

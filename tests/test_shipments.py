@@ -192,10 +192,8 @@ def test_a_reship_is_a_new_shipment_with_a_second_outbound_movement(
     _, shipped = api.post(f"/orders/{number}/shipments", {})
     with runtime.transaction() as session:
         tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
-        replacement = shipments.replace(
-            session, runtime, tenant_id, shipped["id"], actor="operator"
-        )
-        new_id = replacement.id
+        plan = shipments.replace(session, runtime, tenant_id, shipped["id"], actor="operator")
+    [new_id] = shipments.buy(runtime, plan)
 
     _, got = api.get(f"/shipments/{new_id}")
     assert got["replaces"] == shipped["id"]

@@ -38,6 +38,7 @@ PERMISSIONS = frozenset(
         "shipping.write",
         # Configuring carrier accounts (settings, secrets, base URLs): admins only.
         "carriers.write",
+        "tracking.write",
     }
 )
 
@@ -54,12 +55,15 @@ ROLES: dict[str, frozenset[str]] = {
             "channels.read",
             "shipping.read",
             "shipping.write",
+            "tracking.write",
         }
     ),
     "warehouse": frozenset(
-        _READ | {"stock.write", "catalog.write", "shipping.read", "shipping.write"}
+        _READ
+        | {"stock.write", "catalog.write", "shipping.read", "shipping.write", "tracking.write"}
     ),
-    "service": frozenset(_READ | {"shipping.read"}),
+    # tracking.write: record tracking events and delivery exceptions by hand, check now.
+    "service": frozenset(_READ | {"shipping.read", "tracking.write"}),
     "analyst": frozenset(_READ | {"reports.read", "channels.read", "shipping.read"}),
 }
 

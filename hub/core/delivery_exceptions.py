@@ -8,17 +8,24 @@ database enforces it (a partial unique index), so a repeated "lost" scan or a de
 running again on another worker opens nothing new. An opening is audited, written in the
 order's history and announced (the ``delivery_exception`` hook, notifiers).
 
-Resolutions: ``reship`` sends the goods again (hub.core.shipments.replace: new stock
-movement, new label) and links the replacement; ``refund`` and ``close`` resolve it, a refund
-being recorded in the order's history for whoever pays it back (OrderHub has no payments);
-``contact`` records what was agreed with the customer and leaves the exception open, because
-talking to the customer settles nothing by itself — the parcel is still late or lost until a
-reship, a refund, a close or the delivery itself. Each is audited and written in the order's
-history.
+People open them too (``open_by_hand``: the customer says the parcel is lost, or arrived
+damaged), for any kind but "expired", which only the tracker concludes.
+
+Resolutions: ``reship`` sends the goods again (``start_reship``, hub.core.shipments.replace:
+new stock movement, new label, bought after the request's transaction like any label) and
+links the replacement — the exception is resolved in the transaction that records it, so a
+replacement whose label could not be bought leaves the exception open; ``refund`` and
+``close`` resolve it, a refund being recorded in the order's history for whoever pays it back
+(OrderHub has no payments); ``contact`` records what was agreed with the customer and leaves
+the exception open, because talking to the customer settles nothing by itself — the parcel is
+still late or lost until a reship, a refund, a close or the delivery itself. Each is audited
+and written in the order's history.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from hub.core import audit, events, orders, shipments
+from hub.core import audit, events, orders, purchases, shipments
 from hub.core.db import utcnow
 from hub.core.errors import Conflict, Invalid, NotFound
 from hub.core.models import DeliveryException, Order, Shipment
@@ -45,6 +52,8 @@ KINDS = (
     "expired",
     "exception",
 )
+# What a person may open by hand: every kind but expiry, which the tracker concludes.
+BY_HAND = tuple(k for k in KINDS if k != "expired")
 RESOLUTIONS = ("reship", "refund", "close", "contact")
 # What a delivered parcel settles by itself: it was late, it was not lost after all, a failed
 # attempt was followed by a good one. Damage, a refusal or a return still needs a person.
@@ -84,10 +93,12 @@ def open_exception(
     *,
     order_number: str,
     now: datetime | None = None,
+    actor: str = TRACKER,
 ) -> DeliveryException | None:
     """Open an exception of ``kind`` on a shipment unless one is open already (then None):
     audited, written in the order's history and announced. ``now`` is when the tracker
-    noticed (the delay check compares it with the shipment's last scan)."""
+    noticed (the delay check compares it with the shipment's last scan); ``actor`` who
+    opened it (the tracker, or a person)."""
     table = DeliveryException.__table__
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     reason = reason[:REASON_LENGTH]
@@ -114,7 +125,7 @@ def open_exception(
     audit.record(
         session,
         shipment.tenant_id,
-        TRACKER,
+        actor,
         "delivery_exception.open",
         "delivery_exception",
         new_id,
@@ -125,7 +136,7 @@ def open_exception(
         session,
         shipment,
         "delivery_exception",
-        TRACKER,
+        actor,
         f"{kind} ({shipment.tracking_number}): {reason}",
     )
     events.emit(
@@ -143,6 +154,44 @@ def open_exception(
         },
     )
     return found
+
+
+def open_by_hand(
+    session: Session, tenant_id: int, shipment_id: int, kind: str, note: str, *, actor: str
+) -> DeliveryException:
+    """A person opens an exception ("the customer says the parcel is lost"): any kind but
+    expiry, on any shipment that was not voided (a delivered parcel can still have arrived
+    damaged, or not at all). One open per shipment and kind, as for the tracker's."""
+    if kind not in BY_HAND:
+        raise Invalid(f"kind must be one of {', '.join(BY_HAND)}")
+    shipment = shipments.get(session, tenant_id, shipment_id, for_update=True)
+    if shipment.status == "cancelled":
+        raise Conflict(
+            f"shipment {shipment.tracking_number} was voided: nothing of it is on its way",
+            {"status": shipment.status},
+        )
+    opened = open_exception(
+        session,
+        shipment,
+        kind,
+        note,
+        order_number=shipments.order_number(session, shipment),
+        actor=actor,
+    )
+    if opened is None:
+        existing = session.scalar(
+            select(DeliveryException.id).where(
+                DeliveryException.shipment_id == shipment.id,
+                DeliveryException.kind == kind,
+                DeliveryException.status == "open",
+            )
+        )
+        raise Conflict(
+            f"a {kind} exception is already open on shipment {shipment.tracking_number}"
+            f" (exception {existing})",
+            {"exception": existing},
+        )
+    return opened
 
 
 def settle_on_delivery(session: Session, shipment: Shipment, order_number: str) -> list[int]:
@@ -173,16 +222,12 @@ def resolve(
     note: str | None = None,
     actor: str,
 ) -> DeliveryException:
-    """Resolve an open exception (see the module's docstring for what each resolution does);
-    ``contact`` needs a note and leaves it open."""
-    if resolution not in RESOLUTIONS:
+    """Resolve an open exception by ``refund``, ``close`` or ``contact`` (see the module's
+    docstring for what each does; ``reship`` is ``start_reship``); ``contact`` needs a note
+    and leaves it open."""
+    if resolution not in RESOLUTIONS or resolution == "reship":
         raise Invalid(f"resolution must be one of {', '.join(RESOLUTIONS)}")
-    found = get(session, tenant_id, exception_id, for_update=True)
-    if found.status != "open":
-        raise Conflict(
-            f"delivery exception {exception_id} was already resolved ({found.resolution})",
-            {"status": found.status, "resolution": found.resolution},
-        )
+    found = _open(session, tenant_id, exception_id)
     shipment = session.get(Shipment, found.shipment_id)
     assert shipment is not None
     number = shipments.order_number(session, shipment)
@@ -209,10 +254,70 @@ def resolve(
             f"about the {found.kind} delivery of {shipment.tracking_number}: {note}",
         )
         return found
-    if resolution == "reship":
-        replacement = shipments.replace(session, runtime, tenant_id, shipment.id, actor=actor)
-        found.replacement_shipment_id = replacement.id
     _resolve(session, found, shipment, number, resolution, note, actor)
+    return found
+
+
+def start_reship(
+    session: Session,
+    runtime: Runtime,
+    tenant_id: int,
+    exception_id: int,
+    *,
+    note: str | None = None,
+    actor: str,
+) -> shipments.Plan:
+    """Resolve an open exception by sending the goods again: the replacement's stock is
+    reserved here; ``shipments.buy`` (after commit) buys its label and, in the transaction
+    that records it, resolves the exception — unless it was resolved meanwhile (the lost
+    parcel was delivered after all), in which case the replacement's label is voided."""
+    found = _open(session, tenant_id, exception_id)
+    plan = shipments.replace(
+        session, runtime, tenant_id, found.shipment_id, actor=actor, exception_id=found.id
+    )
+    resolved = functools.partial(_reshipped, exception_id=found.id, note=note, actor=actor)
+    return dataclasses.replace(plan, on_recorded=resolved)
+
+
+def _reshipped(
+    session: Session,
+    made: list[Shipment],
+    *,
+    exception_id: int,
+    note: str | None,
+    actor: str,
+) -> None:
+    found = session.scalar(
+        select(DeliveryException).where(DeliveryException.id == exception_id).with_for_update()
+    )
+    assert found is not None
+    if found.status != "open":
+        raise Conflict(
+            f"delivery exception {exception_id} was resolved ({found.resolution}) while its"
+            " replacement was bought; the replacement is not sent",
+            {"status": found.status, "resolution": found.resolution},
+        )
+    shipment = session.get(Shipment, found.shipment_id)
+    assert shipment is not None
+    found.replacement_shipment_id = made[0].id
+    number = shipments.order_number(session, shipment)
+    _resolve(session, found, shipment, number, "reship", note, actor)
+
+
+def _open(session: Session, tenant_id: int, exception_id: int) -> DeliveryException:
+    """The exception, locked, if it is open and no replacement is being bought for it."""
+    found = get(session, tenant_id, exception_id, for_update=True)
+    if found.status != "open":
+        raise Conflict(
+            f"delivery exception {exception_id} was already resolved ({found.resolution})",
+            {"status": found.status, "resolution": found.resolution},
+        )
+    if purchases.pending(session, exception_id=found.id) is not None:
+        raise Conflict(
+            f"a replacement is being bought for delivery exception {exception_id}; try again"
+            " in a moment",
+            {"status": found.status},
+        )
     return found
 
 
@@ -306,8 +411,6 @@ def exception_dict(found: DeliveryException, shipment: Shipment, number: str) ->
         "resolved_at": found.resolved_at.isoformat() if found.resolved_at else None,
         "resolved_by": found.resolved_by,
     }
-
-
 
 
 def _history(session: Session, shipment: Shipment, action: str, actor: str, reason: str) -> None:

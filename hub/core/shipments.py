@@ -3,24 +3,34 @@ recorded with the stock it moves, cancelled before pickup.
 
 An order ships from where its stock is reserved: one shipment per warehouse of its
 allocations (an order split across warehouses ships in several parts).
+
+No carrier is called inside a database transaction. Shipping and reshipping are two steps:
+``ship`` / ``replace`` run in the caller's transaction and claim the goods (hub.core.purchases)
+— returning a ``Plan`` — and, once that has committed, ``buy`` chooses and buys the labels and
+records the shipments in transactions of its own, voiding what it bought when they cannot be
+recorded. Voiding is two steps too: ``cancel`` checks in the caller's transaction, and ``void``
+tells the carrier, then records it. The web edge runs the second step after the request's
+transaction (``AfterCommit``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from hub.core import audit, carriers, events, inventory, orders, rates
+from hub.core import audit, carrier_errors, carriers, events, inventory, orders, purchases, rates
 from hub.core.adapters import Parcel, Place, Rate, ShipmentRequest, Waybill
 from hub.core.db import utcnow
-from hub.core.errors import Conflict, IllegalTransition, Invalid, NotFound
-from hub.core.http import BusinessError
+from hub.core.errors import Conflict, HubError, IllegalTransition, Invalid, NotFound
 from hub.core.models import (
     Allocation,
     CarrierAccount,
@@ -32,12 +42,15 @@ from hub.core.models import (
     Warehouse,
 )
 from hub.core.money import format_amount
+from hub.settings import Shipping
 
 if TYPE_CHECKING:
     from hub.runtime import Runtime
 
-# The tracker's first look at a new shipment; it sets its own cadence after that.
-FIRST_CHECK = timedelta(hours=1)
+logger = logging.getLogger("orderhub.shipments")
+
+# Orders in these statuses have stock left to ship.
+SHIPPABLE = frozenset({"confirmed", "partially_shipped"})
 # A shipment the carrier has not picked up can still be voided.
 CANCELLABLE = frozenset({"created", "info_received"})
 
@@ -57,12 +70,17 @@ class Part:
 
 def parts_of(session: Session, order: Order, only: dict[int, int] | None = None) -> list[Part]:
     """The order's reserved stock grouped by warehouse (optionally only some products and
-    quantities: a partial shipment), each with its ShipmentRequest."""
+    quantities: a partial shipment), each with its ShipmentRequest. Stock a label is being
+    bought for (claimed by a purchase) is not there to take."""
     by_warehouse: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     wanted = dict(only) if only is not None else None
+    claimed = 0
     for a in session.scalars(
         select(Allocation).where(Allocation.order_id == order.id).order_by(Allocation.id)
     ):
+        if a.purchase_id is not None:
+            claimed += a.quantity
+            continue
         quantity = a.quantity
         if wanted is not None:
             quantity = min(quantity, wanted.get(a.product_id, 0))
@@ -70,9 +88,15 @@ def parts_of(session: Session, order: Order, only: dict[int, int] | None = None)
                 continue
             wanted[a.product_id] -= quantity
         by_warehouse[a.warehouse_id][a.product_id] += quantity
+    busy = " (a label is being bought for some of it; try again in a moment)" if claimed else ""
     if wanted is not None and any(q > 0 for q in wanted.values()):
-        raise Conflict(f"order {order.number} has less reserved stock than asked to ship")
+        raise Conflict(f"order {order.number} has less reserved stock than asked to ship{busy}")
     if not by_warehouse:
+        if claimed:
+            raise Conflict(
+                f"order {order.number} is being shipped: a label is being bought for its"
+                " reserved stock; try again in a moment"
+            )
         raise Conflict(f"order {order.number} has no reserved stock to ship")
     return [
         Part(wh, dict(items), request_for(session, order, wh, items))
@@ -138,6 +162,49 @@ class Choice:
     rate: Rate | None
 
 
+@dataclass(frozen=True)
+class Planned:
+    """One part of a plan: its purchase (which holds the claim on its goods) and what to ask
+    the carrier for."""
+
+    purchase_id: int
+    warehouse_id: int
+    items: dict[int, int]
+    request: ShipmentRequest
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A shipment or reship whose goods are claimed, ready to ``buy`` once the transaction
+    that claimed them has committed. Holds everything buying needs, read beforehand: no
+    database session is open while a carrier is asked."""
+
+    tenant_id: int
+    number: str
+    actor: str
+    kind: str  # ship | reship
+    parts: tuple[Planned, ...]
+    # The named account (a reship's is the original's); None: the tenant's policy picks.
+    account: CarrierAccount | None
+    service: str | None
+    accounts: tuple[CarrierAccount, ...]
+    shipping: Shipping
+    first_check: timedelta
+    replaces_id: int | None = None
+    # Run in the recording transaction with the new shipments (a reship resolving its
+    # delivery exception); raising there voids the labels like any other failure.
+    on_recorded: Callable[[Session, list[Shipment]], None] | None = field(
+        default=None, compare=False
+    )
+
+
+class NotRecorded(HubError):
+    """Labels were bought but the database would not record them; they were voided."""
+
+    status = 503
+    code = "not_recorded"
+
+
 def ship(
     session: Session,
     runtime: Runtime,
@@ -148,39 +215,75 @@ def ship(
     account_id: int | None = None,
     service: str | None = None,
     lines: dict[str, int] | None = None,
-) -> list[Shipment]:
-    """Ship an order's reserved stock — all of it, or ``lines`` (SKU → quantity) — one
-    shipment per warehouse, with the named account and service or the tenant's selection
-    policy; the reserved stock becomes shipped (outbound ledger rows), the order becomes
-    partially shipped or shipped, and its sales channel is told (after commit)."""
+) -> Plan:
+    """Claim an order's reserved stock for shipping — all of it, or ``lines`` (SKU →
+    quantity) — one part per warehouse, with the named account and service or the tenant's
+    selection policy. Everything a request can get wrong is refused here, before any carrier
+    is asked. ``buy`` (after commit) buys the labels: the reserved stock becomes shipped
+    (outbound ledger rows), the order partially shipped or shipped, and its sales channel is
+    told."""
     order = orders.get(session, tenant_id, number, for_update=True)
     orders.refuse_if_channel_fulfils(order, "ship")
-    if order.status not in ("confirmed", "partially_shipped"):
+    if order.status not in SHIPPABLE:
         raise IllegalTransition(
             f"cannot ship order {number}: it is {order.status}; only confirmed or partially"
             " shipped orders ship",
             {"status": order.status},
         )
     only = _product_quantities(order, lines) if lines else None
-    made = []
+    account = _named_account(session, runtime, tenant_id, account_id, service)
+    accounts: tuple[CarrierAccount, ...] = ()
+    if account is None:
+        accounts = tuple(
+            session.scalars(
+                select(CarrierAccount)
+                .where(CarrierAccount.tenant_id == tenant_id, CarrierAccount.enabled.is_(True))
+                .order_by(CarrierAccount.id)
+            )
+        )
+    planned = []
     for part in parts_of(session, order, only):
-        choice = _choose(session, runtime, tenant_id, part.request, account_id, service)
-        adapter = runtime.carrier_adapter(choice.account)
-        waybill = adapter.create_shipment(part.request, choice.service, choice.rate)
-        made.append(_record(session, order, part, choice, waybill, actor))
-    _settle_shipped(session, order, actor)
-    audit.record(
-        session,
-        tenant_id,
-        actor,
-        "order.ship",
-        "order",
-        number,
-        None,
-        {"shipments": [shipment_dict(s) for s in made]},
+        purchase = purchases.open_purchase(
+            session,
+            order,
+            part.warehouse_id,
+            part.items,
+            kind="ship",
+            actor=actor,
+            account_id=account.id if account else None,
+            service=service,
+        )
+        planned.append(Planned(purchase.id, part.warehouse_id, part.items, part.request))
+    return _plan(session, runtime, order, actor, "ship", planned, account, service, accounts)
+
+
+def _plan(
+    session: Session,
+    runtime: Runtime,
+    order: Order,
+    actor: str,
+    kind: str,
+    planned: Sequence[Planned],
+    account: CarrierAccount | None,
+    service: str | None,
+    accounts: tuple[CarrierAccount, ...] = (),
+    replaces_id: int | None = None,
+) -> Plan:
+    slug = session.scalar(select(Tenant.slug).where(Tenant.id == order.tenant_id))
+    tenant = runtime.tenant_settings(slug or "")
+    return Plan(
+        tenant_id=order.tenant_id,
+        number=order.number,
+        actor=actor,
+        kind=kind,
+        parts=tuple(planned),
+        account=account,
+        service=service,
+        accounts=accounts,
+        shipping=tenant.shipping,
+        first_check=timedelta(hours=tenant.tracking.first_check_hours),
+        replaces_id=replaces_id,
     )
-    _tell_channel(session, order, made)
-    return made
 
 
 def _product_quantities(order: Order, lines: dict[str, int]) -> dict[int, int]:
@@ -191,32 +294,98 @@ def _product_quantities(order: Order, lines: dict[str, int]) -> dict[int, int]:
     return {ids[sku]: quantity for sku, quantity in lines.items()}
 
 
-def _choose(
+def _named_account(
     session: Session,
     runtime: Runtime,
     tenant_id: int,
-    request: ShipmentRequest,
     account_id: int | None,
     service: str | None,
-) -> Choice:
-    if account_id is not None:
-        account = carriers.get_account(session, tenant_id, account_id)
-        if not account.enabled:
-            raise Conflict(f"carrier account {account.name!r} is disabled")
-        if service is None:
-            raise Invalid("name the service with the carrier account")
-        return Choice(account, service, None)
-    if service is not None:
-        raise Invalid("name the carrier account with the service")
-    accounts = session.scalars(
-        select(CarrierAccount)
-        .where(CarrierAccount.tenant_id == tenant_id, CarrierAccount.enabled.is_(True))
-        .order_by(CarrierAccount.id)
-    ).all()
-    slug = session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
-    shipping = runtime.tenant_settings(slug or "").shipping
+) -> CarrierAccount | None:
+    if account_id is None:
+        if service is not None:
+            raise Invalid("name the carrier account with the service")
+        return None
+    account = carriers.get_account(session, tenant_id, account_id)
+    if not account.enabled:
+        raise Conflict(f"carrier account {account.name!r} is disabled")
+    if service is None:
+        raise Invalid("name the service with the carrier account")
+    check_service(runtime, account, service)
+    return account
+
+
+def check_service(runtime: Runtime, account: CarrierAccount, service: str) -> None:
+    """Refuse, before any carrier is asked, a service the account may not use (its allowed
+    ``services``) or an account whose carrier cannot buy labels."""
+    cls = runtime.plugins.adapters("carriers").get(account.plugin)
+    if cls is not None and "shipping" not in cls.capabilities:
+        raise Invalid(
+            f"carrier_account: {account.name!r} ({account.plugin}) cannot buy labels",
+            [{"field": "carrier_account", "problem": "its carrier cannot buy labels"}],
+        )
+    allowed = carriers.allowed_services(account)
+    if allowed is not None and service not in allowed:
+        raise Invalid(
+            f"service: not a service carrier account {account.name!r} may use (allowed:"
+            f" {', '.join(sorted(allowed))})",
+            [{"field": "service", "problem": "not allowed for this carrier account"}],
+        )
+
+
+@dataclass
+class _Bought:
+    choice: Choice
+    waybill: Waybill
+    saved: bool = False
+
+
+def buy(runtime: Runtime, plan: Plan) -> list[int]:
+    """Buy each part's label and record the shipments: the carrier is asked with no
+    transaction open, each waybill is kept on its purchase as soon as it is known, and all
+    are recorded in one transaction. Whatever fails on the way — a carrier's refusal, the
+    order changed meanwhile, the database — the goods are given back and every label bought
+    is voided before the error is raised (its message says what became of them). Returns
+    the new shipments' ids."""
+    bought: dict[int, _Bought] = {}
+    try:
+        for part in plan.parts:
+            choice = _choose(runtime, plan, part.request)
+            waybill = _create(runtime, choice, part.request)
+            got = bought[part.purchase_id] = _Bought(choice, waybill)
+            with runtime.transaction(plan.tenant_id) as session:
+                got.saved = purchases.save_waybill(
+                    session, part.purchase_id, choice.account.id, choice.service, waybill
+                )
+            if not got.saved:
+                raise Conflict(
+                    f"buying the label for order {plan.number} took so long that it was given"
+                    " up; try again"
+                )
+        with runtime.transaction(plan.tenant_id) as session:
+            made = _record_plan(session, plan, bought)
+            session.flush()
+            return [s.id for s in made]
+    except Exception as exc:
+        outcome = _undo(runtime, plan, bought, _why(exc))
+        answer = _answer(exc, outcome, plan)
+        if answer is exc:
+            raise
+        raise answer from exc
+
+
+def _choose(runtime: Runtime, plan: Plan, request: ShipmentRequest) -> Choice:
+    """The named account and service, or the rate the tenant's policy picks from a quote of
+    every enabled account (asked now, outside any transaction)."""
+    if plan.account is not None:
+        assert plan.service is not None
+        return Choice(plan.account, plan.service, None)
+    shipping = plan.shipping
     [quoted] = rates.shop(
-        runtime, tenant_id, [request], accounts=accounts, deadline=shipping.deadline_seconds
+        runtime,
+        plan.tenant_id,
+        [request],
+        accounts=plan.accounts,
+        deadline=shipping.deadline_seconds,
     )
     pick = rates.choose(
         quoted.rates,
@@ -233,7 +402,7 @@ def _choose(
             + (f" ({why})" if why else ""),
             {"errors": [rates.error_view(e) for e in quoted.errors]},
         )
-    account = next(a for a in accounts if a.id == pick.carrier_account_id)
+    account = next(a for a in plan.accounts if a.id == pick.carrier_account_id)
     rate = Rate(
         carrier=pick.carrier,
         service=pick.service,
@@ -246,6 +415,166 @@ def _choose(
     return Choice(account, pick.service, rate)
 
 
+def _create(runtime: Runtime, choice: Choice, request: ShipmentRequest) -> Waybill:
+    try:
+        adapter = runtime.carrier_adapter(choice.account)
+        return adapter.create_shipment(request, choice.service, choice.rate)
+    except Exception as exc:
+        mapped = carrier_errors.failed(
+            exc, account=choice.account.name, plugin=choice.account.plugin, doing="buy the label"
+        )
+        if mapped is exc:
+            raise
+        raise mapped from exc
+
+
+def _record_plan(session: Session, plan: Plan, bought: dict[int, _Bought]) -> list[Shipment]:
+    """The recording transaction: each purchase still holding its claim becomes a shipment;
+    one whose goods changed meanwhile (the order cancelled, edited, split or merged) stops
+    it all."""
+    # The shipment replaced first, then the order: the order a tracking update takes them in
+    # (it may settle the delivery exception this reship resolves).
+    replaces = (
+        get(session, plan.tenant_id, plan.replaces_id, for_update=True)
+        if plan.replaces_id
+        else None
+    )
+    order = orders.get(session, plan.tenant_id, plan.number, for_update=True)
+    if plan.kind == "ship" and order.status not in SHIPPABLE:
+        raise Conflict(
+            f"order {plan.number} became {order.status} while its label was bought",
+            {"status": order.status},
+        )
+    made = []
+    for part in plan.parts:
+        got = bought[part.purchase_id]
+        purchase = purchases.lock(session, part.purchase_id)
+        if purchase.status != "bought":
+            raise Conflict(
+                f"buying the label for order {plan.number} took so long that it was given up;"
+                " try again"
+            )
+        broken = purchases.broken_claim(session, purchase, order)
+        if broken is not None:
+            raise Conflict(f"order {plan.number} changed while its label was bought ({broken})")
+        purchases.take_claimed(session, purchase)
+        shipment = _record(
+            session,
+            order,
+            Part(part.warehouse_id, part.items, part.request),
+            got.choice,
+            got.waybill,
+            plan.actor,
+            first_check=plan.first_check,
+            replaces=replaces,
+        )
+        purchases.mark_recorded(purchase, shipment.id)
+        made.append(shipment)
+    if plan.kind == "ship":
+        _settle_shipped(session, order, plan.actor)
+        audit.record(
+            session,
+            plan.tenant_id,
+            plan.actor,
+            "order.ship",
+            "order",
+            plan.number,
+            None,
+            {"shipments": [shipment_dict(s) for s in made]},
+        )
+    else:
+        assert replaces is not None
+        audit.record(
+            session,
+            plan.tenant_id,
+            plan.actor,
+            "shipment.reship",
+            "shipment",
+            str(replaces.id),
+            None,
+            {"replacements": [shipment_dict(s) for s in made]},
+        )
+    if plan.on_recorded is not None:
+        plan.on_recorded(session, made)
+    _tell_channel(session, order, made)
+    return made
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, HubError):
+        return exc.message
+    return f"the shipment could not be recorded ({type(exc).__name__})"
+
+
+def _undo(runtime: Runtime, plan: Plan, bought: dict[int, _Bought], why: str) -> purchases.Outcome:
+    """After a failure: give the goods of every purchase this request still holds back, and
+    void each label bought. A purchase the sweeper took over meanwhile is left to it, unless
+    this request alone knows its label (bought after the sweeper gave the purchase up)."""
+    voids: list[tuple[int | None, datetime | None, _Bought]] = []
+    try:
+        with runtime.transaction(plan.tenant_id) as session:
+            for part in plan.parts:
+                purchase = purchases.lock(session, part.purchase_id)
+                got = bought.get(part.purchase_id)
+                ours = purchase.status in purchases.PENDING
+                if ours and got is None:
+                    purchases.end_unbought(session, purchase, why, plan.actor)
+                elif got is not None and (ours or purchase.waybill is None):
+                    lease = purchases.start_void(
+                        session, purchase, got.waybill, got.choice.account.id, why, plan.actor
+                    )
+                    voids.append((purchase.id, lease, got))
+    except Exception:
+        logger.exception(
+            "could not release the purchases of order %s; the sweeper will", plan.number
+        )
+        voids = [(None, None, got) for got in bought.values() if not got.saved]
+    voided, retrying, lost = [], [], []
+    for purchase_id, lease, got in voids:
+        failure = purchases.void(runtime, got.choice.account, got.waybill)
+        number = got.waybill.tracking_number
+        if purchase_id is None or lease is None:
+            if failure is not None:
+                logger.error(
+                    "label %s of carrier account %s was bought for order %s but neither"
+                    " recorded nor voided (%s): void it with the carrier",
+                    number,
+                    got.choice.account.name,
+                    plan.number,
+                    failure,
+                )
+            (lost if failure else voided).append(number)
+            continue
+        try:
+            with runtime.transaction(plan.tenant_id) as session:
+                purchases.end_void(session, purchase_id, lease, failure, actor=plan.actor)
+        except Exception:
+            logger.exception("could not record the void of label %s", number)
+        (retrying if failure else voided).append(number)
+    return purchases.Outcome(tuple(voided), tuple(retrying), tuple(lost))
+
+
+def _answer(exc: Exception, outcome: purchases.Outcome, plan: Plan) -> Exception:
+    """The error a failed ``buy`` raises: a refusal keeps its status and says what became of
+    the labels; a database failure is a retryable 503 (logged); a bug stays a bug."""
+    said = outcome.text()
+    if isinstance(exc, HubError):
+        if said:
+            exc.message = f"{exc.message}; {said}"
+            exc.args = (exc.message,)
+        return exc
+    if isinstance(exc, DBAPIError):
+        logger.error("the shipment of order %s could not be recorded", plan.number, exc_info=exc)
+        return NotRecorded(
+            f"the shipment of order {plan.number} could not be recorded (the database failed:"
+            f" {type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__});"
+            f" {said or 'no label was bought'}; the goods are reserved for the order again."
+            " Try again",
+            {"retryable": True},
+        )
+    return exc
+
+
 def _record(
     session: Session,
     order: Order,
@@ -254,11 +583,11 @@ def _record(
     waybill: Waybill,
     actor: str,
     *,
+    first_check: timedelta,
     replaces: Shipment | None = None,
 ) -> Shipment:
     """The bought shipment's row and items, its stock shipped (``ship`` ledger rows) and its
-    history. A first shipment takes the order's allocations; a replacement (``replaces``)
-    ships stock its caller has just reserved for it."""
+    history. Its caller has taken the claimed allocations the stock ships from."""
     now = utcnow()
     rate = choice.rate
     shipment = Shipment(
@@ -277,7 +606,7 @@ def _record(
         estimated_delivery=waybill.estimated_delivery
         or (rate.estimated_delivery if rate else None),
         promised_delivery=replaces.promised_delivery if replaces else None,
-        next_check_at=now + FIRST_CHECK,
+        next_check_at=now + first_check,
         replaces_id=replaces.id if replaces else None,
         created_at=now,
         updated_at=now,
@@ -288,8 +617,6 @@ def _record(
         for p, q in sorted(part.items.items())
     ]
     session.add(shipment)
-    if replaces is None:
-        _take_allocations(session, order, part.warehouse_id, part.items)
     moved = [inventory.Allocated(part.warehouse_id, p, q) for p, q in sorted(part.items.items())]
     inventory.ship(session, order.tenant_id, moved, reference=order.number, actor=actor)
     session.flush()
@@ -310,26 +637,6 @@ def _record(
 def _warehouse_code(session: Session, warehouse_id: int) -> str:
     warehouse = session.get(Warehouse, warehouse_id)
     return warehouse.code if warehouse else str(warehouse_id)
-
-
-def _take_allocations(
-    session: Session, order: Order, warehouse_id: int, items: dict[int, int]
-) -> None:
-    left = dict(items)
-    for a in session.scalars(
-        select(Allocation)
-        .where(Allocation.order_id == order.id, Allocation.warehouse_id == warehouse_id)
-        .order_by(Allocation.id)
-    ):
-        take = min(a.quantity, left.get(a.product_id, 0))
-        if take == 0:
-            continue
-        left[a.product_id] -= take
-        if take == a.quantity:
-            session.delete(a)
-        else:
-            a.quantity -= take
-    session.flush()
 
 
 def _shipped(session: Session, order: Order) -> dict[int, int]:
@@ -384,29 +691,64 @@ def _tell_channel(session: Session, order: Order, made: list[Shipment]) -> None:
 # --- voiding ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Void:
+    """A shipment checked for voiding, with what telling its carrier needs."""
+
+    tenant_id: int
+    shipment_id: int
+    actor: str
+    account: CarrierAccount
+    waybill: Waybill
+
+
 def cancel(
     session: Session, runtime: Runtime, tenant_id: int, shipment_id: int, *, actor: str
-) -> Shipment:
-    """Void a shipment the carrier has not picked up: the carrier is told first (it may
-    refuse: 409 with its reason), then the goods are reserved for the order again."""
-    shipment = get(session, tenant_id, shipment_id, for_update=True)
+) -> Void:
+    """Check that a shipment may be voided (the carrier has not picked it up); ``void``
+    (after commit) tells the carrier and gives the goods back."""
+    shipment = get(session, tenant_id, shipment_id)
+    _check_cancellable(shipment)
+    account = session.get(CarrierAccount, shipment.carrier_account_id)
+    assert account is not None
+    return Void(tenant_id, shipment.id, actor, account, _waybill(shipment))
+
+
+def _check_cancellable(shipment: Shipment) -> None:
     if shipment.status not in CANCELLABLE:
         raise IllegalTransition(
             f"cannot cancel shipment {shipment.tracking_number}: it is {shipment.status};"
             " only a shipment not yet picked up can be voided",
             {"status": shipment.status},
         )
-    account = session.get(CarrierAccount, shipment.carrier_account_id)
-    assert account is not None
-    adapter = runtime.carrier_adapter(account)
-    if "cancel" in adapter.capabilities:
-        try:
-            adapter.cancel(_waybill(shipment))
-        except BusinessError as refused:
-            raise Conflict(f"the carrier refused to void it: {refused}") from None
-    order = session.get(Order, shipment.order_id)
-    assert order is not None
-    order = orders.get(session, tenant_id, order.number, for_update=True)
+
+
+def void(runtime: Runtime, plan: Void) -> int:
+    """Tell the carrier first, with no transaction open (it may refuse: a 422 with its
+    reason, and nothing changes), then reserve the goods for the order again. A void another
+    request recorded meanwhile is answered as it is."""
+    try:
+        adapter = runtime.carrier_adapter(plan.account)
+        if "cancel" in adapter.capabilities:
+            adapter.cancel(plan.waybill)
+    except Exception as exc:
+        mapped = carrier_errors.failed(
+            exc, account=plan.account.name, plugin=plan.account.plugin, doing="void the label"
+        )
+        if mapped is exc:
+            raise
+        raise mapped from exc
+    with runtime.transaction(plan.tenant_id) as session:
+        _record_void(session, plan)
+    return plan.shipment_id
+
+
+def _record_void(session: Session, plan: Void) -> None:
+    tenant_id, actor = plan.tenant_id, plan.actor
+    shipment = get(session, tenant_id, plan.shipment_id, for_update=True)
+    if shipment.status == "cancelled":
+        return
+    order = orders.get(session, tenant_id, order_number(session, shipment), for_update=True)
     back = [
         inventory.Allocated(shipment.warehouse_id, i.product_id, i.quantity) for i in shipment.items
     ]
@@ -421,17 +763,18 @@ def cancel(
                 quantity=a.quantity,
             )
         )
+    was = shipment.status
     shipment.status, shipment.status_reason, shipment.next_check_at = "cancelled", "voided", None
     session.flush()
+    late = "" if was in CANCELLABLE else f" (the carrier voided it although it was {was})"
     orders.record_history(
-        session, order, "shipment_voided", actor, f"{shipment.tracking_number} voided"
+        session, order, "shipment_voided", actor, f"{shipment.tracking_number} voided{late}"
     )
     if shipment.replaces_id is None:
         _settle_shipped(session, order, actor)
     audit.record(
         session, tenant_id, actor, "shipment.cancel", "shipment", str(shipment.id), None, None
     )
-    return shipment
 
 
 def _waybill(shipment: Shipment) -> Waybill:
@@ -448,13 +791,32 @@ def _waybill(shipment: Shipment) -> Waybill:
 
 
 def replace(
-    session: Session, runtime: Runtime, tenant_id: int, shipment_id: int, *, actor: str
-) -> Shipment:
-    """A replacement for a shipment that will not arrive (lost, damaged): the same goods
-    taken from stock again (reserved and shipped at once: a second outbound movement), with
-    the same account and service."""
+    session: Session,
+    runtime: Runtime,
+    tenant_id: int,
+    shipment_id: int,
+    *,
+    actor: str,
+    exception_id: int | None = None,
+) -> Plan:
+    """Plan a replacement for a shipment that will not arrive (lost, damaged): the same goods
+    taken from stock again (reserved now, shipped when ``buy`` records the label: a second
+    outbound movement), with the same account and service."""
     original = get(session, tenant_id, shipment_id)
+    if original.status == "cancelled":
+        raise Conflict(
+            f"shipment {original.tracking_number} was voided: its goods never left, so there"
+            " is nothing to replace"
+        )
     order = orders.get(session, tenant_id, order_number(session, original), for_update=True)
+    if purchases.pending(session, replaces_id=original.id) is not None:
+        raise Conflict(
+            f"a replacement for shipment {original.tracking_number} is being bought; try again"
+            " in a moment"
+        )
+    account = session.get(CarrierAccount, original.carrier_account_id)
+    assert account is not None
+    check_service(runtime, account, original.service)
     needs = {i.product_id: i.quantity for i in original.items}
     skus = {i.product_id: i.sku for i in original.items}
     taken = inventory.take(session, tenant_id, needs, skus=skus)
@@ -462,27 +824,33 @@ def replace(
     by_warehouse: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for a in taken:
         by_warehouse[a.warehouse_id][a.product_id] += a.quantity
-    account = session.get(CarrierAccount, original.carrier_account_id)
-    assert account is not None
-    adapter = runtime.carrier_adapter(account)
-    made = []
+    planned = []
     for wh, items in sorted(by_warehouse.items()):
-        part = Part(wh, dict(items), request_for(session, order, wh, items))
-        waybill = adapter.create_shipment(part.request, original.service, None)
-        choice = Choice(account, original.service, None)
-        made.append(_record(session, order, part, choice, waybill, actor, replaces=original))
-    audit.record(
+        purchase = purchases.open_purchase(
+            session,
+            order,
+            wh,
+            dict(items),
+            kind="reship",
+            actor=actor,
+            account_id=account.id,
+            service=original.service,
+            replaces_id=original.id,
+            exception_id=exception_id,
+        )
+        request = request_for(session, order, wh, items)
+        planned.append(Planned(purchase.id, wh, dict(items), request))
+    return _plan(
         session,
-        tenant_id,
+        runtime,
+        order,
         actor,
-        "shipment.reship",
-        "shipment",
-        str(original.id),
-        None,
-        {"replacements": [shipment_dict(s) for s in made]},
+        "reship",
+        planned,
+        account,
+        original.service,
+        replaces_id=original.id,
     )
-    _tell_channel(session, order, made)
-    return made[0]
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -529,6 +897,19 @@ def shipment_dict(shipment: Shipment, order_number: str | None = None) -> dict[s
         "channel_error": shipment.channel_error,
         "created_at": shipment.created_at.isoformat(),
     }
+
+
+def views(runtime: Runtime, tenant_id: int, shipment_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The shipments as the API shows them, read in a short session of their own (after the
+    transactions that made them)."""
+    with runtime.session(tenant_id) as session:
+        rows = session.execute(
+            select(Shipment, Order.number)
+            .join(Order, Order.id == Shipment.order_id)
+            .where(Shipment.tenant_id == tenant_id, Shipment.id.in_(list(shipment_ids)))
+            .order_by(Shipment.id)
+        ).all()
+        return [shipment_dict(shipment, number) for shipment, number in rows]
 
 
 def _iso(value: date | datetime | None) -> str | None:

@@ -1,7 +1,8 @@
 """Tracking: carriers' scans in, one shipment status out, and the clock that asks carriers.
 
 ``apply`` is the only way a shipment's tracking status changes, whatever brought the scans —
-a poll, a carrier's push, or the hub itself when a shipment expires. Every scan is stored
+a poll, a carrier's push, a person recording what a courier without tracking said
+(``record_by_hand``), or the hub itself when a shipment expires. Every scan is stored
 once (unique on shipment, time and raw code), and the status is recomputed from all of them,
 so scans may arrive in any order and any number of times with the same result:
 
@@ -22,7 +23,8 @@ like hub.core.polling's lease — and groups them per carrier account into batch
 plugin's ``track_batch``. After each check the next one is set by ``next_check``. A carrier
 that only pushes is never polled. The same sweep runs ``check_delays``: a shipment with no
 scan for a while, or past its estimated or promised date, opens a "delayed" exception; one
-with no news for ``expire_after_days`` expires.
+with no news for ``expire_after_days`` expires. ``check_now`` asks one shipment's carrier
+at once (a person's "check tracking now"), outside any transaction like the sweeper's batches.
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from hub.core import delivery_exceptions, events, orders, shipments
+from hub.core import audit, carrier_errors, delivery_exceptions, events, orders, shipments
 from hub.core.adapters import (
     TERMINAL_STATUSES,
     TRACKING_STATUSES,
@@ -47,6 +49,7 @@ from hub.core.adapters import (
     TrackingUpdate,
 )
 from hub.core.db import utcnow
+from hub.core.errors import Conflict, Invalid
 from hub.core.models import (
     CarrierAccount,
     DeliveryException,
@@ -55,6 +58,9 @@ from hub.core.models import (
     TrackingEventRecord,
 )
 from hub.settings import Tracking
+
+if TYPE_CHECKING:
+    from hub.runtime import Runtime
 
 logger = logging.getLogger("orderhub.tracking")
 
@@ -65,7 +71,14 @@ INTERRUPTIONS = frozenset({"delivery_failed", "exception"})
 RESUMED = frozenset(
     {"picked_up", "in_transit", "out_for_delivery", "available_for_pickup", "delivery_failed"}
 )
-SOURCES = ("poll", "push", "hub")
+SOURCES = ("poll", "push", "hub", "manual")
+# What a person may record by hand: every status but "cancelled" (voiding goes through the
+# shipment's cancel, which gives the goods back) and "expired" (the hub's own conclusion).
+BY_HAND = tuple(s for s in TRACKING_STATUSES if s not in ("cancelled", "expired"))
+# The statuses a reason goes with (hub.core.adapters.EXCEPTION_REASONS).
+WITH_REASON = frozenset({"exception", "delivery_failed"})
+# How far ahead of the hub's clock a time recorded by hand may be (a person's clock).
+FUTURE_SKEW = timedelta(minutes=5)
 # Longer than a batch takes to track (the hub's HTTP client gives up well before); also how
 # long a worker that died mid-batch keeps its shipments from being checked again.
 LEASE = timedelta(minutes=30)
@@ -118,6 +131,7 @@ def apply(
     source: str,
     *,
     now: datetime | None = None,
+    entered_by: str | None = None,
 ) -> bool:
     """Store an update's new scans and estimate and settle the shipment's status from all its
     scans; True when that is news — the status changed, or became another exception (lost
@@ -130,7 +144,7 @@ def apply(
     now = now or utcnow()
     session.flush()  # what the caller changed on the shipment must survive the refresh
     session.refresh(shipment, with_for_update=True)
-    new_scans = _store(session, shipment, update.events, source, now)
+    new_scans = _store(session, shipment, update.events, source, now, entered_by)
     if shipment.first_estimated_delivery is None:
         shipment.first_estimated_delivery = shipment.estimated_delivery or update.estimated_delivery
     if update.estimated_delivery is not None:
@@ -200,6 +214,7 @@ def _store(
     scans: Iterable[TrackingEvent],
     source: str,
     now: datetime,
+    entered_by: str | None = None,
 ) -> list[Any]:
     """Insert the scans not stored yet (ON CONFLICT DO NOTHING on shipment, time and raw
     code); returns those that were new. A scan with a status outside TRACKING_STATUSES is a
@@ -227,6 +242,7 @@ def _store(
             "at": at,
             "source": source,
             "received_at": now,
+            "entered_by": entered_by,
         }
         for column, length in _LENGTHS.items():
             if row[column] is not None:
@@ -311,27 +327,43 @@ class Batch:
 
 
 def claim(
-    session: Session, now: datetime, batch_sizes: Mapping[str, int], *, limit: int = SWEEP_LIMIT
+    session: Session,
+    now: datetime,
+    batch_sizes: Mapping[str, int],
+    *,
+    limit: int = SWEEP_LIMIT,
+    due_only: bool = True,
+    account_id: int | None = None,
+    tenant_id: int | None = None,
 ) -> list[Batch]:
     """Claim the due shipments of accounts whose plugin tracks (``batch_sizes``: plugin →
     its ``track_batch``), the longest overdue first, in batches per account. One UPDATE
     picks and claims them, so two sweepers at once never claim the same shipment (PostgreSQL
     re-checks ``next_check_at`` against the row the other committed; SQLite has one writer).
-    A disabled account's shipments are still tracked: what it already shipped is on its way."""
+    A disabled account's shipments are still tracked: what it already shipped is on its way.
+    ``orderhub tracking poll`` narrows the claim to an account or a tenant, and may take every
+    live shipment rather than the due ones (``due_only`` False)."""
     if not batch_sizes:
         return []
     accounts = CarrierAccount.__table__
     lease = now + LEASE
+    wanted = (
+        _shipments.c.next_check_at <= now if due_only else _shipments.c.next_check_at.is_not(None)
+    )
     due = (
         select(_shipments.c.id)
         .join(accounts, accounts.c.id == _shipments.c.carrier_account_id)
-        .where(_shipments.c.next_check_at <= now, accounts.c.plugin.in_(list(batch_sizes)))
+        .where(wanted, accounts.c.plugin.in_(list(batch_sizes)))
         .order_by(_shipments.c.next_check_at, _shipments.c.id)
         .limit(limit)
     )
+    if account_id is not None:
+        due = due.where(_shipments.c.carrier_account_id == account_id)
+    if tenant_id is not None:
+        due = due.where(_shipments.c.tenant_id == tenant_id)
     claimed = session.execute(
         update(_shipments)
-        .where(_shipments.c.id.in_(due), _shipments.c.next_check_at <= now)
+        .where(_shipments.c.id.in_(due), wanted)
         # The clock is no change to the shipment: updated_at stays.
         .values(next_check_at=lease, updated_at=_shipments.c.updated_at)
         .returning(_shipments.c.id, _shipments.c.carrier_account_id)
@@ -479,6 +511,133 @@ def record_push(
     return counts
 
 
+# --- by hand, and now -----------------------------------------------------------------------
+
+
+def record_by_hand(
+    session: Session,
+    shipment: Shipment,
+    *,
+    status: str,
+    at: datetime,
+    actor: str,
+    location: str | None = None,
+    note: str | None = None,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, bool]:
+    """Record what a courier without tracking (or a customer) said happened: an event like a
+    carrier's scan, by the same rules (``apply``: a repeated or older event is kept but moves
+    nothing back, a terminal status is final, a real change is announced and may open a
+    delivery exception or deliver the order), marked ``manual`` with who entered it, and
+    audited. ``at`` is already in range (hub.core.times); it may not be ahead of the hub's
+    clock by more than ``FUTURE_SKEW``. Returns {"stored" (False: the same event was
+    recorded before), "changed"}."""
+    now = now or utcnow()
+    if status not in BY_HAND:
+        raise Invalid(f"status must be one of {', '.join(BY_HAND)}")
+    if reason is not None and status not in WITH_REASON:
+        raise Invalid(
+            f"reason: only with status {' or '.join(sorted(WITH_REASON))}",
+            [{"field": "reason", "problem": "only with an exception or a failed delivery"}],
+        )
+    if at > now + FUTURE_SKEW:
+        raise Invalid(
+            "at: must not be in the future",
+            [{"field": "at", "problem": "must not be in the future"}],
+        )
+    if shipment.status == "cancelled":
+        raise Conflict(
+            f"shipment {shipment.tracking_number} was voided: nothing of it is on its way",
+            {"status": shipment.status},
+        )
+    code = f"manual:{status}"
+    seen = session.scalar(
+        select(_events.c.id).where(
+            _events.c.shipment_id == shipment.id, _events.c.at == at, _events.c.raw_code == code
+        )
+    )
+    before = shipment.status
+    scan = TrackingEvent(status, at, code, note or "", reason, location)
+    changed = apply(
+        session,
+        shipment,
+        TrackingUpdate(shipment.tracking_number, (scan,)),
+        "manual",
+        now=now,
+        entered_by=actor,
+    )
+    audit.record(
+        session,
+        shipment.tenant_id,
+        actor,
+        "shipment.tracking_event",
+        "shipment",
+        shipment.id,
+        {"status": before},
+        {
+            "status": shipment.status,
+            "event": {
+                "status": status,
+                "at": at.isoformat(),
+                "reason": reason,
+                "location": location,
+                "note": note,
+            },
+        },
+    )
+    return {"stored": seen is None, "changed": changed}
+
+
+def check_now(runtime: Runtime, tenant_id: int, shipment_id: int) -> dict[str, Any]:
+    """Ask a shipment's carrier for its tracking now and apply the answer, as a scheduled
+    check would; the carrier is asked with no transaction open. A carrier without tracking,
+    or a shipment whose tracking is final, is a 409; a carrier's failure is answered as
+    hub.core.carrier_errors says (and noted on the account, as a poll's would be). Returns
+    {"shipment" (its id), "changed"}."""
+    with runtime.transaction(tenant_id) as session:
+        shipment = shipments.get(session, tenant_id, shipment_id)
+        account = session.get(CarrierAccount, shipment.carrier_account_id)
+        assert account is not None
+        slug = session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
+        number, status = shipment.tracking_number, shipment.status
+    cls = runtime.plugins.adapters("carriers").get(account.plugin)
+    if cls is None or "tracking" not in cls.capabilities:
+        raise Conflict(
+            f"carrier account {account.name!r} ({account.plugin}) has no tracking to ask;"
+            f" record what the courier says with POST /api/v1/shipments/{shipment_id}/events"
+        )
+    if status in TERMINAL_STATUSES:
+        raise Conflict(f"shipment {number} is {status}: its tracking is final", {"status": status})
+    policy = runtime.tenant_settings(slug or "").tracking
+    try:
+        updates = runtime.carrier_adapter(account).track([number])
+    except Exception as exc:
+        mapped = carrier_errors.failed(
+            exc, account=account.name, plugin=account.plugin, doing="report tracking"
+        )
+        with runtime.transaction(tenant_id) as session:
+            found = session.get(CarrierAccount, account.id)
+            if found is not None:
+                found.last_track_error = mapped.message[:ERROR_LENGTH]
+                found.last_track_error_at = utcnow()
+        if mapped is exc:
+            raise
+        raise mapped from exc
+    now = utcnow()
+    with runtime.transaction(tenant_id) as session:
+        shipment = shipments.get(session, tenant_id, shipment_id)
+        changed = False
+        for found_update in updates:
+            if found_update.tracking_number == number:
+                changed = apply(session, shipment, found_update, "poll", now=now) or changed
+        shipment.next_check_at = next_check(shipment, now, policy)
+        found = session.get(CarrierAccount, account.id)
+        if found is not None and found.last_track_error is not None:
+            found.last_track_error = found.last_track_error_at = None
+    return {"shipment": shipment_id, "changed": changed}
+
+
 # --- delays and expiry --------------------------------------------------------------------
 
 
@@ -577,7 +736,8 @@ def _lateness(shipment: Shipment, quiet: timedelta, today: date, policy: Trackin
 
 def timeline(session: Session, shipment: Shipment) -> list[dict[str, Any]]:
     """Every scan of a shipment, oldest first, as the carrier reported it and as the hub
-    normalised it (``source``: poll, push, or hub for what the hub concluded itself)."""
+    normalised it (``source``: poll, push, hub for what the hub concluded itself, or manual
+    for what a person recorded — ``entered_by`` says who)."""
     rows = session.scalars(
         select(TrackingEventRecord)
         .where(TrackingEventRecord.shipment_id == shipment.id)
@@ -592,6 +752,7 @@ def timeline(session: Session, shipment: Shipment) -> list[dict[str, Any]]:
             "raw_text": r.raw_text,
             "location": r.location,
             "source": r.source,
+            "entered_by": r.entered_by,
             "received_at": r.received_at.isoformat(),
         }
         for r in rows

@@ -25,7 +25,9 @@ def error_body(status: int, code: str, message: str, details: Any = None) -> Res
 def install(app: Flask) -> None:
     @app.errorhandler(HubError)
     def _hub_error(exc: HubError) -> ResponseReturnValue:
-        return error_body(exc.status, exc.code, exc.message, exc.details)
+        response = error_body(exc.status, exc.code, exc.message, exc.details)
+        response.headers.update(getattr(exc, "headers", None) or {})  # Retry-After
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> ResponseReturnValue:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from hub.core import fulfilment, intake, polling, tracking
+from hub.core import fulfilment, intake, polling, purchases, tracking
 from hub.core.adapters import Message
 from hub.core.db import single_statement, utcnow
 from hub.core.errors import Invalid
@@ -302,7 +302,34 @@ def sweep(runtime: Runtime, older_than: timedelta | None = None) -> int:
         runtime.jobs.send("dispatch_event", event_id)
     for delivery_id in pending:
         runtime.jobs.send("send_notification", delivery_id)
-    return len(ids) + len(pending) + len(entries) + len(polls) + sweep_tracking(runtime)
+    return (
+        len(ids)
+        + len(pending)
+        + len(entries)
+        + len(polls)
+        + sweep_tracking(runtime)
+        + sweep_purchases(runtime)
+    )
+
+
+def sweep_purchases(runtime: Runtime) -> int:
+    """Label purchases due a look (hub.core.purchases): interrupted between buying and
+    recording, or a label whose void failed before and is asked again. Each is claimed (a
+    lease) and settled by a ``settle_purchase`` job; one the broker refuses keeps its claim
+    until the lease runs out, then a later sweep claims it again. Returns the jobs sent."""
+    with runtime.transaction() as session:
+        ids, lease = purchases.claim_due(session, utcnow())
+    for purchase_id in ids:
+        runtime.jobs.send("settle_purchase", purchase_id, lease.isoformat())
+    return len(ids)
+
+
+def settle_purchase(runtime: Runtime, purchase_id: int, lease: str) -> str:
+    """Finish a purchase the sweeper claimed: give back the goods of one interrupted before
+    its label was known, void the label of one interrupted after (hub.core.purchases.settle).
+    A void the carrier refuses is recorded and asked again later by the sweeper, not by a
+    retry of this job."""
+    return purchases.settle(runtime, purchase_id, lease)
 
 
 def sweep_tracking(runtime: Runtime) -> int:
@@ -380,6 +407,11 @@ ACTORS: dict[str, tuple[Callable[..., object], dict[str, Any]]] = {
         track_shipments,
         # Few retries, within the claim's lease: after it the sweeper claims the batch again.
         {"max_retries": 3, "min_backoff": 10_000, "max_backoff": 300_000, "queue_name": "track"},
+    ),
+    "settle_purchase": (
+        settle_purchase,
+        # A failure (the database) keeps the lease; the sweeper claims it again after it.
+        {"max_retries": 2, "min_backoff": 10_000, "max_backoff": 60_000, "queue_name": "track"},
     ),
     "push_fulfilment": (
         push_fulfilment,

@@ -10,6 +10,7 @@ from hub.core.models.logistics import (
     DeliveryException,
     Shipment,
     ShipmentItem,
+    ShipmentPurchase,
     TrackingEventRecord,
 )
 from hub.core.models.orders import Allocation, Customer, Order, OrderHistory, OrderLine
@@ -33,6 +34,7 @@ __all__ = [
     "Product",
     "Shipment",
     "ShipmentItem",
+    "ShipmentPurchase",
     "SkuMapping",
     "StockLedger",
     "StockLevel",

@@ -121,8 +121,10 @@ class TrackingEventRecord(TenantScoped, Base):
     raw_text: Mapped[str | None] = mapped_column(String(1000))
     location: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[datetime]
-    source: Mapped[str] = mapped_column(String(10), default="poll")  # poll | push
+    source: Mapped[str] = mapped_column(String(10), default="poll")  # poll | push | hub | manual
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who recorded an event by hand (source "manual"); None for what carriers reported.
+    entered_by: Mapped[str | None] = mapped_column(String(100))
 
 
 class DeliveryException(TenantScoped, Base):
@@ -159,3 +161,48 @@ class DeliveryException(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class ShipmentPurchase(TenantScoped, Base):
+    """A label being bought for goods of one order leaving one warehouse (hub.core.purchases).
+    Written and committed before the carrier is called; the goods it claims are the
+    allocations naming it. It ends ``recorded`` (its shipment made), ``released`` (nothing was
+    bought, the goods are free again), ``voided`` (a label was bought but could not be
+    recorded, and was voided) or ``void_failed`` (… and the carrier would not void it yet: the
+    sweeper asks again while ``due_at`` is set). ``due_at`` is when the sweeper looks at it:
+    a purchase still ``buying`` or ``bought`` by then was interrupted."""
+
+    __tablename__ = "shipment_purchases"
+    __table_args__ = (
+        Index(
+            "ix_shipment_purchases_due",
+            "due_at",
+            postgresql_where=text("due_at IS NOT NULL"),
+            sqlite_where=text("due_at IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(10))  # ship | reship
+    # The shipment a reship replaces, and the delivery exception it resolves.
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("shipments.id", ondelete="SET NULL"))
+    exception_id: Mapped[int | None] = mapped_column(
+        ForeignKey("delivery_exceptions.id", ondelete="SET NULL")
+    )
+    # Known before buying when named; chosen by the tenant's policy otherwise.
+    carrier_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("carrier_accounts.id", ondelete="RESTRICT")
+    )
+    service: Mapped[str | None] = mapped_column(String(64))
+    items: Mapped[dict[str, Any]]  # {"<product id>": quantity}
+    status: Mapped[str] = mapped_column(String(12), default="buying")
+    waybill: Mapped[dict[str, Any] | None]  # what the carrier sold, once it answered
+    shipment_id: Mapped[int | None] = mapped_column(ForeignKey("shipments.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(String(2000))
+    void_attempts: Mapped[int] = mapped_column(default=0)
+    due_at: Mapped[datetime | None]
+    actor: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

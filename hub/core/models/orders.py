@@ -136,16 +136,29 @@ class OrderLine(TenantScoped, Base):
 
 
 class Allocation(TenantScoped, Base):
-    """Stock reserved for an order, per warehouse: what a cancel releases and a shipment ships."""
+    """Stock reserved for an order, per warehouse: what a cancel releases and a shipment ships.
+    ``purchase_id`` marks stock a label is being bought for (hub.core.purchases): no second
+    shipment may take it meanwhile."""
 
     __tablename__ = "allocations"
-    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index(
+            "ix_allocations_purchase",
+            "purchase_id",
+            postgresql_where=text("purchase_id IS NOT NULL"),
+            sqlite_where=text("purchase_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id", ondelete="RESTRICT"))
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
     quantity: Mapped[int]
+    purchase_id: Mapped[int | None] = mapped_column(
+        ForeignKey("shipment_purchases.id", ondelete="SET NULL")
+    )
 
 
 class OrderHistory(TenantScoped, Base):

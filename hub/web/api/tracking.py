@@ -1,15 +1,16 @@
-"""Delivery exceptions (list, resolve) and the carrier performance report. A shipment's own
-tracking timeline is served with the shipment (hub/web/api/shipments.py)."""
+"""Delivery exceptions (list, open by hand, resolve) and the carrier performance report. A
+shipment's own tracking timeline is served with the shipment (hub/web/api/shipments.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hub.core import delivery_exceptions, reports
+from hub.core import delivery_exceptions, reports, shipments
 from hub.core.errors import Invalid
 from hub.core.models import DeliveryException
-from hub.web.api.framework import Ctx, Param, paginate, route
+from hub.runtime import Runtime
+from hub.web.api.framework import AfterCommit, Ctx, Param, paginate, route
 from hub.web.api.schemas import closed
 
 RESOLVE = closed(
@@ -18,6 +19,20 @@ RESOLVE = closed(
         "note": {"type": "string", "minLength": 1, "maxLength": delivery_exceptions.NOTE_LENGTH},
     },
     ("resolution",),
+)
+
+
+OPEN = closed(
+    {
+        "kind": {"enum": list(delivery_exceptions.BY_HAND)},
+        "note": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": delivery_exceptions.REASON_LENGTH,
+            "description": "what happened, as the customer or the courier told it",
+        },
+    },
+    ("kind", "note"),
 )
 
 
@@ -52,7 +67,27 @@ def list_exceptions(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     summary="Resolve a delivery exception: reship, refund, close, or note a customer contact",
     body=RESOLVE,
 )
-def resolve_exception(ctx: Ctx, exception_id: int, body: dict[str, Any]) -> dict[str, Any]:
+def resolve_exception(
+    ctx: Ctx, exception_id: int, body: dict[str, Any]
+) -> dict[str, Any] | AfterCommit:
+    if body["resolution"] == "reship":
+        # The replacement's label is bought after this transaction (hub.core.shipments.buy),
+        # and the exception resolved when it is recorded.
+        plan = delivery_exceptions.start_reship(
+            ctx.session,
+            ctx.runtime,
+            ctx.tenant_id,
+            exception_id,
+            note=body.get("note"),
+            actor=ctx.actor,
+        )
+        runtime, tenant_id = ctx.runtime, ctx.tenant_id
+
+        def reship() -> dict[str, Any]:
+            shipments.buy(runtime, plan)
+            return _exception_view(runtime, tenant_id, exception_id)
+
+        return AfterCommit(reship)
     found = delivery_exceptions.resolve(
         ctx.session,
         ctx.runtime,
@@ -64,6 +99,29 @@ def resolve_exception(ctx: Ctx, exception_id: int, body: dict[str, Any]) -> dict
     )
     row = delivery_exceptions.find(ctx.tenant_id).where(DeliveryException.id == found.id)
     return delivery_exceptions.exception_dict(*ctx.session.execute(row).one())
+
+
+@route(
+    "/shipments/<int:shipment_id>/exceptions",
+    "POST",
+    permission="tracking.write",
+    tag="exceptions",
+    status=201,
+    summary="Open a delivery exception by hand (the customer says the parcel is lost …)",
+    body=OPEN,
+)
+def open_exception(ctx: Ctx, shipment_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    found = delivery_exceptions.open_by_hand(
+        ctx.session, ctx.tenant_id, shipment_id, body["kind"], body["note"], actor=ctx.actor
+    )
+    row = delivery_exceptions.find(ctx.tenant_id).where(DeliveryException.id == found.id)
+    return delivery_exceptions.exception_dict(*ctx.session.execute(row).one())
+
+
+def _exception_view(runtime: Runtime, tenant_id: int, exception_id: int) -> dict[str, Any]:
+    with runtime.session(tenant_id) as session:
+        row = delivery_exceptions.find(tenant_id).where(DeliveryException.id == exception_id)
+        return delivery_exceptions.exception_dict(*session.execute(row).one())
 
 
 @route(
