@@ -361,3 +361,15 @@ def test_order_numbers_grow_past_six_digits(api, runtime):
     assert split_off["number"] == "SO-1000001"
     _, history = api.get(f"/orders/{created['number']}/history")
     assert history["total"] >= 2
+
+
+def test_modify_with_an_empty_customer_says_what_is_missing(api):
+    _, created = api.post("/orders", order())
+    number = created["number"]
+    for customer in ({}, {"name": ""}):
+        status, body = api.patch(f"/orders/{number}", {"customer": customer})
+        assert status == 422, body
+        assert "email, a name or a phone" in body["error"]["message"]
+    status, changed = api.patch(f"/orders/{number}", {"customer": {"name": "Ann Lee"}})
+    assert status == 200
+    assert changed["customer"]["name"] == "Ann Lee"

@@ -484,7 +484,10 @@ def modify(
         for key, value in _consignee_columns(consignee).items():
             setattr(order, key, value)
     if customer is not None:
-        order.customer_id = upsert_customer(session, tenant_id, customer).id
+        row = upsert_customer(session, tenant_id, customer)
+        if row is None:
+            raise Invalid("customer: give at least an email, a name or a phone")
+        order.customer_id = row.id
     if note is not None:
         order.note = note
     if priority is not None:
