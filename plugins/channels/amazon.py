@@ -76,7 +76,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from hashlib import sha256
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -85,7 +85,7 @@ from hub import hookimpl
 from hub.core.adapters import ChannelAdapter, ChannelOrder, PayloadError, PollPage, Pulled
 from hub.core.http import AuthError, HttpError, RateLimit
 from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
-from plugins.channels._fields import Fields, utc_time
+from plugins.channels._fields import Fields, split_total, utc_time
 
 DEFAULT_ENDPOINT = "https://sellingpartnerapi-na.amazon.com"
 DEFAULT_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
@@ -461,12 +461,7 @@ def _lines(item: Fields) -> list[LineItem]:
         return [line(quantity, None)]
     if total < 0:
         raise item.fail("ItemPrice", f"a negative line total: {total}")
-    cent = Decimal(1).scaleb(min(total.as_tuple().exponent, -2))  # type: ignore[arg-type]
-    unit = (total / quantity).quantize(cent, rounding=ROUND_DOWN)
-    extra = int((total - unit * quantity) / cent)  # units that carry one more cent
-    if extra == 0:
-        return [line(quantity, unit)]
-    return [line(quantity - extra, unit), line(extra, unit + cent)]
+    return [line(qty, unit) for qty, unit in split_total(total, quantity)]
 
 
 def _consignee(address: Fields | None) -> Consignee:
