@@ -20,6 +20,7 @@ from hub.core.events import EVENT_NAMES
 from hub.core.outbound import ENTRY_PATTERN as OUTBOUND_ENTRY
 from hub.core.outbound import parse_entry as parse_outbound_entry
 from hub.core.rules import RULES_SCHEMA, Rules, rules_from
+from hub.core.schema_errors import rule_of
 
 ENV_REF = {
     "type": "object",
@@ -334,7 +335,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         # variables skip hub.toml's schema, so check them against the same rule
         error = next(Draft202012Validator(schema).iter_errors(value), None) if value else None
         if error is not None:
-            raise ConfigError(f"environment variable {name}", key, error.message)
+            raise ConfigError(f"environment variable {name}", key, rule_of(error))
     for i, entry in enumerate(raw.get("outbound", {}).get("allow", [])):
         try:
             parse_outbound_entry(entry)
@@ -408,9 +409,12 @@ def _read_toml(path: Path, schema: dict[str, Any]) -> dict[str, Any]:
     if errors:
         err = errors[0]
         key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        problem = err.message
+        # The rule, never the value: a file's values may be secrets (see schema_errors).
+        problem = rule_of(err)
         if err.validator == "additionalProperties":
-            problem = f"unknown key ({err.message})"
+            problem = f"unknown key ({err.message})"  # names the key, not its value
+        elif err.validator == "required":
+            problem = err.message  # "'plugin' is a required property": a key's name
         raise ConfigError(str(path), key, problem)
     return data
 

@@ -145,7 +145,8 @@ def test_bad_log_level_variable_is_a_config_error(config_dir: Path, value: str) 
     with pytest.raises(ConfigError) as caught:
         load(config_dir, ORDERHUB_SECRET_KEY="k", ORDERHUB_LOG_LEVEL=value)
     assert "ORDERHUB_LOG_LEVEL" in str(caught.value)
-    assert repr(value) in caught.value.problem
+    assert caught.value.problem == "must be one of: DEBUG, INFO, WARNING, ERROR"
+    assert value not in str(caught.value)  # the rule, never the value
 
 
 def test_bad_namespace_variable_is_a_config_error(config_dir: Path) -> None:
@@ -207,12 +208,12 @@ def error_for(config_dir: Path, **env: str) -> ConfigError:
     [
         ('databse_url = "sqlite://"\n', "(top level)", "unknown key"),
         ("[server]\nprt = 80\n", "server", "unknown key"),
-        ('[server]\nport = "eighty"\n', "server.port", "'eighty' is not of type 'integer'"),
-        ("[server]\nport = 70000\n", "server.port", "70000 is greater than the maximum"),
-        ('log_level = "LOUD"\n', "log_level", "'LOUD' is not one of"),
-        ('[plugins]\ndisabled = "log"\n', "plugins.disabled", "'log' is not of type 'array'"),
-        ("[worker]\nsweep_seconds = 0\n", "worker.sweep_seconds", "less than or equal to"),
-        ('broker_url = {"$env" = 5}\n', "broker_url", "is not valid under any"),
+        ('[server]\nport = "eighty"\n', "server.port", "must be an integer"),
+        ("[server]\nport = 70000\n", "server.port", "must be at most 65535"),
+        ('log_level = "LOUD"\n', "log_level", "must be one of: "),
+        ('[plugins]\ndisabled = "log"\n', "plugins.disabled", "must be a list"),
+        ("[worker]\nsweep_seconds = 0\n", "worker.sweep_seconds", "must be greater than 0"),
+        ('broker_url = {"$env" = 5}\n', "broker_url", "does not match any"),
     ],
 )
 def test_bad_hub_toml(config_dir: Path, text: str, key: str, problem: str) -> None:
@@ -223,6 +224,8 @@ def test_bad_hub_toml(config_dir: Path, text: str, key: str, problem: str) -> No
     assert error.key == key
     assert problem in error.problem
     assert str(error).startswith(f"{path}: {key}: ")
+    for value in ("eighty", "70000", "LOUD", "'log'"):  # the rule, never the value
+        assert value not in error.problem
 
 
 def test_delivery_attempts_default_to_five_and_are_read_from_hub_toml(config_dir: Path) -> None:
@@ -260,15 +263,15 @@ def test_invalid_toml_names_file_and_line(config_dir: Path) -> None:
     ("text", "key", "problem"),
     [
         ("nmae = 'Acme'\n", "(top level)", "unknown key"),
-        ("currency = 'usd'\n", "currency", "does not match"),
+        ("currency = 'usd'\n", "currency", "must match the pattern"),
         ("[[notifiers]]\nname = 'Ops Team'\nplugin = 'log'\n", "notifiers.0.name", "match"),
         ("[[notifiers]]\nname = 'ops'\n", "notifiers.0", "'plugin' is a required property"),
         (
             "[[notifiers]]\nname = 'ops'\nplugin = 'log'\nevents = ['order_create']\n",
             "notifiers.0.events.0",
-            "'order_create' is not one of",
+            "must be one of: ",
         ),
-        ("[plugins]\nenabled = ['log', 'log']\n", "plugins.enabled", "non-unique"),
+        ("[plugins]\nenabled = ['log', 'log']\n", "plugins.enabled", "must not repeat"),
     ],
 )
 def test_bad_tenant_file(config_dir: Path, text: str, key: str, problem: str) -> None:
@@ -360,7 +363,7 @@ def test_cli_with_bad_hub_toml_exits_with_the_file_named(config_dir: Path, tmp_p
     result = run_orderhub(config_dir, tmp_path, "db", "current")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"configuration error: {path}: server.port: 'eighty' is not of type 'integer'"
+        f"configuration error: {path}: server.port: must be an integer"
     )
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
