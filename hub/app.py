@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -29,7 +30,13 @@ class JSONProvider(DefaultJSONProvider):
         return DefaultJSONProvider.default(o)
 
 
-def create_app(config: dict[str, Any] | Settings | None = None) -> Flask:
+def create_app(
+    config: dict[str, Any] | Settings | None = None, *, plugins: Mapping[str, object] | None = None
+) -> Flask:
+    """``plugins`` (name → module or object with hook implementations) are registered before
+    the configuration is checked against what is installed, as entry points would be: for
+    tests and applications that embed the hub. A tenant file naming a plugin that is not
+    installed raises ConfigError."""
     settings = config if isinstance(config, Settings) else settings_module.load(config)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -38,7 +45,14 @@ def create_app(config: dict[str, Any] | Settings | None = None) -> Flask:
     app.json = JSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["SECRET_KEY"] = settings.secret_key
-    app.extensions["orderhub"] = Runtime(settings)
+    runtime = app.extensions["orderhub"] = Runtime(settings)
+    try:
+        for name, plugin in (plugins or {}).items():
+            runtime.plugins.register(plugin, name, "create_app")
+        runtime.plugins.check_config(settings)
+    except BaseException:
+        runtime.close()
+        raise
 
     from hub.web import carrier_hooks, errors, health, hooks
     from hub.web.api import blueprint

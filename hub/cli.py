@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import json
 import os
 import secrets
 import signal
@@ -271,32 +273,52 @@ def _tenant(session: Any, slug: str | None) -> Tenant:
 @click.option("--threads", type=int, help="HTTP worker threads.")
 def serve(runtime: Runtime, host: str | None, port: int | None, threads: int | None) -> None:
     """Serve the API (waitress); with the embedded broker, also run the worker in-process."""
-    from waitress import serve as waitress_serve
-
     from hub.app import create_app
 
     runtime.close()  # the app builds its own runtime from the same settings
     app = create_app(runtime.settings)
     app_runtime: Runtime = app.extensions["orderhub"]
-    _require_current_schema(app_runtime)
-    _echo_sync(_sync_config(app_runtime), quiet=True)
+    host = host or runtime.settings.host
+    port = port or runtime.settings.port
+    try:
+        _require_current_schema(app_runtime)
+        _echo_sync(_sync_config(app_runtime), quiet=True)
+        server = _bind(app, host, port, threads or runtime.settings.server_threads)
+    except BaseException:
+        app_runtime.close()
+        raise
     if app_runtime.settings.embedded_broker:
         app_runtime.jobs.start_worker()
         click.echo("embedded worker running in this process")
-    host = host or runtime.settings.host
-    port = port or runtime.settings.port
     click.echo(f"OrderHub listening on http://{host}:{port} (API at /api/v1, health at /healthz)")
     try:
-        waitress_serve(
+        server.run()
+    finally:
+        app_runtime.close()
+
+
+def _bind(app: Any, host: str, port: int, threads: int) -> Any:
+    """The waitress server, its socket bound before anything says the hub is listening: a
+    port taken by another server is one line and exit code 2, not a traceback after a
+    "listening" line that was never true."""
+    from waitress import create_server
+
+    try:
+        return create_server(
             app,
             host=host,
             port=port,
-            threads=threads or runtime.settings.server_threads,
+            threads=threads,
             ident="orderhub",
             clear_untrusted_proxy_headers=True,
         )
-    finally:
-        app_runtime.close()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            problem = "is in use: stop the other server or pass --port"
+        else:
+            problem = f"cannot be listened on ({exc.strerror or exc}): check --host and --port"
+        click.echo(f"port {port} on {host} {problem}", err=True)
+        raise click.exceptions.Exit(2) from None
 
 
 @runtime_command(cli, "worker")
@@ -309,6 +331,7 @@ def worker(runtime: Runtime, threads: int | None, processes: int | None) -> None
             "the broker is embedded: 'orderhub serve' runs the worker itself; set "
             "ORDERHUB_BROKER_URL=redis://… to run separate workers"
         )
+    runtime.plugins.check_config(runtime.settings)
     _require_current_schema(runtime)
     _echo_sync(_sync_config(runtime), quiet=True)
     count = processes or runtime.settings.worker_processes
@@ -363,9 +386,19 @@ def _run_worker(runtime: Runtime, threads: int | None) -> None:
 
 
 @runtime_command(cli, "plugins")
-def plugins_cmd(runtime: Runtime) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the document GET /api/v1/plugins answers an admin: each channel, carrier and"
+    " notifier with its settings schema (secrets marked x-secret), the modules, the failures.",
+)
+def plugins_cmd(runtime: Runtime, as_json: bool) -> None:
     """List the plugins found, what each provides and can do, and what failed to load and
     why."""
+    if as_json:
+        click.echo(json.dumps(runtime.plugins.catalogue(), indent=2))
+        return
     capabilities = {
         name: ", ".join(sorted(cls.capabilities))  # type: ignore[attr-defined]
         for name, cls in runtime.plugins.adapters("channels").items()

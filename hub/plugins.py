@@ -14,12 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from hub import hookspecs
+from hub.core import plugin_settings
 from hub.core.adapters import Adapter, CarrierAdapter, ChannelAdapter, Notifier
+from hub.settings import ConfigError
+
+if TYPE_CHECKING:
+    from hub.settings import Settings
 
 logger = logging.getLogger("orderhub.plugins")
 
@@ -34,6 +39,11 @@ DEFAULT_PLUGINS = (
     "plugins.carriers.easypost",
     "plugins.carriers.ups",
 )
+
+# How listings name one member of each family (GET /api/v1/plugins, ``orderhub plugins``).
+KINDS = {"channels": "channel", "carriers": "carrier", "notifiers": "notifier"}
+# The sections of a tenant file that name a plugin, and the family each names one of.
+CONFIGURED = {"notifiers": "notifiers", "connections": "channels", "carrier_accounts": "carriers"}
 
 FAMILIES: dict[str, tuple[str, type[Adapter]]] = {
     "channels": ("register_channels", ChannelAdapter),
@@ -206,6 +216,71 @@ class Plugins:
                 )
             )
         return sorted(infos, key=lambda i: i.name)
+
+
+    def check_config(self, settings: Settings) -> None:
+        """ConfigError for the first plugin a tenant file names (a notifier, a connection, a
+        carrier account) that is not installed: found at start-up (``create_app``, ``orderhub
+        serve``, ``orderhub worker``), not when the first notification silently goes nowhere.
+        The message names the unknown plugin and the installed ones."""
+        for slug, tenant in sorted(settings.tenants.items()):
+            for section, family in CONFIGURED.items():
+                known = self._adapters[family]
+                for i, entry in enumerate(getattr(tenant, section)):
+                    if entry["plugin"] in known:
+                        continue
+                    raise ConfigError(
+                        str(settings.config_dir / "tenants" / f"{slug}.toml"),
+                        f"{section}[{i}].plugin",
+                        f"no {KINDS[family]} plugin {entry['plugin']!r} is installed (or it is"
+                        f" disabled in hub.toml); installed {KINDS[family]} plugins:"
+                        f" {', '.join(sorted(known)) or 'none'}",
+                    )
+
+    def catalogue(self, tenant: Any = None, *, host_details: bool = True) -> dict[str, Any]:
+        """The installed channels, carriers and notifiers, each with what it takes to set one
+        up: kind, description, capabilities and its settings schema with the secrets marked.
+        The one document behind ``GET /api/v1/plugins`` and ``orderhub plugins --json``.
+
+        ``tenant`` adds whether it has each enabled. ``host_details`` adds the plugin modules
+        (source, hooks, what each provides) and what failed to load and why: the operator's
+        view, which a tenant's non-admin users do not need."""
+        items = []
+        for family, adapters in self._adapters.items():
+            for name, (cls, plugin) in sorted(adapters.items()):
+                item: dict[str, Any] = {
+                    "name": name,
+                    "kind": KINDS[family],
+                    "description": cls.title or _first_line(cls.__doc__),
+                    "plugin": plugin,
+                    "capabilities": sorted(getattr(cls, "capabilities", ())),
+                    "settings_schema": plugin_settings.published_schema(cls),
+                }
+                if tenant is not None:
+                    item["enabled"] = tenant.plugin_enabled(plugin)
+                items.append(item)
+        document: dict[str, Any] = {"items": items, "total": len(items)}
+        if host_details:
+            modules = []
+            for info in self.describe():
+                module: dict[str, Any] = {
+                    "name": info.name,
+                    "source": info.source,
+                    "hooks": info.hooks,
+                    "provides": info.provides,
+                }
+                if tenant is not None:
+                    module["enabled"] = tenant.plugin_enabled(info.name)
+                modules.append(module)
+            document["modules"] = modules
+            document["failures"] = [
+                {"name": f.name, "source": f.source, "error": f.error} for f in self.failures
+            ]
+        return document
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().split("\n", 1)[0]
 
 
 def _short(module_name: str) -> str:

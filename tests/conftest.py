@@ -301,7 +301,8 @@ def seed_tenant(runtime: Runtime, slug: str, stock: dict[str, dict[str, int]] | 
             {"sku": "SKU-C", "name": "Charlie", "category": "toys", "brand": "Acme",
              "price": "3.99", "low_stock_threshold": 2},
         ]:
-            catalog.create_product(session, tenant.id, p, "seed")
+            catalog.create_product(session, tenant.id, p, "seed",
+                                   currency=runtime.tenant_settings(slug).currency)
         for code, skus in (stock if stock is not None else
                            {"MAIN": {"SKU-A": 20, "SKU-B": 10, "SKU-C": 5},
                             "WEST": {"SKU-A": 10, "SKU-C": 5}}).items():

@@ -416,10 +416,10 @@ def app(db_url: str, config_dir: Path, tmp_path: Path, recorder: Recorder) -> It
             "config_dir": config_dir,
             "data_dir": tmp_path / "var",
             "secret_key": HUB_SECRET_KEY,
-        }
+        },
+        plugins={"recorder": recorder},
     )
     runtime: Runtime = app.extensions["orderhub"]
-    runtime.plugins.register(recorder, "recorder")
     runtime.jobs.start_worker(sweep=False)
     yield app
     runtime.close()
@@ -436,7 +436,7 @@ def test_hook_register_notifiers(api: Api, runtime: Runtime) -> None:
     assert {m.tenant for m in MemoryNotifier.sent} == {"acme"}
     status, body = api.get("/plugins")
     assert status == 200
-    [recorder] = [i for i in body["items"] if i["name"] == "recorder"]
+    [recorder] = [i for i in body["modules"] if i["name"] == "recorder"]
     assert recorder["provides"] == {"notifiers": ["memory"]}
 
 
@@ -473,7 +473,7 @@ def test_hook_register_channels(api: Api, runtime: Runtime) -> None:
     assert {"shop": ChannelPlugin.Shop, "stub": StubChannel}.items() <= channels.items()
     status, body = api.get("/plugins")
     assert status == 200
-    [info] = [i for i in body["items"] if i["name"] == "shops"]
+    [info] = [i for i in body["modules"] if i["name"] == "shops"]
     assert info["provides"] == {"channels": ["shop", "stub"]}
     assert info["hooks"] == ["register_channels"]
     assert info["enabled"] is True
@@ -485,7 +485,7 @@ def test_hook_register_carriers(api: Api, runtime: Runtime) -> None:
     assert {"post": CarrierPlugin.Post, "stub": StubCarrier}.items() <= carriers.items()
     status, body = api.get("/plugins")
     assert status == 200
-    [info] = [i for i in body["items"] if i["name"] == "posts"]
+    [info] = [i for i in body["modules"] if i["name"] == "posts"]
     assert info["provides"] == {"carriers": ["post", "stub"]}
 
 

@@ -391,7 +391,11 @@ def many_products(api, runtime) -> list[str]:
         session.info["orderhub.tenant_id"] = acme
         for sku in skus:
             catalog.create_product(
-                session, acme, {"sku": sku, "name": f"Bulk {sku}", "category": "bulk"}, "test"
+                session,
+                acme,
+                {"sku": sku, "name": f"Bulk {sku}", "category": "bulk"},
+                "test",
+                currency="USD",
             )
     return skus
 

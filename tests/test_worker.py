@@ -86,7 +86,12 @@ def _fresh_notifiers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _hub(
-    config_dir: Path, tmp_path: Path, db_url: str, broker_url: str = "embedded", **extra: Any
+    config_dir: Path,
+    tmp_path: Path,
+    db_url: str,
+    broker_url: str = "embedded",
+    plugins: dict[str, object] | None = None,
+    **extra: Any,
 ) -> Flask:
     return create_app(
         {
@@ -96,7 +101,8 @@ def _hub(
             "data_dir": tmp_path / "var",
             "secret_key": HUB_SECRET_KEY,
             **extra,
-        }
+        },
+        plugins=plugins,
     )
 
 
@@ -109,8 +115,7 @@ def recorder() -> Recorder:
 def app(db_url: str, config_dir: Path, tmp_path: Path, recorder: Recorder) -> Iterator[Flask]:
     """Overrides conftest's app: tenant 'acme' has a stub notifier, the test plugin is on."""
     (config_dir / "tenants" / "acme.toml").write_text(ACME)
-    app = _hub(config_dir, tmp_path, db_url)
-    app.extensions["orderhub"].plugins.register(recorder, "recorder")
+    app = _hub(config_dir, tmp_path, db_url, plugins={"recorder": recorder})
     yield app
     app.extensions["orderhub"].close()
 
@@ -217,8 +222,7 @@ def _flaky_config(config_dir: Path) -> None:
 @pytest.fixture
 def flaky_app(db_url: str, config_dir: Path, tmp_path: Path, recorder: Recorder) -> Iterator[Flask]:
     _flaky_config(config_dir)
-    app = _hub(config_dir, tmp_path, db_url)
-    app.extensions["orderhub"].plugins.register(recorder, "recorder")
+    app = _hub(config_dir, tmp_path, db_url, plugins={"recorder": recorder})
     yield app
     app.extensions["orderhub"].close()
 
@@ -331,7 +335,13 @@ def test_broker_outage_does_not_lose_events(
     db_url: str, config_dir: Path, tmp_path: Path, recorder: Recorder
 ) -> None:
     (config_dir / "tenants" / "acme.toml").write_text(ACME)
-    down = _hub(config_dir, tmp_path, db_url, broker_url="redis://127.0.0.1:1/0")
+    down = _hub(
+        config_dir,
+        tmp_path,
+        db_url,
+        broker_url="redis://127.0.0.1:1/0",
+        plugins={"recorder": recorder},
+    )
     runtime: Runtime = down.extensions["orderhub"]
     try:
         api = Api(down.test_client(), seed_tenant(runtime, "acme")["admin"])
@@ -345,9 +355,8 @@ def test_broker_outage_does_not_lose_events(
     finally:
         runtime.close()
 
-    up = _hub(config_dir, tmp_path, db_url)
+    up = _hub(config_dir, tmp_path, db_url, plugins={"recorder": recorder})
     runtime = up.extensions["orderhub"]
-    runtime.plugins.register(recorder, "recorder")
     try:
         runtime.jobs.start_worker(sweep=False)
         # Too recent for the default grace period: the sweeper leaves in-flight events alone.

@@ -65,12 +65,16 @@ def get_warehouse(session: Session, tenant_id: int, code: str) -> Warehouse:
     return w
 
 
-def create_product(session: Session, tenant_id: int, data: dict[str, Any], actor: str) -> Product:
+def create_product(
+    session: Session, tenant_id: int, data: dict[str, Any], actor: str, *, currency: str
+) -> Product:
+    """``currency`` is the tenant's (its settings' ``currency``): what a product whose data
+    names none is priced in, so a euro shop's products are not silently in dollars."""
     if session.scalar(
         select(Product.id).where(Product.tenant_id == tenant_id, Product.sku == data["sku"])
     ):
         raise Conflict(f"a product with SKU {data['sku']!r} already exists")
-    product = Product(tenant_id=tenant_id, **_product_values(data))
+    product = Product(tenant_id=tenant_id, **{"currency": currency, **_product_values(data)})
     session.add(product)
     session.flush()
     audit.record(

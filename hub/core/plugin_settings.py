@@ -9,10 +9,13 @@ account's) before it stores them, wherever they come from.
 - The plugin's JSON Schema, explained by field and rule, never by value.
 - Settings the plugin declares as outbound (``outbound_settings``) must name public https
   hosts (``hub.core.outbound``), unless the operator allows the host.
+
+It also publishes what a plugin takes (``published_schema``), for whoever writes the settings.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +32,9 @@ NOT_A_VALUE = (
     " config files"
 )
 ROOT = "settings"
+# The JSON Schema annotation (an "x-" keyword, which validators ignore) that marks a secret
+# setting in a published schema.
+SECRET_MARK = "x-secret"
 
 
 def check(
@@ -43,6 +49,24 @@ def check(
     cls.validate_settings(opened)
     check_outbound(cls, opened)
     return opened
+
+
+def published_schema(cls: type[Adapter]) -> dict[str, Any]:
+    """The adapter's settings schema as ``GET /api/v1/plugins`` and ``orderhub plugins --json``
+    show it: a copy with each of its ``secret_settings`` marked ``"x-secret": true``, so whoever
+    writes the settings knows which the hub encrypts and never returns (and which a tenant file
+    must give as ``{"$env": …}``). A secret the schema leaves undescribed is added, marked, so
+    none goes unmentioned. Built from the class alone: no configured value can appear."""
+    schema = copy.deepcopy(cls.settings_schema)
+    if cls.secret_settings:
+        properties = schema.setdefault("properties", {})
+        for name in cls.secret_settings:
+            described = properties.get(name)
+            properties[name] = {
+                **(described if isinstance(described, Mapping) else {}),
+                SECRET_MARK: True,
+            }
+    return schema
 
 
 def refuse_references(settings: Mapping[str, Any]) -> None:

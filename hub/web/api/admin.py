@@ -179,24 +179,17 @@ def list_customers(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
 
 @route(
     "/plugins",
-    permission="plugins.read",
+    permission=None,
     tag="admin",
-    summary="Plugins found, what each provides, and which failed to load",
+    summary="Installed channels, carriers and notifiers with their settings schemas",
 )
 def list_plugins(ctx: Ctx) -> dict[str, Any]:
-    plugins = ctx.runtime.plugins
-    items = [
-        {
-            "name": i.name,
-            "source": i.source,
-            "hooks": i.hooks,
-            "provides": i.provides,
-            "enabled": ctx.tenant.plugin_enabled(i.name),
-        }
-        for i in plugins.describe()
-    ]
-    failures = [{"name": f.name, "source": f.source, "error": f.error} for f in plugins.failures]
-    return {"items": items, "total": len(items), "failures": failures}
+    """Every user may learn what can be set up and how (secret settings are marked
+    ``x-secret``); which plugin modules loaded from where, and what failed to load, are the
+    operator's details, shown to roles that may read plugins (admins)."""
+    return ctx.runtime.plugins.catalogue(
+        ctx.tenant, host_details=ctx.principal.can("plugins.read")
+    )
 
 
 def _user(ctx: Ctx, username: str) -> User:

@@ -48,7 +48,10 @@ def list_products(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     status=201,
 )
 def create_product(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    return catalog.product_dict(catalog.create_product(ctx.session, ctx.tenant_id, body, ctx.actor))
+    product = catalog.create_product(
+        ctx.session, ctx.tenant_id, body, ctx.actor, currency=ctx.tenant.currency
+    )
+    return catalog.product_dict(product)
 
 
 @route("/products/<sku>", permission="catalog.read", summary="Read a product", tag=TAG)
