@@ -214,6 +214,9 @@ def hub_env(
     """The environment every hub process gets: our database, the broker, quiet logs."""
     config = workdir / "config"
     (config / "tenants").mkdir(parents=True, exist_ok=True)
+    # The figures are for the default rules: an empty demo tenant file keeps `init --demo`
+    # from writing the demo's own (its rules and its log notifier).
+    (config / "tenants" / "demo.toml").touch()
     env = dict(os.environ)
     env.update(
         ORDERHUB_DATABASE_URL=url,

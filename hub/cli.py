@@ -79,12 +79,19 @@ def runtime_command(group: click.Group, *args: Any, **kwargs: Any) -> Any:
 @runtime_command(cli, "init")
 @click.option("--demo", is_flag=True, help="Add a 'demo' tenant with products, stock and users.")
 def init(runtime: Runtime, demo: bool) -> None:
-    """Create or upgrade the database; with --demo, add demo data and print an admin token."""
+    """Create or upgrade the database; with --demo, add demo data and print an admin token
+    (and write the demo tenant's settings file into the config folder if it has none)."""
     migrate.upgrade(runtime.engine)
     click.echo(f"database ready at {runtime.engine.url.render_as_string(hide_password=True)}")
     if demo:
-        from hub.demo import load_demo
+        from hub.demo import install_tenant_file, load_demo
 
+        written = install_tenant_file(runtime.settings.config_dir)
+        if written is not None:
+            click.echo(f"demo tenant settings written to {written}")
+            runtime.settings.tenants = settings_module.load_tenants(
+                runtime.settings.config_dir, dict(os.environ)
+            )
         token = load_demo(runtime)
         click.echo("demo tenant 'demo' ready: user 'admin' (role admin)")
         click.echo(f"API token: {token}")

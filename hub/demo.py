@@ -1,9 +1,17 @@
 """Demo data for ``orderhub init --demo``: a tenant to try every route with, made through the
-same services as real data (so the ledger, audit log and alerts are real too)."""
+same services as real data (so the ledger, audit log and alerts are real too).
+
+The demo tenant's settings (rules, shipping, tracking) ship inside the package as
+``hub/demo_tenant.toml``, so a pip-installed hub with no ``config/`` folder gets the same demo
+as a clone: ``init --demo`` copies the file to ``<config dir>/tenants/demo.toml`` when absent.
+A clone's ``config/tenants/demo.toml`` is that same file (a test keeps them equal).
+"""
 
 from __future__ import annotations
 
 import secrets
+from importlib import resources
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -69,7 +77,7 @@ WAREHOUSES = [
     {
         "code": "MAIN",
         "name": "Main warehouse",
-        "region": "east",
+        "region": "NJ",  # regions are what addresses carry (US state codes): routing matches them
         "country": "US",
         "city": "Newark",
         "priority": 10,
@@ -77,7 +85,7 @@ WAREHOUSES = [
     {
         "code": "WEST",
         "name": "West coast hub",
-        "region": "west",
+        "region": "NV",
         "country": "US",
         "city": "Reno",
         "priority": 20,
@@ -89,15 +97,37 @@ STOCK = {
 }
 
 
+TENANT_FILE = "demo_tenant.toml"
+
+
+def tenant_settings_text() -> str:
+    """The demo tenant's settings file as the package ships it."""
+    return resources.files("hub").joinpath(TENANT_FILE).read_text(encoding="utf-8")
+
+
+def install_tenant_file(config_dir: Path) -> Path | None:
+    """Write the demo tenant's settings to ``config_dir/tenants/demo.toml`` unless a file is
+    there: an operator's file is never overwritten. Returns the path written, or None."""
+    path = config_dir / "tenants" / "demo.toml"
+    if path.exists():
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("x", encoding="utf-8") as f:  # "x": never over a file made meanwhile
+        f.write(tenant_settings_text())
+    return path
+
+
 def load_demo(runtime: Runtime) -> str:
-    """Create the demo tenant once; every call returns a fresh admin token."""
+    """Create the demo tenant once; every call returns a fresh admin token. Products are in
+    the demo tenant's configured currency."""
+    currency = runtime.tenant_settings("demo").currency
     with runtime.transaction() as session:
         tenant = session.scalar(select(Tenant).where(Tenant.slug == "demo"))
         if tenant is None:
             tenant = tenancy.create_tenant(session, "demo", "Demo Store")
             session.info["orderhub.tenant_id"] = tenant.id
             for p in PRODUCTS:
-                catalog.create_product(session, tenant.id, p, "demo")
+                catalog.create_product(session, tenant.id, p, "demo", currency=currency)
             for w in WAREHOUSES:
                 catalog.create_warehouse(session, tenant.id, w, "demo")
             for code, skus in STOCK.items():

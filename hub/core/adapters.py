@@ -287,7 +287,7 @@ class StubChannel(ChannelAdapter):
 
 # --- carriers ------------------------------------------------------------------------------
 
-# Normalised tracking statuses (CARRIERS.md), in the order a shipment moves through them. A
+# Normalised tracking statuses, in the order a shipment moves through them. A
 # later event never moves a shipment to a lower rank, except the few moves a carrier states
 # explicitly (a failed attempt followed by another trip out; an exception that clears).
 TRACKING_STATUSES = (

@@ -72,10 +72,10 @@ carrier waits for); for a parcel on its way a detail that names a problem (lost,
 delay, ``awaiting_information``) makes it an exception with that reason. The carrier's
 message refines a reason where the detail is vague: what ``awaiting_information`` waits for
 (an address, customs papers), a failed delivery that was a refusal. See ``STATUSES``,
-``PROBLEMS`` and ``FAILURE_PROBLEMS`` below. Two choices differ from a word-for-word reading of
-design/CARRIERS.md: EasyPost's ``unknown`` means "no information from the carrier yet" (a
-label just bought), so a scan with it gives no event at all rather than a terminal
-``expired`` that would stop tracking a parcel before its first scan, while the
+``PROBLEMS`` and ``FAILURE_PROBLEMS`` below. Two choices differ from a word-for-word reading
+of the hub's statuses (``TRACKING_STATUSES``): EasyPost's ``unknown`` means "no information
+from the carrier yet" (a label just bought), so a scan with it gives no event at all rather
+than a terminal ``expired`` that would stop tracking a parcel before its first scan, while the
 ``expired`` detail (EasyPost stopped tracking) does give ``expired``; and ``in_transit`` with
 the ``return`` detail (on its way back) is an exception with reason "returned", because the
 terminal ``returned_to_sender`` is kept for EasyPost's ``return_to_sender``.

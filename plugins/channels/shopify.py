@@ -3,9 +3,9 @@
 ships, the fulfilment with its tracking number pushed back through the Admin REST API.
 
 Everything Shopify-specific lives here; the hub only sees the ChannelAdapter contract. The
-rules it follows come from Shopify's documentation (see design/CHANNELS.md): the signature is
-checked over the raw bytes before anything is parsed, ids stay strings because they can exceed
-2**53, and money stays Decimal because a float cannot hold a price exactly.
+rules it follows come from Shopify's documentation: the signature is checked over the raw
+bytes before anything is parsed, ids stay strings because they can exceed 2**53, and money
+stays Decimal because a float cannot hold a price exactly.
 
 Fulfilment uses the FulfillmentOrder-based API (the only one current API versions offer):
 ``GET /admin/api/{version}/orders/{id}/fulfillment_orders.json`` says what is still to be
