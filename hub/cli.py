@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -305,27 +306,35 @@ def serve(runtime: Runtime, host: str | None, port: int | None, threads: int | N
 
 
 def _bind(app: Any, host: str, port: int, threads: int) -> Any:
-    """The waitress server, its socket bound before anything says the hub is listening: a
-    port taken by another server is one line and exit code 2, not a traceback after a
-    "listening" line that was never true."""
+    """The waitress server on a socket bound here, before anything says the hub is
+    listening: a port taken by another server is one line and exit code 2, not a traceback
+    after a "listening" line that was never true (and no socket left open behind it)."""
     from waitress import create_server
 
+    sock: socket.socket | None = None
     try:
-        return create_server(
-            app,
-            host=host,
-            port=port,
-            threads=threads,
-            ident="orderhub",
-            clear_untrusted_proxy_headers=True,
-        )
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress does
+        sock.bind(address)
     except OSError as exc:
+        if sock is not None:
+            sock.close()
         if exc.errno == errno.EADDRINUSE:
             problem = "is in use: stop the other server or pass --port"
         else:
             problem = f"cannot be listened on ({exc.strerror or exc}): check --host and --port"
         click.echo(f"port {port} on {host} {problem}", err=True)
         raise click.exceptions.Exit(2) from None
+    return create_server(
+        app,
+        sockets=[sock],
+        threads=threads,
+        ident="orderhub",
+        clear_untrusted_proxy_headers=True,
+    )
 
 
 @runtime_command(cli, "worker")
