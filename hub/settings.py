@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from jsonschema import Draft202012Validator
 
@@ -82,6 +83,8 @@ HUB_SCHEMA: dict[str, Any] = {
                 "host": {"type": "string"},
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535},
                 "threads": {"type": "integer", "minimum": 1, "maximum": 256},
+                # Checked in load() (with a message that names the setting, not its value).
+                "public_url": {"type": "string"},
             },
         },
         "worker": {
@@ -93,6 +96,8 @@ HUB_SCHEMA: dict[str, Any] = {
                 "sweep_seconds": {"type": "number", "exclusiveMinimum": 0},
                 "sweep_grace_seconds": {"type": "number", "exclusiveMinimum": 0},
                 "max_delivery_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+                "heartbeat_seconds": {"type": "number", "minimum": 1, "maximum": 3600},
+                "heartbeat_timeout_seconds": {"type": "number", "minimum": 2, "maximum": 86400},
             },
         },
         "api": {
@@ -267,6 +272,9 @@ class Settings:
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 8000
+    # Where the outside world reaches the hub (https://hub.example.com): the base of the
+    # webhook URLs the API hands out. None until configured, never taken from a request.
+    public_url: str | None = None
     server_threads: int = 8
     worker_processes: int = 1
     worker_threads: int = 4
@@ -276,6 +284,10 @@ class Settings:
     sweep_grace_seconds: float = 60.0
     # Attempts at ingesting one channel delivery before it is rejected as a poison message.
     max_delivery_attempts: int = 5
+    # Each worker process writes a heartbeat this often; /healthz counts the workers heard
+    # from within heartbeat_timeout_seconds (Redis broker only).
+    heartbeat_seconds: float = 10.0
+    heartbeat_timeout_seconds: float = 60.0
     max_body_bytes: int = 1_048_576
     max_upload_bytes: int = 33_554_432
     max_per_page: int = 500
@@ -344,6 +356,14 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
                 str(hub_file), f"outbound.allow[{i}]", "is not a host, host:port, [v6] or [v6]:port"
             ) from None
     server, worker, api = raw.get("server", {}), raw.get("worker", {}), raw.get("api", {})
+    if env.get("ORDERHUB_PUBLIC_URL"):
+        public_url = check_public_url(
+            env["ORDERHUB_PUBLIC_URL"], "environment variable ORDERHUB_PUBLIC_URL"
+        )
+    elif server.get("public_url"):
+        public_url = check_public_url(server["public_url"], str(hub_file))
+    else:
+        public_url = None
     settings = Settings(
         config_dir=config_dir,
         data_dir=data_dir,
@@ -355,12 +375,15 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         log_level=env.get("ORDERHUB_LOG_LEVEL") or raw.get("log_level", "INFO"),
         host=server.get("host", "127.0.0.1"),
         port=server.get("port", 8000),
+        public_url=public_url,
         server_threads=server.get("threads", 8),
         worker_processes=worker.get("processes", 1),
         worker_threads=worker.get("threads", 4),
         sweep_seconds=worker.get("sweep_seconds", 30.0),
         sweep_grace_seconds=worker.get("sweep_grace_seconds", 60.0),
         max_delivery_attempts=worker.get("max_delivery_attempts", 5),
+        heartbeat_seconds=worker.get("heartbeat_seconds", 10.0),
+        heartbeat_timeout_seconds=worker.get("heartbeat_timeout_seconds", 60.0),
         max_body_bytes=api.get("max_body_bytes", 1_048_576),
         max_upload_bytes=api.get("max_upload_bytes", 33_554_432),
         max_per_page=api.get("max_per_page", 500),
@@ -373,6 +396,30 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
             raise ConfigError("overrides", key, "is not a setting")
         setattr(settings, key, value)
     return settings
+
+
+def check_public_url(value: str, where: str) -> str:
+    """An absolute http(s) URL with a host and nothing after the path; returned without a
+    trailing slash. The message names the setting only: the value may carry credentials."""
+    parts = urlsplit(value.strip())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise ConfigError(
+            where,
+            "server.public_url",
+            "must be an absolute http:// or https:// URL with a host and no query, fragment or"
+            " user (such as https://hub.example.com)",
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError:
+        raise ConfigError(where, "server.public_url", "has an invalid port") from None
+    return urlunsplit(parts).rstrip("/")
 
 
 def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSettings]:

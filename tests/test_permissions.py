@@ -35,6 +35,7 @@ ACME_PREFIX = "ACME-"
 ACME_SKU = "ACME-ONLY"
 ACME_WAREHOUSE = "ACMEWH"
 ACME_USER = "acme-only-user"
+ACME_TOKEN = "acme-only-token"
 ACME_EMAIL = "buyer@acme-only.test"
 ACME_REFERENCE = "ACME-REF"
 ACME_ORDER = {
@@ -112,6 +113,7 @@ class Acme:
         self.ok(
             "POST", "/users", {"username": ACME_USER, "password": "password-x", "role": "service"}
         )
+        self.ok("POST", f"/users/{ACME_USER}/tokens", {"name": ACME_TOKEN})
         # Plenty of stock, so every order below is confirmed and outbound never runs short;
         # ACME-ONLY stays under its threshold, which opens a low-stock alert.
         self.ok(
@@ -183,6 +185,9 @@ class Acme:
             "POST", "/users", {"username": username, "password": "password-x", "role": "operator"}
         )
         return username
+
+    def token(self) -> int:
+        return self.ok("POST", f"/users/{ACME_USER}/tokens", {"name": "to-revoke"})["id"]
 
     def connection(self, name: str | None = None) -> int:
         body = {
@@ -388,6 +393,10 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ),
     ("POST", "/users/<username>/tokens/revoke"): Sample(
         lambda a: Request("POST", f"/users/{a.user()}/tokens/revoke"), "record"
+    ),
+    ("GET", "/tokens"): Sample(lambda a: Request("GET", "/tokens"), "list", lambda a: ACME_TOKEN),
+    ("POST", "/tokens/<int:token_id>/revoke"): Sample(
+        lambda a: Request("POST", f"/tokens/{a.token()}/revoke"), "record"
     ),
     ("GET", "/audit"): Sample(
         lambda a: Request("GET", f"/audit?entity_id={ACME_SKU}"), "list", lambda a: ACME_SKU

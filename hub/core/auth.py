@@ -7,15 +7,17 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from hub.core import audit
+from hub.core import audit, times
 from hub.core.db import utcnow
-from hub.core.errors import Conflict, Invalid, NotFound
+from hub.core.errors import Conflict, Invalid, NotFound, TokenExpired
 from hub.core.models import ApiToken, Tenant, User
+from hub.core.models.tenancy import username_key
 
 PERMISSIONS = frozenset(
     {
@@ -115,11 +117,12 @@ def create_user(
     check_role(role)
     if len(password) < 8:
         raise Invalid("password must be at least 8 characters")
-    existing = session.scalar(
-        select(User).where(User.tenant_id == tenant_id, User.username == username)
-    )
+    existing = find_user(session, tenant_id, username)
     if existing is not None:
-        raise Conflict(f"user {username!r} already exists")
+        same = "" if existing.username == username else f" as {existing.username!r}"
+        raise Conflict(
+            f"user {username!r} already exists{same} (usernames are unique whatever their case)"
+        )
     user = User(
         tenant_id=tenant_id,
         username=username,
@@ -131,6 +134,13 @@ def create_user(
     session.flush()
     audit.record(session, tenant_id, actor, "user.create", "user", username, None, user_view(user))
     return user
+
+
+def find_user(session: Session, tenant_id: int, username: str) -> User | None:
+    """The tenant's user of that name, whatever its case ("ANN" finds "ann")."""
+    return session.scalar(
+        select(User).where(User.tenant_id == tenant_id, User.username_key == username_key(username))
+    )
 
 
 def user_view(user: User) -> dict[str, object]:
@@ -156,20 +166,70 @@ def set_password(user: User, password: str) -> None:
     user.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
 
 
-def create_token(session: Session, user: User, actor: str, name: str | None = None) -> str:
-    """Returns the token once; only its hash is stored."""
+def create_token(
+    session: Session,
+    user: User,
+    actor: str,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+) -> str:
+    """Returns the token once; only its hash is stored. ``expires_at`` (aware, in the future)
+    ends it by itself; without one it lasts until revoked."""
+    return issue_token(session, user, actor, name, expires_at)[0]
+
+
+# A token is at most this many days away from its end (ten years: "never" has no expiry).
+MAX_TOKEN_DAYS = 3650
+
+
+def token_expiry(
+    expires_at: str | None = None, expires_in_days: int | None = None
+) -> datetime | None:
+    """When a new token ends: an ISO date (that day's start, UTC) or date-time (UTC without
+    an offset), or a number of days from now; neither means "until revoked"."""
+    if expires_at is not None and expires_in_days is not None:
+        raise Invalid("give expires_at or expires_in_days, not both")
+    if expires_in_days is not None:
+        if not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
+            raise Invalid(f"expires_in_days must be between 1 and {MAX_TOKEN_DAYS}")
+        return utcnow() + timedelta(days=expires_in_days)
+    if expires_at is None:
+        return None
+    try:
+        when = times.parse_instant(expires_at, assume_utc=True)
+    except ValueError:
+        raise Invalid(
+            "expires_at must be an ISO date (2027-01-31) or date-time (2027-01-31T12:00:00Z)"
+        ) from None
+    if when <= utcnow():
+        raise Invalid("expires_at must be in the future")
+    if when > utcnow() + timedelta(days=MAX_TOKEN_DAYS):
+        raise Invalid(f"expires_at must be within {MAX_TOKEN_DAYS} days")
+    return when
+
+
+def issue_token(
+    session: Session,
+    user: User,
+    actor: str,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[str, ApiToken]:
+    """``create_token``, also giving the stored row (its id, for listing and revoking)."""
     if not user.active:
         raise Conflict(f"user {user.username!r} is deactivated; reactivate it first")
+    if expires_at is not None and expires_at <= utcnow():
+        raise Invalid("expires_at must be in the future")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        ApiToken(
-            tenant_id=user.tenant_id,
-            user_id=user.id,
-            token_hash=hash_token(token),
-            prefix=token[:10],
-            name=name,
-        )
+    row = ApiToken(
+        tenant_id=user.tenant_id,
+        user_id=user.id,
+        token_hash=hash_token(token),
+        prefix=token[:10],
+        name=name,
+        expires_at=expires_at,
     )
+    session.add(row)
     session.flush()
     audit.record(
         session,
@@ -179,21 +239,104 @@ def create_token(session: Session, user: User, actor: str, name: str | None = No
         "user",
         user.username,
         None,
-        {"prefix": token[:10], "name": name},
+        {
+            "id": row.id,
+            "prefix": token[:10],
+            "name": name,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
     )
-    return token
+    return token, row
+
+
+def token_view(token: ApiToken, username: str) -> dict[str, object]:
+    """A token as admins see it: never the secret nor its hash, only the short prefix that
+    tells tokens apart."""
+    now = utcnow()
+    if token.revoked_at is not None:
+        state = "revoked"
+    elif token.expires_at is not None and token.expires_at <= now:
+        state = "expired"
+    else:
+        state = "active"
+    return {
+        "id": token.id,
+        "name": token.name,
+        "user": username,
+        "prefix": token.prefix,
+        "created_at": token.created_at.isoformat(),
+        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
+        "state": state,
+    }
+
+
+def list_tokens(
+    session: Session, tenant_id: int, username: str | None = None, *, include_ended: bool = False
+) -> list[dict[str, object]]:
+    """The tenant's tokens, newest first: the live ones, or with ``include_ended`` also the
+    revoked and expired ones."""
+    stmt = (
+        select(ApiToken, User.username)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.tenant_id == tenant_id)
+        .order_by(ApiToken.id.desc())
+    )
+    if username is not None:
+        stmt = stmt.where(User.username_key == username_key(username))
+    if not include_ended:
+        stmt = stmt.where(
+            ApiToken.revoked_at.is_(None),
+            ApiToken.expires_at.is_(None) | (ApiToken.expires_at > utcnow()),
+        )
+    return [token_view(t, name) for t, name in session.execute(stmt).all()]
+
+
+def revoke_token(session: Session, tenant_id: int, token_id: int, actor: str) -> dict[str, object]:
+    """Revoke one token, at once for this process and within PRINCIPAL_TTL for others.
+    Revoking a revoked token changes nothing and records nothing."""
+    found = session.execute(
+        select(ApiToken, User.username)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.tenant_id == tenant_id, ApiToken.id == token_id)
+    ).first()
+    if found is None:
+        raise NotFound(f"no token {token_id}")
+    token, username = found
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
+        forget_principals()
+        audit.record(
+            session,
+            tenant_id,
+            actor,
+            "token.revoke",
+            "user",
+            username,
+            None,
+            {"id": token.id, "prefix": token.prefix, "name": token.name},
+        )
+    return token_view(token, username)
 
 
 # Every API request authenticates; a short-lived in-process cache saves that query on the hot
 # path. Changes made in this process (revoke, deactivate, new role) clear it at once; another
-# process sees them within PRINCIPAL_TTL seconds.
+# process sees them within PRINCIPAL_TTL seconds. Expiry is checked on every request.
 PRINCIPAL_TTL = 5.0
-_principals: dict[str, tuple[float, Principal]] = {}
+_principals: dict[str, tuple[float, Principal, datetime | None]] = {}
 _principals_lock = threading.Lock()
 
 _users, _tokens, _tenants = User.__table__, ApiToken.__table__, Tenant.__table__
 _AUTHENTICATE = (
-    select(_users.c.tenant_id, _tenants.c.slug, _users.c.id, _users.c.username, _users.c.role)
+    select(
+        _users.c.tenant_id,
+        _tenants.c.slug,
+        _users.c.id,
+        _users.c.username,
+        _users.c.role,
+        _tokens.c.expires_at,
+    )
     .select_from(
         _tokens.join(_users, _users.c.id == _tokens.c.user_id).join(
             _tenants, _tenants.c.id == _users.c.tenant_id
@@ -208,19 +351,30 @@ _AUTHENTICATE = (
 
 
 def authenticate(session: Session, token: str) -> Principal | None:
+    """The caller a token names, or None for an unknown or revoked one; an expired token
+    raises TokenExpired so the caller learns why (it was valid: saying so reveals nothing)."""
     key = hash_token(token)
     now = time.monotonic()
     cached = _principals.get(key)
     if cached is not None and cached[0] > now:
-        return cached[1]
-    row = session.execute(_AUTHENTICATE, {"token_hash": key}).first()
-    if row is None:
-        return None
-    principal = Principal(*row)
-    with _principals_lock:
-        if len(_principals) > 10_000:
-            _principals.clear()
-        _principals[key] = (now + PRINCIPAL_TTL, principal)
+        principal, expires_at = cached[1], cached[2]
+    else:
+        row = session.execute(_AUTHENTICATE, {"token_hash": key}).first()
+        if row is None:
+            return None
+        principal, expires_at = Principal(*row[:5]), row.expires_at
+        with _principals_lock:
+            if len(_principals) > 10_000:
+                _principals.clear()
+            _principals[key] = (now + PRINCIPAL_TTL, principal, expires_at)
+    if expires_at is not None:
+        # Core select: SQLite hands back a naive UTC datetime.
+        expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+        if expires_at <= utcnow():
+            raise TokenExpired(
+                f"the API token expired at {expires_at.isoformat(timespec='seconds')};"
+                " ask an admin for a new one"
+            )
     return principal
 
 

@@ -47,3 +47,14 @@ class Forbidden(HubError):
 
     status = 403
     code = "forbidden"
+
+
+class Unauthorized(HubError):
+    """No valid credentials: the API answers 401."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class TokenExpired(Unauthorized):
+    code = "token_expired"

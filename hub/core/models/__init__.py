@@ -13,6 +13,7 @@ from hub.core.models.logistics import (
     ShipmentPurchase,
     TrackingEventRecord,
 )
+from hub.core.models.operations import WorkerHeartbeat
 from hub.core.models.orders import Allocation, Customer, Order, OrderHistory, OrderLine
 from hub.core.models.tenancy import ApiToken, Counter, Tenant, TenantScoped, User
 
@@ -43,4 +44,5 @@ __all__ = [
     "TrackingEventRecord",
     "User",
     "Warehouse",
+    "WorkerHeartbeat",
 ]

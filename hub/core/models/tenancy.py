@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, validates
 
 from hub.core.db import Base, utcnow
 
@@ -31,12 +31,25 @@ class TenantScoped:
         return mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
 
 
+def username_key(username: str) -> str:
+    """What makes two usernames the same person: "Ann" and "ann" are one user."""
+    return username.casefold()
+
+
 class User(TenantScoped, Base):
+    """A username is shown as it was written; its case-folded key is unique per tenant, so
+    nobody can add "Ann" beside "ann", and lookups by name ignore case."""
+
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("tenant_id", "username"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "username"),
+        UniqueConstraint("tenant_id", "username_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64))
+    # casefold() may lengthen a name (ß → ss), hence more room than the username has.
+    username_key: Mapped[str] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20))
     full_name: Mapped[str | None] = mapped_column(String(200))
@@ -45,6 +58,11 @@ class User(TenantScoped, Base):
     address: Mapped[str | None] = mapped_column(String(500))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @validates("username")
+    def _keep_key(self, _key: str, value: str) -> str:
+        self.username_key = username_key(value)
+        return value
 
 
 class ApiToken(TenantScoped, Base):
@@ -60,6 +78,8 @@ class ApiToken(TenantScoped, Base):
     name: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    # None: valid until revoked. Checked on every request (the principal cache included).
+    expires_at: Mapped[datetime | None]
 
 
 class Counter(TenantScoped, Base):

@@ -106,7 +106,40 @@ def update_user(ctx: Ctx, username: str, body: dict[str, Any]) -> dict[str, Any]
 )
 def create_token(ctx: Ctx, username: str, body: dict[str, Any]) -> dict[str, Any]:
     user = _user(ctx, username)
-    return {"token": auth.create_token(ctx.session, user, ctx.actor, body.get("name"))}
+    expires_at = auth.token_expiry(body.get("expires_at"), body.get("expires_in_days"))
+    token, row = auth.issue_token(ctx.session, user, ctx.actor, body.get("name"), expires_at)
+    return {"token": token, **auth.token_view(row, user.username)}
+
+
+@route(
+    "/tokens",
+    permission="users.read",
+    tag="admin",
+    summary="List API tokens (never their secrets): live ones, or all with include_ended",
+    query=(
+        Param("user", description="only this user's tokens"),
+        Param("include_ended", "boolean", description="also revoked and expired tokens"),
+    ),
+)
+def list_tokens(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
+    items = auth.list_tokens(
+        ctx.session,
+        ctx.tenant_id,
+        args.get("user"),
+        include_ended=bool(args.get("include_ended")),
+    )
+    return {"items": items, "total": len(items)}
+
+
+@route(
+    "/tokens/<int:token_id>/revoke",
+    "POST",
+    permission="users.write",
+    tag="admin",
+    summary="Revoke one API token",
+)
+def revoke_token(ctx: Ctx, token_id: int) -> dict[str, Any]:
+    return auth.revoke_token(ctx.session, ctx.tenant_id, token_id, ctx.actor)
 
 
 @route(
@@ -193,9 +226,7 @@ def list_plugins(ctx: Ctx) -> dict[str, Any]:
 
 
 def _user(ctx: Ctx, username: str) -> User:
-    user = ctx.session.scalar(
-        select(User).where(User.tenant_id == ctx.tenant_id, User.username == username)
-    )
+    user = auth.find_user(ctx.session, ctx.tenant_id, username)
     if user is None:
         raise NotFound(f"no user {username!r}")
     return user

@@ -210,7 +210,14 @@ USER_UPDATE = closed(
     },
     minProperties=1,
 )
-TOKEN_CREATE = closed({"name": {"type": "string", "maxLength": 100}})
+TOKEN_CREATE = closed(
+    {
+        "name": {"type": "string", "maxLength": 100},
+        # An ISO date (that day's start, UTC) or date-time; or a number of days from now.
+        "expires_at": {"type": "string", "minLength": 10, "maxLength": 40},
+        "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 3650},
+    }
+)
 SHIP = closed(
     {
         "carrier_account": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
