@@ -29,7 +29,6 @@ from hub.core.models import (
     Shipment,
     StockLevel,
     Tenant,
-    User,
 )
 from hub.runtime import Runtime
 from hub.settings import ConfigError
@@ -190,17 +189,60 @@ def tokens() -> None:
 @click.option("--tenant", "tenant_slug", required=True)
 @click.option("--user", "username", required=True)
 @click.option("--name", help="A label for the token, such as the integration using it.")
-def tokens_create(runtime: Runtime, tenant_slug: str, username: str, name: str | None) -> None:
+@click.option("--expires-in-days", type=int, help="End the token this many days from now.")
+@click.option(
+    "--expires-at", help="End the token at this ISO date (start of day, UTC) or date-time."
+)
+def tokens_create(
+    runtime: Runtime,
+    tenant_slug: str,
+    username: str,
+    name: str | None,
+    expires_in_days: int | None,
+    expires_at: str | None,
+) -> None:
     """Issue an API token; prints only the token."""
+    expiry = auth.token_expiry(expires_at, expires_in_days)
     with runtime.transaction() as session:
         tenant = auth.get_tenant(session, tenant_slug)
-        user = session.scalar(
-            select(User).where(User.tenant_id == tenant.id, User.username == username)
-        )
+        user = auth.find_user(session, tenant.id, username)
         if user is None:
             raise HubError(f"no user {username!r} in tenant {tenant_slug!r}")
-        token = auth.create_token(session, user, "cli", name)
+        token = auth.create_token(session, user, "cli", name, expiry)
     click.echo(token)
+
+
+@runtime_command(tokens, "list")
+@click.option("--tenant", "tenant_slug", required=True)
+@click.option("--user", "username", help="Only this user's tokens.")
+@click.option("--all", "include_ended", is_flag=True, help="Also revoked and expired tokens.")
+def tokens_list(
+    runtime: Runtime, tenant_slug: str, username: str | None, include_ended: bool
+) -> None:
+    """List a tenant's API tokens (never the tokens themselves): id, user, name, prefix,
+    created, expires, state."""
+    with runtime.transaction() as session:
+        shown = auth.list_tokens(
+            session, auth.get_tenant(session, tenant_slug).id, username, include_ended=include_ended
+        )
+    if not shown:
+        click.echo("no tokens" + ("" if include_ended else " (add --all for ended ones)"))
+        return
+    click.echo("id\tuser\tname\tprefix\tcreated\texpires\tstate")
+    for t in shown:
+        fields = (t["id"], t["user"], t["name"] or "-", t["prefix"], t["created_at"])
+        click.echo("\t".join(map(str, (*fields, t["expires_at"] or "never", t["state"]))))
+
+
+@runtime_command(tokens, "revoke")
+@click.argument("token_id", type=int)
+@click.option("--tenant", "tenant_slug", required=True)
+def tokens_revoke(runtime: Runtime, token_id: int, tenant_slug: str) -> None:
+    """Revoke one API token (its id is in 'orderhub tokens list')."""
+    with runtime.transaction() as session:
+        tenant_id = auth.get_tenant(session, tenant_slug).id
+        token = auth.revoke_token(session, tenant_id, token_id, "cli")
+    click.echo(f"token {token_id} of {token['user']} revoked")
 
 
 # --- stock -----------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ REDIS_URL = os.environ.get("ORDERHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 # Per run, so two runs on one machine (a developer and CI, say) never drop each other's data.
 PG_TEST_DB = f"orderhub_test_{os.getpid()}"
 REDIS_NAMESPACE = f"orderhub-test-{os.getpid()}"
+# The hub's public address in tests: the test client's own, so webhook URLs can be posted to.
+PUBLIC_URL = "http://localhost"
 ROLES = ("admin", "operator", "warehouse", "service", "analyst")
 # Seeding hashes ten passwords per test; the production method would cost a second each time.
 auth.PASSWORD_METHOD = "pbkdf2:sha256:1000"
@@ -230,7 +232,7 @@ def allow_outbound(config_dir: Path, *hosts: str) -> None:
 def app(db_url: str, config_dir: Path, tmp_path: Path) -> Iterator[Flask]:
     app = create_app({"database_url": db_url, "broker_url": "embedded",
                       "config_dir": config_dir, "data_dir": tmp_path / "var",
-                      "secret_key": HUB_SECRET_KEY})
+                      "secret_key": HUB_SECRET_KEY, "public_url": PUBLIC_URL})
     app.after_request(_scan_response)
     yield app
     runtime = app.extensions["orderhub"]

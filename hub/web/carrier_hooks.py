@@ -22,6 +22,7 @@ from hub.core.adapters import InboundRequest, PayloadError
 from hub.core.models import CarrierAccount, Tenant
 from hub.web.api.framework import MAX_ID
 from hub.web.errors import error_body
+from hub.web.public_url import addressed_url
 
 bp = Blueprint("carrier_hooks", __name__)
 
@@ -42,7 +43,7 @@ def receive(tenant: str, account_id: int) -> ResponseReturnValue:
         if account is None or cls is None or "tracking_push" not in cls.capabilities:
             return error_body(404, "not_found", "no carrier account here takes tracking pushes")
         adapter = runtime.carrier_adapter(account)
-        inbound = InboundRequest(headers=dict(request.headers), body=body, url=request.url)
+        inbound = InboundRequest(headers=dict(request.headers), body=body, url=addressed_url())
         if not adapter.verify_push(inbound):
             return error_body(401, "bad_signature", "the signature does not match")
         try:

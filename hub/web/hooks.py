@@ -25,6 +25,7 @@ from hub.core.adapters import InboundRequest
 from hub.core.db import single_statement
 from hub.web.api.framework import MAX_ID
 from hub.web.errors import error_body
+from hub.web.public_url import addressed_url
 
 if TYPE_CHECKING:
     from hub.runtime import Runtime
@@ -49,7 +50,7 @@ def receive(tenant: str, connection_id: int) -> ResponseReturnValue:
             db,
             connection,
             adapter,
-            InboundRequest(headers=dict(request.headers), body=body, url=request.url),
+            InboundRequest(headers=dict(request.headers), body=body, url=addressed_url()),
         )
         if outcome == "forged":  # nothing was written
             return error_body(401, "bad_signature", "the signature does not match")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import request
 from sqlalchemy import select
 
 from hub.core import events, intake
@@ -14,6 +13,7 @@ from hub.core.errors import Conflict, Invalid, NotFound
 from hub.core.models import Connection, InboxEntry
 from hub.web.api.framework import Ctx, Param, paginate, route
 from hub.web.api.schemas import closed
+from hub.web.public_url import PROBLEM, external_url
 
 TAG = "channels"
 
@@ -44,7 +44,8 @@ def _view(
     cls = ctx.runtime.plugins.adapters("channels").get(connection.plugin)
     out = intake.connection_view(connection, cls.secret_settings if cls else ())
     out["capabilities"] = sorted(cls.capabilities) if cls else []
-    out["webhook_url"] = f"{request.host_url}hooks/{ctx.principal.tenant_slug}/{connection.id}"
+    out["webhook_url"] = external_url(f"/hooks/{ctx.principal.tenant_slug}/{connection.id}")
+    out["webhook_url_problem"] = None if out["webhook_url"] else PROBLEM
     counts = stats.get(connection.id, {})
     out["backlog"], out["rejected"] = counts.get("pending", 0), counts.get("rejected", 0)
     last = counts.get("last_delivery_at")
