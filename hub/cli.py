@@ -17,6 +17,7 @@ from typing import Any
 import click
 from sqlalchemy import func, select
 
+from hub import logs
 from hub import settings as settings_module
 from hub.core import auth, carriers, intake, inventory, migrate, stock_import, tenancy, tracking
 from hub.core.db import utcnow
@@ -340,6 +341,11 @@ def serve(runtime: Runtime, host: str | None, port: int | None, threads: int | N
     if app_runtime.settings.embedded_broker:
         app_runtime.jobs.start_worker()
         click.echo("embedded worker running in this process")
+    else:
+        click.echo(
+            "jobs go to the Redis broker: start 'orderhub worker' processes to run them"
+            " (this server only queues them)"
+        )
     click.echo(f"OrderHub listening on http://{host}:{port} (API at /api/v1, health at /healthz)")
     try:
         server.run()
@@ -430,6 +436,7 @@ def _child_worker(threads: int | None) -> None:
 
 
 def _run_worker(runtime: Runtime, threads: int | None) -> None:
+    logs.configure(runtime.settings.log_level)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

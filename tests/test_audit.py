@@ -235,3 +235,13 @@ def test_audit_log_still_accepts_new_entries(api, runtime):
         conn.execute(text("DELETE FROM audit_log"))
     assert api.patch("/products/SKU-A", {"price": "12.00"})[0] == 200
     assert only(api, entity_id="SKU-A", action="product.update")["after"]["price"] == "12.00"
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_audit_log_refuses_truncate_on_postgresql(api, runtime):
+    """TRUNCATE fires no row trigger: a statement trigger of its own refuses it."""
+    assert api.patch("/products/SKU-A", {"price": "11.00"})[0] == 200
+    before = entries(api)
+    with pytest.raises(DBAPIError, match="append-only"), runtime.engine.begin() as conn:
+        conn.execute(text("TRUNCATE audit_log"))
+    assert entries(api) == before

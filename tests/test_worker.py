@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -479,9 +480,16 @@ def test_worker_processes_on_redis_and_postgres(
         start_new_session=True,
     )
     output = Output(proc)
+    client = app.test_client()
     try:
         _wait_for("two workers to start", lambda: output.count("worker running") == 2)
-        api = Api(app.test_client(), seed_tenant(runtime, "acme")["admin"])
+        # Health counts both workers by their heartbeats, and names no host.
+        health = client.get("/healthz")
+        assert health.status_code == 200, health.get_json()
+        assert health.get_json()["checks"]["workers"]["live"] == 2
+        for url in (postgres_url, redis_url):
+            assert urlsplit(url).hostname not in health.get_data(as_text=True)
+        api = Api(client, seed_tenant(runtime, "acme")["admin"])
         numbers = []
         for _ in range(3):
             status, order = api.post("/orders", ORDER)
@@ -505,10 +513,20 @@ def test_worker_processes_on_redis_and_postgres(
         assert {(d.notifier, d.plugin, d.attempts) for d in rows} == {("log", "log", 1)}
         assert {e.payload["number"] for e in events} == set(numbers)
 
+        # The log notifier's lines reach the worker's output (its logging is set up).
+        for number in numbers:
+            assert output.count(f"orderhub.notify: [acme] Order {number}") == 1, output.text()
+
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, output.text()
         _wait_for("both workers to stop", lambda: output.count("worker stopping") == 2, 5)
         assert "Traceback" not in output.text()
+        # Stopped workers remove their heartbeats: no worker is left, and health says so.
+        health = client.get("/healthz")
+        assert health.status_code == 503
+        workers = health.get_json()["checks"]["workers"]
+        assert (workers["ok"], workers["live"]) == (False, 0)
+        assert "orderhub worker" in workers["error"]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -17,6 +17,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 from hub.worker import actors
+from hub.worker.heartbeat import Heartbeat
 
 if TYPE_CHECKING:
     from hub.runtime import Runtime
@@ -49,6 +50,7 @@ class Jobs:
                 _bound(fn, runtime), actor_name=name, broker=self.broker, **options
             )
         self.worker: dramatiq.Worker | None = None
+        self._heartbeat: Heartbeat | None = None
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
         self.runtime = runtime
@@ -62,13 +64,20 @@ class Jobs:
             return False
         return True
 
+    @property
+    def embedded(self) -> bool:
+        return isinstance(self.broker, StubBroker)
+
     def health(self) -> dict[str, object]:
-        if isinstance(self.broker, StubBroker):
+        """Reachable or not, for an unauthenticated caller: no host, no exception text (the
+        log has them)."""
+        if self.embedded:
             return {"ok": True, "kind": "embedded", "worker": self.worker is not None}
         try:
             self.broker.client.ping()  # type: ignore[attr-defined]
         except Exception as exc:
-            return {"ok": False, "kind": "redis", "error": f"{type(exc).__name__}: {exc}"}
+            logger.warning("health: the broker does not answer: %s", exc)
+            return {"ok": False, "kind": "redis", "error": f"unreachable ({type(exc).__name__})"}
         return {"ok": True, "kind": "redis"}
 
     def start_worker(self, threads: int | None = None, *, sweep: bool = True) -> dramatiq.Worker:
@@ -78,6 +87,9 @@ class Jobs:
             worker_timeout=100,
         )
         self.worker.start()
+        if not self.embedded:
+            self._heartbeat = Heartbeat(self.runtime, sorted(self.broker.get_declared_queues()))
+            self._heartbeat.start()
         if sweep:
             self._sweeper = threading.Thread(
                 target=self._sweep_loop, name="orderhub-sweeper", daemon=True
@@ -103,6 +115,9 @@ class Jobs:
 
     def close(self) -> None:
         self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         if self.worker is not None:
             self.worker.stop()
             self.worker = None

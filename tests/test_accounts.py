@@ -1,0 +1,238 @@
+"""Accounts as an admin runs them: usernames that cannot be doubled by case, tokens that
+expire, tokens listed and revoked one by one (API and CLI), all of it audited."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import Api
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from hub.cli import cli
+from hub.core import auth
+from hub.core.db import utcnow
+from hub.core.models import ApiToken, Tenant, User
+
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+NEW_USER = {"username": "Ann", "password": "password-ann", "role": "operator"}
+
+
+def later(monkeypatch: pytest.MonkeyPatch, delta: timedelta) -> None:
+    """Move the hub's clock (as token checks see it) forward."""
+    now = utcnow()
+    monkeypatch.setattr(auth, "utcnow", lambda: now + delta)
+
+
+def audit(api: Api, action: str) -> list[dict]:
+    status, page = api.get(f"/audit?action={action}")
+    assert status == 200
+    return page["items"]
+
+
+# --- usernames ---------------------------------------------------------------------------
+
+
+@SQLITE_ONLY
+def test_a_username_differing_only_in_case_is_refused(api: Api) -> None:
+    assert api.post("/users", NEW_USER)[0] == 201
+    for name in ("ann", "ANN", "aNn"):
+        status, body = api.post("/users", {**NEW_USER, "username": name})
+        assert status == 409, body
+        assert "'Ann'" in body["error"]["message"]
+        assert "whatever their case" in body["error"]["message"]
+    # A different name is fine, and the name keeps the case it was written in.
+    assert api.post("/users", {**NEW_USER, "username": "Anna"})[0] == 201
+    status, users = api.get("/users")
+    assert {"Ann", "Anna"} <= {u["username"] for u in users["items"]}
+
+
+@SQLITE_ONLY
+def test_users_are_found_whatever_the_case_of_the_name(api: Api) -> None:
+    assert api.post("/users", NEW_USER)[0] == 201
+    status, user = api.patch("/users/ANN", {"full_name": "Ann Lee"})
+    assert status == 200 and user["username"] == "Ann"
+    status, issued = api.post("/users/ann/tokens", {"name": "laptop"})
+    assert status == 201 and issued["user"] == "Ann"
+    assert api.get("/me", token=issued["token"])[1]["username"] == "Ann"
+
+
+def test_the_database_refuses_a_case_twin(runtime, api: Api) -> None:
+    """The key is unique in the database itself, not only checked by the service."""
+    with runtime.transaction() as session:
+        ids = dict(session.execute(select(Tenant.slug, Tenant.id)).all())
+
+    def add(tenant: str, username: str) -> None:
+        with runtime.transaction() as session:
+            session.add(
+                User(tenant_id=ids[tenant], username=username, password_hash="x", role="admin")
+            )
+
+    add("acme", "Zed")
+    with pytest.raises(IntegrityError):
+        add("acme", "ZED")
+    add("other", "ZED")  # another tenant's users are its own
+
+
+# --- token expiry --------------------------------------------------------------------------
+
+
+@SQLITE_ONLY
+def test_an_expired_token_is_refused_saying_it_expired(api: Api, monkeypatch) -> None:
+    status, issued = api.post("/users/operator/tokens", {"name": "ci", "expires_in_days": 1})
+    assert status == 201, issued
+    assert issued["expires_at"] and issued["state"] == "active"
+    token = issued["token"]
+    assert api.get("/me", token=token)[0] == 200  # now cached in this process, too
+
+    later(monkeypatch, timedelta(hours=23, minutes=59))
+    assert api.get("/me", token=token)[0] == 200
+    later(monkeypatch, timedelta(days=1, seconds=1))
+    status, body = api.get("/me", token=token)
+    assert status == 401
+    assert body["error"]["code"] == "token_expired"
+    assert "expired" in body["error"]["message"]
+    # A token without an expiry lasts.
+    assert api.get("/me")[0] == 200
+
+
+@SQLITE_ONLY
+def test_an_expiry_date_means_that_day_and_must_be_in_the_future(api: Api, monkeypatch) -> None:
+    when = (utcnow() + timedelta(days=3)).date().isoformat()
+    status, issued = api.post("/users/operator/tokens", {"expires_at": when})
+    assert status == 201, issued
+    assert issued["expires_at"] == f"{when}T00:00:00+00:00"
+
+    for body in (
+        {"expires_at": "2001-01-01"},
+        {"expires_at": "next tuesday"},
+        {"expires_at": "9999-12-31"},
+        {"expires_at": when, "expires_in_days": 2},
+        {"expires_in_days": 0},
+    ):
+        status, answer = api.post("/users/operator/tokens", body)
+        assert status in (400, 422), (body, answer)
+        assert "expires" in str(answer["error"]), answer
+
+
+# --- listing and revoking one token --------------------------------------------------------
+
+
+@SQLITE_ONLY
+def test_tokens_are_listed_without_their_secrets_and_revoked_one_by_one(api: Api) -> None:
+    _, laptop = api.post("/users/operator/tokens", {"name": "laptop"})
+    _, ci = api.post("/users/operator/tokens", {"name": "ci", "expires_in_days": 30})
+
+    status, listed = api.get("/tokens?user=OPERATOR")
+    assert status == 200
+    by_name = {t["name"]: t for t in listed["items"]}
+    assert {"laptop", "ci"} <= set(by_name)
+    assert by_name["ci"]["expires_at"] == ci["expires_at"]
+    assert set(by_name["ci"]) == {
+        "id",
+        "name",
+        "user",
+        "prefix",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "state",
+    }
+    text = str(listed)
+    assert laptop["token"] not in text and ci["token"] not in text
+    assert auth.hash_token(laptop["token"]) not in text
+
+    status, revoked = api.post(f"/tokens/{laptop['id']}/revoke")
+    assert status == 200 and revoked["state"] == "revoked"
+    assert api.get("/me", token=laptop["token"])[0] == 401  # at once, despite the cache
+    assert api.get("/me", token=ci["token"])[0] == 200  # the user's other token works
+
+    # Revoking again changes nothing and is audited once.
+    assert api.post(f"/tokens/{laptop['id']}/revoke")[0] == 200
+    [entry] = [e for e in audit(api, "token.revoke") if e["after"].get("id") == laptop["id"]]
+    assert entry["after"]["name"] == "laptop" and entry["entity_id"] == "operator"
+
+    # The default list shows live tokens; include_ended shows the revoked one too.
+    live = {t["id"] for t in api.get("/tokens")[1]["items"]}
+    assert laptop["id"] not in live and ci["id"] in live
+    everything = api.get("/tokens?include_ended=true")[1]["items"]
+    assert {t["id"]: t["state"] for t in everything}[laptop["id"]] == "revoked"
+
+
+@SQLITE_ONLY
+def test_a_tenant_cannot_revoke_or_see_another_tenants_tokens(api: Api) -> None:
+    _, issued = api.post("/users/operator/tokens", {"name": "mine"})
+    stranger = api.tokens["stranger"]
+    status, _ = api.post(f"/tokens/{issued['id']}/revoke", token=stranger)
+    assert status == 404
+    assert issued["id"] not in {t["id"] for t in api.get("/tokens", token=stranger)[1]["items"]}
+    assert api.get("/me", token=issued["token"])[0] == 200
+    # Only admins manage tokens.
+    assert api.get("/tokens", token=api.tokens["operator"])[0] == 403
+    assert api.post(f"/tokens/{issued['id']}/revoke", token=api.tokens["operator"])[0] == 403
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "config" / "tenants").mkdir(parents=True)
+    return {
+        "ORDERHUB_CONFIG_DIR": str(tmp_path / "config"),
+        "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
+        "ORDERHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
+        "ORDERHUB_BROKER_URL": "embedded",
+    }
+
+
+def run(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = CliRunner(env=env).invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_cli_usernames_tokens_expiry_list_and_revoke(env: dict[str, str]) -> None:
+    assert run(env, "db", "upgrade")[0] == 0
+    assert run(env, "tenants", "add", "shop")[0] == 0
+    add = ("users", "add", "--tenant", "shop", "--role", "admin", "--password", "password-1")
+    assert run(env, *add, "--username", "Boss")[0] == 0
+    code, out = run(env, *add, "--username", "boss")
+    assert code == 1 and "already exists as 'Boss'" in out
+
+    code, token = run(
+        env, "tokens", "create", "--tenant", "shop", "--user", "BOSS", "--name", "ci",
+        "--expires-in-days", "7",
+    )
+    assert code == 0 and token.startswith("oh_")
+    code, out = run(env, "tokens", "create", "--tenant", "shop", "--user", "boss",
+                    "--expires-at", "2001-01-01")
+    assert code == 1 and "expires_at must be in the future" in out
+
+    code, listed = run(env, "tokens", "list", "--tenant", "shop")
+    assert code == 0, listed
+    header, row = listed.splitlines()
+    assert header.split("\t") == ["id", "user", "name", "prefix", "created", "expires", "state"]
+    fields = row.split("\t")
+    assert fields[1:4] == ["Boss", "ci", token[:10]] and fields[6] == "active"
+    expires = utcnow() + timedelta(days=7)
+    assert fields[5].startswith(expires.date().isoformat())
+    assert token.strip() not in listed
+
+    code, out = run(env, "tokens", "revoke", fields[0], "--tenant", "shop")
+    assert code == 0 and out == f"token {fields[0]} of Boss revoked\n"
+    assert run(env, "tokens", "list", "--tenant", "shop")[1].startswith("no tokens")
+    assert "\trevoked" in run(env, "tokens", "list", "--tenant", "shop", "--all")[1]
+    code, out = run(env, "tokens", "revoke", "999", "--tenant", "shop")
+    assert code == 1 and "no token 999" in out
+
+
+def test_token_expiry_is_stored_as_an_aware_utc_instant(runtime, api: Api) -> None:
+    """Both engines keep the expiry as the instant it was given."""
+    _, issued = api.post("/users/operator/tokens", {"expires_in_days": 2})
+    with runtime.transaction() as session:
+        row = session.get(ApiToken, issued["id"])
+        assert row.expires_at.tzinfo is not None
+        assert timedelta(days=1) < row.expires_at - utcnow() <= timedelta(days=2)
