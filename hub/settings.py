@@ -413,7 +413,7 @@ def check_public_url(value: str, where: str) -> str:
             where,
             "server.public_url",
             "must be an absolute http:// or https:// URL with a host and no query, fragment or"
-            " user (such as https://hub.example.com)",
+            " user: https://<host>[:<port>][/<path>]",
         )
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number or out of range
