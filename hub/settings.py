@@ -356,6 +356,12 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
                 str(hub_file), f"outbound.allow[{i}]", "is not a host, host:port, [v6] or [v6]:port"
             ) from None
     server, worker, api = raw.get("server", {}), raw.get("worker", {}), raw.get("api", {})
+    if worker.get("heartbeat_timeout_seconds", 60.0) <= worker.get("heartbeat_seconds", 10.0):
+        raise ConfigError(
+            str(hub_file),
+            "worker.heartbeat_timeout_seconds",
+            "must be longer than worker.heartbeat_seconds (or live workers count as gone)",
+        )
     if env.get("ORDERHUB_PUBLIC_URL"):
         public_url = check_public_url(
             env["ORDERHUB_PUBLIC_URL"], "environment variable ORDERHUB_PUBLIC_URL"

@@ -95,6 +95,18 @@ def test_public_url_from_the_file_or_the_environment(tmp_path: Path) -> None:
     assert load({"config_dir": tmp_path}, env={}).public_url is None
 
 
+def test_the_heartbeat_window_must_outlast_the_heartbeat(tmp_path: Path) -> None:
+    (tmp_path / "hub.toml").write_text("[worker]\nheartbeat_seconds = 60\n")  # window: 60
+    with pytest.raises(ConfigError) as refused:
+        settings_module.load({"config_dir": tmp_path, "data_dir": tmp_path}, env={})
+    assert refused.value.key == "worker.heartbeat_timeout_seconds"
+    (tmp_path / "hub.toml").write_text(
+        "[worker]\nheartbeat_seconds = 30\nheartbeat_timeout_seconds = 90\n"
+    )
+    loaded = settings_module.load({"config_dir": tmp_path, "data_dir": tmp_path}, env={})
+    assert (loaded.heartbeat_seconds, loaded.heartbeat_timeout_seconds) == (30, 90)
+
+
 @SQLITE_ONLY
 def test_a_forged_host_header_does_not_change_the_webhook_url(api: Api, stub_channel) -> None:
     body = {"plugin": "stub", "name": "shop", "settings": {"secret": "shh"}}
