@@ -27,6 +27,7 @@ from hub.core import heartbeats, migrate
 from hub.core.adapters import StubChannel
 from hub.core.db import make_engine, utcnow
 from hub.settings import ConfigError
+from plugins.channels.shopee import push_signature
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 BIN = Path(sys.executable).parent
@@ -117,6 +118,32 @@ def test_a_forged_host_header_does_not_change_the_webhook_url(api: Api, stub_cha
     assert created["webhook_url"] == expected and created["webhook_url_problem"] is None
     status, listed = api.call("GET", "/connections", **forged)
     assert [c["webhook_url"] for c in listed["items"]] == [expected]
+
+
+@SQLITE_ONLY
+def test_signatures_over_the_url_are_checked_against_the_public_url(
+    api: Api, runtime, monkeypatch
+) -> None:
+    """Shopee signs the URL it posts to: the one the hub handed out, whatever Host the
+    request arrives with (a proxy in front of the hub changes it; so can an attacker)."""
+    monkeypatch.setattr(runtime.settings, "public_url", "https://hub.example.com")
+    key = "shopee-partner-key-for-this-test"
+    settings = {"partner_id": 1, "partner_key": key, "shop_id": 2, "access_token": "t0ken"}
+    body = {"plugin": "shopee", "name": "sg", "settings": settings}
+    status, shop = api.post("/connections", body)
+    assert status == 201, shop
+    url = shop["webhook_url"]
+    assert url == f"https://hub.example.com/hooks/acme/{shop['id']}"
+    body = b'{"code": 0, "shop_id": 2, "data": {}}'  # not an order push: acknowledged
+
+    def push(signed_url: str) -> int:
+        headers = {"Authorization": push_signature(key, signed_url, body)}
+        path = f"/hooks/acme/{shop['id']}"
+        forged = "https://attacker.example"
+        return api.client.post(path, data=body, headers=headers, base_url=forged).status_code
+
+    assert push(url) == 200
+    assert push(f"https://attacker.example/hooks/acme/{shop['id']}") == 401
 
 
 @SQLITE_ONLY
