@@ -54,10 +54,11 @@ def create_app(
         runtime.close()
         raise
 
-    from hub.web import carrier_hooks, errors, health, hooks
+    from hub.web import carrier_hooks, errors, headers, health, hooks
     from hub.web.api import blueprint
 
     errors.install(app)
+    headers.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(carrier_hooks.bp)

@@ -92,16 +92,16 @@ def test_empty_body_on_post_orders(api, no_orders):
     error = error_of(*raw(api, "POST", "/orders", "", "application/json"), 400)
     assert "JSON" in error["message"]
     error = error_of(*api.post("/orders", {}), 422)
-    assert "'lines' is a required property" in error["message"]
+    assert error["message"] == "lines: is required"
 
 
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ([ORDER], ["(body)", "not of type 'object'"]),
-        ("an order", ["(body)", "not of type 'object'"]),
-        (42, ["(body)", "not of type 'object'"]),
-        (None, ["(body)", "not of type 'object'"]),
+        ([ORDER], ["(body)", "must be an object"]),
+        ("an order", ["(body)", "must be an object"]),
+        (42, ["(body)", "must be an object"]),
+        (None, ["(body)", "must be an object"]),
     ],
     ids=["array", "string", "number", "null"],
 )
@@ -125,20 +125,20 @@ def test_oversized_body_is_413(api, no_orders):
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
-        (order_with(line_quantity="two"), "lines[0].quantity", ["not of type 'integer'"]),
-        (order_with(line_quantity=1.5), "lines[0].quantity", ["not of type 'integer'"]),
-        (order_with(line_quantity=True), "lines[0].quantity", ["not of type 'integer'"]),
-        (order_with(line_sku=17), "lines[0].sku", ["not of type 'string'"]),
-        (order_with(lines={"sku": "SKU-A"}), "lines", ["not of type 'array'"]),
-        (order_with(lines=[]), "lines", ["should be non-empty"]),
-        (order_with(priority="high"), "priority", ["not of type 'integer'"]),
-        (order_with(consignee="Ann"), "consignee", ["not of type 'object'"]),
+        (order_with(line_quantity="two"), "lines[0].quantity", ["must be an integer"]),
+        (order_with(line_quantity=1.5), "lines[0].quantity", ["must be an integer"]),
+        (order_with(line_quantity=True), "lines[0].quantity", ["must be an integer"]),
+        (order_with(line_sku=17), "lines[0].sku", ["must be a string"]),
+        (order_with(lines={"sku": "SKU-A"}), "lines", ["must be a list"]),
+        (order_with(lines=[]), "lines", ["must have at least 1 item"]),
+        (order_with(priority="high"), "priority", ["must be an integer"]),
+        (order_with(consignee="Ann"), "consignee", ["must be an object"]),
         (order_with(customer={"email": "not-an-address"}), "customer.email", ["email"]),
-        (order_with(currency="euro"), "currency", ["does not match"]),
-        (order_with(line_colour="red"), "lines[0]", ["unknown field", "colour"]),
-        (order_with(colour="red"), "(body)", ["unknown field", "colour"]),
-        (order_with(consignee={"address": {"zip": "1"}}), "consignee.address", ["zip"]),
-        ({"lines": [{"quantity": 1}]}, "lines[0]", ["'sku' is a required property"]),
+        (order_with(currency="euro"), "currency", ["must match the pattern"]),
+        (order_with(line_colour="red"), "lines[0].colour", ["is not a known field"]),
+        (order_with(colour="red"), "colour", ["is not a known field"]),
+        (order_with(consignee={"address": {"zip": "1"}}), "consignee.address.zip", ["known"]),
+        ({"lines": [{"quantity": 1}]}, "lines[0].sku", ["is required"]),
     ],
     ids=lambda v: None if isinstance(v, dict | list) else str(v)[:30],
 )
@@ -155,17 +155,17 @@ def test_every_schema_error_is_listed(api, no_orders):
     body = order_with(line_quantity=0, priority="high", colour="red")
     error = error_of(*api.post("/orders", body), 422)
     fields = {d["field"] for d in error["details"]}
-    assert fields == {"(body)", "priority", "lines[0].quantity"}
+    assert fields == {"colour", "priority", "lines[0].quantity"}
 
 
 @pytest.mark.parametrize(
     ("quantity", "words"),
     [
-        (0, ["lines[0].quantity", "less than the minimum of 1"]),
-        (-3, ["lines[0].quantity", "less than the minimum of 1"]),
-        (10_001, ["lines[0].quantity", "greater than the maximum of 10000"]),
-        (10**30, ["lines[0].quantity", "greater than the maximum"]),
-        (10**400, ["lines[0].quantity", "greater than the maximum"]),
+        (0, ["lines[0].quantity", "must be at least 1"]),
+        (-3, ["lines[0].quantity", "must be at least 1"]),
+        (10_001, ["lines[0].quantity", "must be at most 10000"]),
+        (10**30, ["lines[0].quantity", "must be at most"]),
+        (10**400, ["lines[0].quantity", "too large"]),
     ],
 )
 def test_quantities_out_of_range(api, no_orders, quantity, words):

@@ -3,6 +3,11 @@
 The engine is tuned per dialect so the same service code is safe under concurrent writers:
 SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` (so two writers queue instead of
 deadlocking on a lock upgrade); PostgreSQL gets psycopg 3 whatever driver the URL named.
+
+Instants are range-checked where they come in (hub.core.times), but reads never trust that:
+PostgreSQL keeps timestamps past year 9999 (and ``infinity``) that Python cannot hold, and
+psycopg refuses to load them, so one such row written before the checks (or by hand) would
+fail every page that lists it. Reads pull any instant into the sane range instead.
 """
 
 from __future__ import annotations
@@ -13,10 +18,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from psycopg import DataError
+from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
 from sqlalchemy import JSON, DateTime, MetaData, Numeric, create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from hub.core import times
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -45,7 +54,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return times.clamp(value)
 
 
 class Base(DeclarativeBase):
@@ -74,7 +83,35 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         return engine
     # No pre-ping: it would cost a round trip per request; a connection broken by a database
     # restart fails once and the pool is invalidated (SQLAlchemy's disconnect handling).
-    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    _clamp_instants(engine)
+    return engine
+
+
+class _Clamping:
+    """psycopg's loader, but a value Python cannot hold (year 10000 and on, ``infinity``,
+    before year 1) reads as the nearest end of the sane range instead of failing the query."""
+
+    def load(self, data: Any) -> datetime:
+        try:
+            return super().load(data)  # type: ignore[misc]
+        except DataError as exc:  # "timestamp too small (before year 1)" or "too large"
+            return times.EARLIEST if "small" in str(exc) else times.LATEST
+
+
+class _ClampedTimestamptz(_Clamping, TimestamptzLoader):
+    pass
+
+
+class _ClampedTimestamptzBinary(_Clamping, TimestamptzBinaryLoader):
+    pass
+
+
+def _clamp_instants(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.adapters.register_loader("timestamptz", _ClampedTimestamptz)
+        dbapi_conn.adapters.register_loader("timestamptz", _ClampedTimestamptzBinary)
 
 
 def _tune_sqlite(engine: Engine) -> None:

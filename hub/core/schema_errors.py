@@ -15,6 +15,8 @@ from typing import Any
 
 from jsonschema import ValidationError
 
+from hub.core.times import RANGE_TEXT
+
 # How many problems one answer lists, and how long a field path may be when shown.
 MAX_PROBLEMS = 20
 MAX_FIELD = 200
@@ -44,6 +46,10 @@ def rule_of(error: ValidationError) -> str:
         return f"must be {_shown(expected)}"
     if keyword == "pattern":
         return f"must match the pattern {_cap(str(expected), 120)}"
+    if keyword == "format" and expected == "date-time":
+        return f"must be an ISO 8601 date-time with a time zone, {RANGE_TEXT}"
+    if keyword == "format" and expected == "date":
+        return f"must be a day (YYYY-MM-DD) {RANGE_TEXT}"
     if keyword == "format":
         return f"must be a valid {expected}"
     if keyword == "minLength":

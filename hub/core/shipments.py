@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from hub.core import audit, carrier_errors, carriers, events, inventory, orders, purchases, rates
-from hub.core.adapters import Parcel, Place, Rate, ShipmentRequest, Waybill
+from hub.core.adapters import TRACKING_STATUSES, Parcel, Place, Rate, ShipmentRequest, Waybill
 from hub.core.db import utcnow
 from hub.core.errors import Conflict, HubError, IllegalTransition, Invalid, NotFound
 from hub.core.models import (
@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("orderhub.shipments")
 
 # Orders in these statuses have stock left to ship.
+# "created" until the carrier's first scan, then a normalised tracking status.
+STATUSES = ("created", *TRACKING_STATUSES)
 SHIPPABLE = frozenset({"confirmed", "partially_shipped"})
 # A shipment the carrier has not picked up can still be voided.
 CANCELLABLE = frozenset({"created", "info_received"})

@@ -46,3 +46,25 @@ def check_date(value: date) -> date:
     if not EARLIEST.date() <= value <= LATEST.date():
         raise OutOfRange(f"must be {RANGE_TEXT}")
     return value
+
+
+def parse_day(text: str) -> date:
+    """A calendar day written ``YYYY-MM-DD``, in range. Raises ``ValueError``."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        raise ValueError("not a YYYY-MM-DD day")
+    return check_date(date.fromisoformat(text))
+
+
+def day_start(day: date) -> datetime:
+    """Midnight UTC at the start of ``day``."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def clamp(value: datetime) -> datetime:
+    """``value`` in UTC, pulled into ``EARLIEST`` … ``LATEST``: what a read does with a value
+    stored before the range was enforced, so one absurd row cannot break a page of them."""
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        return LATEST if value.year > 1 else EARLIEST
+    return min(max(utc, EARLIEST), LATEST)

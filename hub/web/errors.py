@@ -1,5 +1,10 @@
 """Every error leaves as ``{"error": {"code", "message", "details"}}`` with a 4xx for bad input;
-a 500 is always our bug, logged with its traceback and answered without internals."""
+a 500 is always our bug, logged with its traceback and answered without internals.
+
+An answer stays small whatever was sent: the message and each detail are capped, and so is
+the number of details, so a huge bad request never comes back as a huge answer. ``details``
+is never null: an empty list when there is nothing to add.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +20,37 @@ from hub.core.errors import HubError
 
 logger = logging.getLogger("orderhub.web")
 
+MAX_MESSAGE = 500
+MAX_DETAILS = 50
+MAX_DETAIL_TEXT = 300
+
 
 def error_body(status: int, code: str, message: str, details: Any = None) -> Response:
-    response = jsonify({"error": {"code": code, "message": message, "details": details}})
+    shown = [] if details is None else _capped(details, 0)
+    response = jsonify(
+        {"error": {"code": code, "message": _cap(str(message), MAX_MESSAGE), "details": shown}}
+    )
     response.status_code = status
     return response
+
+
+def _capped(value: Any, depth: int) -> Any:
+    """``value`` with at most ``MAX_DETAILS`` entries per list or object, texts cut to
+    ``MAX_DETAIL_TEXT``, and nothing nested deeper than a few levels."""
+    if isinstance(value, str):
+        return _cap(value, MAX_DETAIL_TEXT)
+    if isinstance(value, list | tuple):
+        return [_capped(v, depth + 1) for v in value[:MAX_DETAILS]] if depth < 4 else []
+    if isinstance(value, dict):
+        if depth >= 4:
+            return {}
+        items = list(value.items())[:MAX_DETAILS]
+        return {_cap(str(k), MAX_DETAIL_TEXT): _capped(v, depth + 1) for k, v in items}
+    return value
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def install(app: Flask) -> None:

@@ -84,9 +84,14 @@ def ship_order(ctx: Ctx, number: str, body: dict[str, Any]) -> AfterCommit:
         Param("carrier", description="carrier plugin, e.g. ups"),
         Param("carrier_account", "integer", minimum=1),
         Param("tracking_number"),
-        Param("status", description="one status or several separated by commas"),
+        Param(
+            "status",
+            description="one status or several separated by commas",
+            enum=shipments.STATUSES,
+            many=True,
+        ),
         Param("created_from", "date-time"),
-        Param("created_to", "date-time"),
+        Param("created_to", "date-time", end=True),
     ),
     paged=True,
 )

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
-
 from hub.core import inventory, stock_import, stock_queries
-from hub.core.errors import Invalid
 from hub.web.api import schemas
-from hub.web.api.framework import ApiError, Ctx, Param, route
+from hub.web.api.framework import Ctx, Param, route
 
 TAG = "stock"
 
@@ -120,27 +117,11 @@ def adjust(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     summary="Move stock from a CSV file (warehouse,sku,quantity[,reason]); all or nothing",
     query=(Param("kind", enum=stock_import.KINDS), Param("reference"), Param("reason")),
 )
-def import_csv(ctx: Ctx, body: Any, args: dict[str, Any]) -> dict[str, Any]:
-    request.max_content_length = ctx.runtime.settings.max_upload_bytes
-    upload = request.files.get("file")
-    if upload is not None:
-        raw = upload.read()
-    elif request.mimetype in ("text/csv", "text/plain"):
-        raw = request.get_data()
-    else:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "send text/csv, or multipart/form-data with a 'file' part",
-        )
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise Invalid("the CSV file is not UTF-8") from None
+def import_csv(ctx: Ctx, body: str, args: dict[str, Any]) -> dict[str, Any]:
     moved = stock_import.apply(
         ctx.session,
         ctx.tenant_id,
-        text,
+        body,
         kind=args.get("kind", "inbound"),
         actor=ctx.actor,
         reference=args.get("reference"),

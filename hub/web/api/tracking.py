@@ -131,7 +131,7 @@ def _exception_view(runtime: Runtime, tenant_id: int, exception_id: int) -> dict
     summary="Carrier performance: shipments, delivered, on-time rate, transit days, exceptions",
     query=(
         Param("from", "date-time", "shipments created from (default: 30 days ago)"),
-        Param("to", "date-time", "created before, exclusive (default: now)"),
+        Param("to", "date-time", "created before, exclusive (default: now)", end=True),
     ),
 )
 def carrier_report(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
