@@ -33,8 +33,14 @@ EDGES = [
 ]
 
 
-def raw(api: Api, method: str, path: str, data: bytes | str, content_type: str | None,
-        token: str | None = "admin") -> tuple[int, Any, dict[str, str]]:
+def raw(
+    api: Api,
+    method: str,
+    path: str,
+    data: bytes | str,
+    content_type: str | None,
+    token: str | None = "admin",
+) -> tuple[int, Any, dict[str, str]]:
     headers = {"Authorization": f"Bearer {api.tokens[token]}"} if token else {}
     if content_type:
         headers["Content-Type"] = content_type
@@ -158,15 +164,24 @@ def test_numbers_no_field_can_hold_are_422_naming_the_field_and_quick(api: Api):
     order = json.dumps({**ORDER, "shipping_total": "@"}).replace('"@"', HUGE)
     cases = [
         ("/orders", order, "shipping_total"),
-        ("/orders", json.dumps(ORDER).replace('"quantity": 2', f'"quantity": {HUGE}'),
-         "lines[0].quantity"),
-        ("/orders", json.dumps(ORDER).replace('"10.00"', "-1E-999999999"),
-         "lines[0].unit_price"),
+        (
+            "/orders",
+            json.dumps(ORDER).replace('"quantity": 2', f'"quantity": {HUGE}'),
+            "lines[0].quantity",
+        ),
+        ("/orders", json.dumps(ORDER).replace('"10.00"', "-1E-999999999"), "lines[0].unit_price"),
         ("/products", f'{{"sku": "N1", "name": "n", "price": {HUGE}}}', "price"),
-        ("/stock/inbound", f'{{"items": [{{"sku": "SKU-A", "quantity": {HUGE}}}]}}',
-         "items[0].quantity"),
-        ("/rates", '{"origin": {"country": "US"}, "destination": {"country": "US"},'
-         f' "parcels": [{{"weight_kg": {HUGE}}}]}}', "parcels[0].weight_kg"),
+        (
+            "/stock/inbound",
+            f'{{"items": [{{"sku": "SKU-A", "quantity": {HUGE}}}]}}',
+            "items[0].quantity",
+        ),
+        (
+            "/rates",
+            '{"origin": {"country": "US"}, "destination": {"country": "US"},'
+            f' "parcels": [{{"weight_kg": {HUGE}}}]}}',
+            "parcels[0].weight_kg",
+        ),
     ]
     for path, data, field in cases:
         started = time.monotonic()
@@ -178,8 +193,7 @@ def test_numbers_no_field_can_hold_are_422_naming_the_field_and_quick(api: Api):
         data = json.dumps(ORDER).replace('"10.00"', constant)
         status, body, _ = raw(api, "POST", "/orders", data, "application/json")
         assert status == 400 and constant in body["error"]["message"], body
-    for query in (f"amount_min={HUGE}", "amount_max=NaN", "amount_min=Infinity",
-                  "amount_min=1e5"):
+    for query in (f"amount_min={HUGE}", "amount_max=NaN", "amount_min=Infinity", "amount_min=1e5"):
         status, body = api.get(f"/orders?{query}")
         assert status == 400 and fields_of(body) == [query.split("=")[0]], (query, body)
     assert api.get("/orders?amount_min=10.5&amount_max=999999999999.9999")[0] == 200
@@ -232,8 +246,12 @@ def test_over_long_free_text_is_422_naming_the_field(api: Api):
     for method, path, body, field in (
         ("POST", f"/orders/{number}/cancel", {"reason": "r" * 501}, "reason"),
         ("PATCH", f"/orders/{number}", {"note": "n" * 1001}, "note"),
-        ("POST", "/stock/adjust", {"reason": "x" * 501, "items": [{"sku": "SKU-A", "delta": 1}]},
-         "reason"),
+        (
+            "POST",
+            "/stock/adjust",
+            {"reason": "x" * 501, "items": [{"sku": "SKU-A", "delta": 1}]},
+            "reason",
+        ),
     ):
         status, answer = api.call(method, path, body)
         assert (status, fields_of(answer)) == (422, [field]), answer
@@ -283,8 +301,13 @@ def test_a_huge_invalid_body_gets_a_short_answer_listing_its_problems(api: Api):
 
 @SQLITE
 def test_every_problem_of_a_body_is_listed_with_its_field(api: Api):
-    body = {**ORDER, "priority": "high", "colour": "red", "note": "x" * 1001,
-            "lines": [{"sku": "SKU-A", "quantity": 0}, {"quantity": 1}]}
+    body = {
+        **ORDER,
+        "priority": "high",
+        "colour": "red",
+        "note": "x" * 1001,
+        "lines": [{"sku": "SKU-A", "quantity": 0}, {"quantity": 1}],
+    }
     status, answer = api.post("/orders", body)
     assert status == 422
     assert sorted(fields_of(answer)) == sorted(

@@ -46,6 +46,9 @@ DECIMAL_PATTERN = r"^\d{1,12}(\.\d{1,4})?$"
 # JSON numbers further from 1 than this (in powers of ten) are no amount, quantity or id of
 # ours, and Python's decimal context would overflow on them (``1E+999999999``).
 MAX_EXPONENT = 30
+# Schema failures collected from one body, at most: enough to show every problem a person
+# fixes in one go, without walking a huge bad body to its end.
+MAX_ERRORS = 200
 
 
 @dataclass(frozen=True)
@@ -343,8 +346,6 @@ def _parse_body(spec: Route, runtime: Runtime) -> Any:
         spec.fast_check(data)
         errors: list[Any] = []
     except fastjsonschema.JsonSchemaException:
-        # Enough to show every problem a person fixes in one go, without walking a huge bad
-        # body to its end.
         errors = list(itertools.islice(spec.validator.iter_errors(data), MAX_ERRORS))
     except RecursionError:
         raise ApiError(400, "malformed_json", "the body is nested too deeply") from None
@@ -360,10 +361,6 @@ def _parse_body(spec: Route, runtime: Runtime) -> Any:
             found[:MAX_DETAILS],
         )
     return data
-
-
-# Schema failures collected from one body, at most.
-MAX_ERRORS = 200
 
 
 def _csv_body(runtime: Runtime) -> str:
