@@ -392,7 +392,7 @@ def test_every_answer_carries_the_security_headers(api: Api):
             assert response.headers.get(name) == value, (what, name, response.status_code)
     assert answers["an API route"].status_code == 200
     assert answers["a 401"].status_code == 401
-    assert answers["healthz"].status_code < 500
+    assert answers["healthz"].status_code in (200, 503)  # 503: no worker has reported yet
 
 
 def test_clamp_pulls_any_instant_into_the_range():
