@@ -20,6 +20,7 @@ from hub.core import times
 from hub.core.models import Order
 from hub.web.api import blueprint
 from hub.web.api.framework import ROUTES
+from hub.web.errors import error_body
 
 blueprint()  # imports the route modules, which fills ROUTES
 
@@ -402,3 +403,15 @@ def test_clamp_pulls_any_instant_into_the_range():
     assert times.clamp(datetime(1, 1, 1)) == times.EARLIEST
     now = datetime.now(UTC)
     assert times.clamp(now.astimezone(west)) == now
+
+
+@SQLITE
+def test_an_error_answer_is_capped_whatever_it_was_given(app):
+    with app.test_request_context():
+        details = [{"field": "f" * 1000, "problem": "p"}] * 100
+        error = error_body(422, "validation_failed", "m" * 10_000, details).get_json()["error"]
+        nested = error_body(400, "bad", "short", {"a": {"b": {"c": {"d": {"e": 1}}}}})
+    assert len(error["message"]) == 500 and error["message"].endswith("…")
+    assert len(error["details"]) == 50
+    assert all(len(d["field"]) == 300 for d in error["details"])
+    assert nested.get_json()["error"]["details"] == {"a": {"b": {"c": {"d": {}}}}}
