@@ -56,14 +56,14 @@ def fields_of(body: dict[str, Any]) -> list[str]:
 # --- instants ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("instant", EDGES)
-@SQLITE
-def test_a_paid_at_outside_the_sane_range_is_refused_naming_it(api: Api, instant: str):
-    status, body = api.post("/orders", {**ORDER, "paid_at": instant})
-    assert status == 422, body
-    assert fields_of(body) == ["paid_at"]
-    assert "1900-01-01 and 2999-12-31" in body["error"]["message"]
-    assert instant not in json.dumps(body)
+def test_a_paid_at_outside_the_sane_range_is_refused_naming_it(api: Api):
+    for instant in EDGES:
+        status, body = api.post("/orders", {**ORDER, "paid_at": instant})
+        assert status == 422, body
+        assert fields_of(body) == ["paid_at"]
+        assert "1900-01-01 and 2999-12-31" in body["error"]["message"]
+        assert instant not in json.dumps(body)
+    assert api.get("/orders")[1]["total"] == 0
 
 
 def test_the_ends_of_the_range_are_kept_and_read_back_on_both_databases(api: Api):
