@@ -382,6 +382,28 @@ def test_the_sweep_grace_period_is_a_setting(config_dir: Path, tmp_path: Path) -
         settings_module.load({"config_dir": config_dir})
 
 
+def test_runtimes_come_and_go_without_leaving_threads_behind(tmp_path: Path) -> None:
+    """A process that builds many embedded runtimes (a test suite, a shell session) must not
+    gather threads: each one left running wakes every second and takes the GIL."""
+    def build_and_close(i: int) -> None:
+        app = create_app(
+            {"database_url": f"sqlite:///{tmp_path}/hub{i}.db", "broker_url": "embedded",
+             "config_dir": tmp_path / "config", "data_dir": tmp_path / f"var{i}",
+             "secret_key": HUB_SECRET_KEY}
+        )
+        runtime = app.extensions["orderhub"]
+        runtime.jobs.start_worker(threads=1, sweep=False)
+        runtime.close()
+
+    build_and_close(0)  # the first may start what a process keeps once (the time limit)
+    time.sleep(0.2)
+    before = {t.ident for t in threading.enumerate()}
+    for i in range(1, 6):
+        build_and_close(i)
+    time.sleep(0.5)  # stopped worker threads finish their last poll
+    assert [t.name for t in threading.enumerate() if t.ident not in before] == []
+
+
 @pytest.mark.parametrize(
     ("query", "socket_timeout"), [("", 1.0), ("?socket_timeout=3", 3.0)], ids=["default", "url"]
 )

@@ -15,6 +15,7 @@ import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import TimeLimit, default_middleware
 
 from hub.worker import actors
 from hub.worker.heartbeat import Heartbeat
@@ -30,13 +31,30 @@ logger = logging.getLogger("orderhub.worker")
 # The broker URL's own options (``?socket_timeout=3``) win.
 REDIS_TIMEOUT = 1.0
 
+# Dramatiq's time limit watches jobs from a thread it starts at process boot and never stops.
+# An embedded broker is built per runtime, not per process (tests build hundreds), so they
+# share one: a thread per broker would pile up and starve the process of its GIL.
+_time_limit = TimeLimit()
+_time_limit_lock = threading.Lock()
+_time_limit_booted = False
+
+
+def _embedded_broker() -> StubBroker:
+    middleware = [m() if m is not TimeLimit else _time_limit for m in default_middleware]
+    broker = StubBroker(middleware=middleware)
+    global _time_limit_booted
+    with _time_limit_lock:
+        if not _time_limit_booted:
+            _time_limit.after_process_boot(broker)  # starts the watching thread, once
+            _time_limit_booted = True
+    return broker
+
 
 class Jobs:
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
         if settings.embedded_broker:
-            self.broker: dramatiq.Broker = StubBroker()
-            self.broker.emit_after("process_boot")
+            self.broker: dramatiq.Broker = _embedded_broker()
         else:
             pool = redis.ConnectionPool.from_url(
                 settings.broker_url,
