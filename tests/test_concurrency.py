@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from hub import create_app
@@ -52,6 +53,7 @@ def _place_orders(
         app.extensions["orderhub"].close()
 
 
+@pytest.mark.slow
 def test_200_concurrent_orders_for_50_units_reserve_exactly_50(
     api, runtime, db_url, config_dir: Path, tmp_path: Path
 ):

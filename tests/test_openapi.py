@@ -7,6 +7,7 @@ import os
 import re
 from typing import Any
 
+import pytest
 import schemathesis
 from conftest import ORDER, Api
 from flask import Flask
@@ -51,6 +52,7 @@ def test_the_document_is_public_and_lists_exactly_the_served_routes(
     assert sorted(documented - served) == [], "documented but not served"
 
 
+@pytest.mark.slow
 def test_generated_requests_never_get_a_server_error(app: Flask, api: Api):
     """Schemathesis generates requests from the document. Most path values, SKUs in lines
     and items, warehouse codes and merged order numbers are swapped for ones that exist, so
