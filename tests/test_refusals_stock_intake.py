@@ -1,0 +1,457 @@
+"""Tests that refuse: each one fails when a plausible bug is planted in stock or intake.
+
+- shrinking an order line releases only the difference, from where it was reserved (the
+  ledger rows are asserted one by one, not only the balances they add up to);
+- ``orderhub stock verify`` reports a reserved balance that drifts, not only on-hand;
+- an inbox entry that was processed (or discarded) is never replayed, a rejected one is;
+- a webhook URL naming one tenant and another tenant's connection is a 404 that stores
+  nothing;
+- the inbox's and the shipments' states against what a user can do to them through the API.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import ORDER, Api
+from sqlalchemy import func, select, update
+
+from hub import hookimpl
+from hub.cli import cli
+from hub.core import inventory
+from hub.core.adapters import StubCarrier, StubChannel
+from hub.core.db import utcnow
+from hub.core.models import InboxEntry, Order, Product, StockLevel, Tenant, Warehouse
+from hub.runtime import Runtime
+from hub.worker import actors
+
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+SECRET = "refusal-stub-secret-3c1d"
+
+
+def ledger(api: Api, reference: str) -> list[tuple[str, str, str, int, int]]:
+    """The order's stock ledger, oldest first: (kind, warehouse, sku, on-hand, reserved)."""
+    status, page = api.get(f"/stock/ledger?reference={reference}&per_page=100")
+    assert status == 200, page
+    assert page["total"] == len(page["items"])
+    return [
+        (e["kind"], e["warehouse"], e["sku"], e["on_hand_delta"], e["reserved_delta"])
+        for e in reversed(page["items"])
+    ]
+
+
+def balances(api: Api, sku: str) -> dict[str, tuple[int, int]]:
+    _, page = api.get(f"/stock?sku={sku}")
+    return {i["warehouse"]: (i["on_hand"], i["reserved"]) for i in page["items"]}
+
+
+def one_line(sku: str, quantity: int) -> dict[str, Any]:
+    return {**ORDER, "lines": [{"sku": sku, "quantity": quantity, "unit_price": "10.00"}]}
+
+
+# --- 1. shrinking a line ---------------------------------------------------------------------
+
+
+@SQLITE
+def test_shrinking_a_line_releases_only_the_difference_where_it_was_reserved(api: Api) -> None:
+    status, order = api.post("/orders", one_line("SKU-A", 5))
+    assert status == 201 and order["status"] == "confirmed", order
+    number = order["number"]
+    assert ledger(api, number) == [("reserve", "MAIN", "SKU-A", 0, 5)]
+
+    status, changed = api.patch(
+        f"/orders/{number}", {"lines": [{"sku": "SKU-A", "quantity": 3, "unit_price": "10.00"}]}
+    )
+
+    assert status == 200, changed
+    assert changed["status"] == "confirmed"
+    # One release of the two no longer needed, nothing released and reserved again.
+    assert ledger(api, number) == [
+        ("reserve", "MAIN", "SKU-A", 0, 5),
+        ("release", "MAIN", "SKU-A", 0, -2),
+    ]
+    assert api.get(f"/orders/{number}")[1]["allocations"] == [
+        {"warehouse": "MAIN", "sku": "SKU-A", "quantity": 3}
+    ]
+    assert balances(api, "SKU-A") == {"MAIN": (20, 3), "WEST": (10, 0)}
+
+
+@SQLITE
+def test_shrinking_a_line_split_over_warehouses_keeps_each_warehouse_s_part(api: Api) -> None:
+    # 25 of SKU-A: all 20 at MAIN and 5 at WEST.
+    status, order = api.post("/orders", one_line("SKU-A", 25))
+    assert status == 201 and order["status"] == "confirmed", order
+    number = order["number"]
+    reserved = ledger(api, number)
+    assert sorted(reserved) == [
+        ("reserve", "MAIN", "SKU-A", 0, 20),
+        ("reserve", "WEST", "SKU-A", 0, 5),
+    ]
+
+    status, changed = api.patch(
+        f"/orders/{number}", {"lines": [{"sku": "SKU-A", "quantity": 22, "unit_price": "10.00"}]}
+    )
+
+    assert status == 200, changed
+    # Three come back from one warehouse; the rest stays where it was.
+    after = ledger(api, number)
+    assert after[: len(reserved)] == reserved
+    [released] = after[len(reserved):]
+    assert released[:3] == ("release", "WEST", "SKU-A") and released[3:] == (0, -3)
+    assert api.get(f"/orders/{number}")[1]["allocations"] == [
+        {"warehouse": "MAIN", "sku": "SKU-A", "quantity": 20},
+        {"warehouse": "WEST", "sku": "SKU-A", "quantity": 2},
+    ]
+    assert balances(api, "SKU-A") == {"MAIN": (20, 20), "WEST": (10, 2)}
+
+
+# --- 2. drift --------------------------------------------------------------------------------
+
+
+def _level_ids(runtime: Runtime, code: str, sku: str) -> tuple[int, int, int]:
+    with runtime.transaction() as session:
+        tenant_id, warehouse_id, product_id = session.execute(
+            select(Tenant.id, Warehouse.id, Product.id)
+            .join(Warehouse, Warehouse.tenant_id == Tenant.id)
+            .join(Product, Product.tenant_id == Tenant.id)
+            .where(Tenant.slug == "acme", Warehouse.code == code, Product.sku == sku)
+        ).one()
+    return tenant_id, warehouse_id, product_id
+
+
+def _shift(runtime: Runtime, warehouse_id: int, product_id: int, column: str, by: int) -> None:
+    """Change one balance behind the ledger's back, as a bad script or a restore would."""
+    level = StockLevel.__table__
+    with runtime.engine.begin() as conn:
+        conn.execute(
+            update(level)
+            .where(level.c.warehouse_id == warehouse_id, level.c.product_id == product_id)
+            .values({column: level.c[column] + by})
+        )
+
+
+@pytest.mark.parametrize("column", ["reserved", "on_hand"])
+def test_stock_verify_reports_a_balance_that_drifts_from_the_ledger(
+    api: Api, runtime: Runtime, db_url: str, config_dir: Path, tmp_path: Path, column: str
+) -> None:
+    status, order = api.post("/orders", one_line("SKU-A", 4))
+    assert status == 201 and order["status"] == "confirmed", order
+    tenant_id, warehouse_id, product_id = _level_ids(runtime, "MAIN", "SKU-A")
+    env = {
+        "ORDERHUB_DATABASE_URL": db_url,
+        "ORDERHUB_CONFIG_DIR": str(config_dir),
+        "ORDERHUB_DATA_DIR": str(tmp_path / "cli-var"),
+        "ORDERHUB_BROKER_URL": "embedded",
+    }
+    result = CliRunner(env=env).invoke(cli, ["stock", "verify"], catch_exceptions=False)
+    assert result.exit_code == 0 and "no drift" in result.output, result.output
+
+    _shift(runtime, warehouse_id, product_id, column, 3)
+    try:
+        with runtime.transaction() as session:
+            drifts = inventory.verify(session)
+        on_hand, reserved = (20, 7) if column == "reserved" else (23, 4)
+        assert drifts == [
+            inventory.Drift(tenant_id, warehouse_id, product_id, on_hand, 20, reserved, 4)
+        ]
+        result = CliRunner(env=env).invoke(cli, ["stock", "verify"], catch_exceptions=False)
+        assert result.exit_code == 1, result.output
+        assert (
+            f"DRIFT tenant={tenant_id} warehouse={warehouse_id} product={product_id}:"
+            f" on_hand {on_hand} vs ledger 20, reserved {reserved} vs ledger 4"
+        ) in result.output
+        assert "1 balances drift from the ledger" in result.output
+    finally:
+        _shift(runtime, warehouse_id, product_id, column, -3)  # the app fixture checks too
+
+
+# --- intake: the Stub channel ----------------------------------------------------------------
+
+
+class StubChannels:
+    @staticmethod
+    @hookimpl
+    def register_channels() -> list[type]:
+        return [StubChannel]
+
+
+def connect(api: Api, runtime: Runtime, token: str | None = None) -> dict[str, Any]:
+    if runtime.plugins.pm.get_plugin("refusal-stubs") is None:
+        runtime.plugins.register(StubChannels, "refusal-stubs")
+    status, connection = api.post(
+        "/connections",
+        {"plugin": "stub", "name": "web-shop", "settings": {"secret": SECRET}},
+        token=token,
+    )
+    assert status == 201, connection
+    return connection
+
+
+def delivery(order_id: str = "1001", sku: str = "SKU-A") -> bytes:
+    return json.dumps(
+        {
+            "id": order_id,
+            "updated_at": "2026-11-01T10:00:00+00:00",
+            "name": "Ann Lee",
+            "country": "US",
+            "lines": [{"sku": sku, "quantity": 2, "unit_price": "10.00"}],
+        }
+    ).encode()
+
+
+def post_hook(api: Api, slug: str, connection_id: int, body: bytes, key: str) -> Any:
+    signature = hmac.new(SECRET.encode(), body, "sha256").hexdigest()
+    return api.client.post(
+        f"/hooks/{slug}/{connection_id}",
+        data=body,
+        headers={"X-Stub-Signature": signature, "X-Stub-Delivery": key},
+    )
+
+
+def inbox_count(runtime: Runtime) -> int:
+    with runtime.transaction() as session:
+        return session.scalar(select(func.count()).select_from(InboxEntry)) or 0
+
+
+def channel_orders(runtime: Runtime) -> list[tuple[str, str | None]]:
+    with runtime.transaction() as session:
+        return [
+            (t, e)
+            for t, e in session.execute(
+                select(Tenant.slug, Order.external_id)
+                .join(Tenant, Tenant.id == Order.tenant_id)
+                .where(Order.channel == "stub")
+                .order_by(Order.id)
+            )
+        ]
+
+
+def entry_status(api: Api, entry_id: int) -> str:
+    _, page = api.get("/inbox")
+    return next(e["status"] for e in page["items"] if e["id"] == entry_id)
+
+
+# --- 3. replaying ----------------------------------------------------------------------------
+
+
+@SQLITE
+def test_a_processed_entry_is_never_replayed_a_rejected_one_is(api: Api, runtime: Runtime) -> None:
+    shop = connect(api, runtime)
+    runtime.jobs.start_worker(1, sweep=False)
+    assert post_hook(api, "acme", shop["id"], delivery("1001"), "d-ok").status_code == 200
+    assert post_hook(api, "acme", shop["id"], delivery("1002", "NOPE"), "d-bad").status_code == 200
+    runtime.jobs.join()
+    _, page = api.get("/inbox")
+    by_key = {e["delivery_key"]: e for e in page["items"]}
+    processed, rejected = by_key["d-ok"], by_key["d-bad"]
+    assert (processed["status"], rejected["status"]) == ("processed", "rejected")
+    assert channel_orders(runtime) == [("acme", "1001")]
+
+    status, error = api.post(f"/inbox/{processed['id']}/replay")
+    runtime.jobs.join()
+
+    assert status == 409, error
+    assert f"inbox entry {processed['id']} was processed already" in error["error"]["message"]
+    assert entry_status(api, processed["id"]) == "processed"
+    assert channel_orders(runtime) == [("acme", "1001")]
+    assert len(ledger(api, api.get("/orders?channel=stub")[1]["items"][0]["number"])) == 1
+
+    # The rejected one may be replayed (after a fix: here, a mapping of its SKU).
+    status, _ = api.post(
+        f"/connections/{shop['id']}/sku-mappings", {"channel_ref": "NOPE", "sku": "SKU-B"}
+    )
+    assert status == 201
+    status, replayed = api.post(f"/inbox/{rejected['id']}/replay")
+    runtime.jobs.join()
+    assert (status, replayed["status"]) == (202, "pending")
+    assert entry_status(api, rejected["id"]) == "processed"
+    assert channel_orders(runtime) == [("acme", "1001"), ("acme", "1002")]
+
+
+# --- 4. another tenant's connection -----------------------------------------------------------
+
+
+@SQLITE
+def test_a_webhook_url_naming_another_tenant_s_connection_is_404_and_stores_nothing(
+    api: Api, runtime: Runtime
+) -> None:
+    mine = connect(api, runtime)
+    theirs = connect(api, runtime, token=api.tokens["stranger"])
+    runtime.jobs.start_worker(1, sweep=False)
+
+    # Signed with the connection's own secret: only the URL's pairing is wrong.
+    for slug, connection_id in (("other", mine["id"]), ("acme", theirs["id"])):
+        response = post_hook(api, slug, connection_id, delivery(), f"d-{slug}")
+        assert response.status_code == 404, (slug, connection_id, response.get_data())
+        assert response.get_json()["error"]["code"] == "not_found"
+    runtime.jobs.join()
+
+    assert inbox_count(runtime) == 0
+    for token in (None, api.tokens["stranger"]):
+        assert api.get("/inbox", token=token)[1]["total"] == 0
+    assert channel_orders(runtime) == []
+    # The right pairings work, so the 404s were about the pairing.
+    assert post_hook(api, "acme", mine["id"], delivery(), "d-mine").status_code == 200
+    assert post_hook(api, "other", theirs["id"], delivery(), "d-theirs").status_code == 200
+    runtime.jobs.join()
+    assert sorted(channel_orders(runtime)) == [("acme", "1001"), ("other", "1001")]
+
+
+# --- 5a. the inbox's states ------------------------------------------------------------------
+
+# State → (what the worker's "process" leaves, replay's status, discard's status).
+INBOX_STATES = {
+    "pending": ("processed", 202, 200),
+    "processing": ("pending", 202, 409),  # an attempt started a moment ago and may be running
+    "processed": ("processed", 409, 409),
+    "rejected": ("rejected", 202, 200),
+    "discarded": ("discarded", 409, 409),
+}
+
+
+def _entry_in(api: Api, runtime: Runtime, state: str) -> int:
+    """A stored delivery (no worker runs, so it waits) put in ``state``."""
+    shop = connect(api, runtime)
+    assert post_hook(api, "acme", shop["id"], delivery(), "d-1").status_code == 200
+    with runtime.transaction() as session:
+        entry = session.scalars(select(InboxEntry)).one()
+        if state == "processing":
+            entry.started_at = utcnow()
+        elif state != "pending":
+            entry.status, entry.reason = state, None if state == "processed" else "why"
+            entry.processed_at = utcnow() - timedelta(minutes=1)
+        return entry.id
+
+
+@SQLITE
+@pytest.mark.parametrize("state", list(INBOX_STATES))
+@pytest.mark.parametrize("action", ["process", "replay", "discard"])
+def test_inbox_states_against_what_can_be_done_to_them(
+    api: Api, runtime: Runtime, state: str, action: str
+) -> None:
+    entry_id = _entry_in(api, runtime, state)
+    shown = "pending" if state == "processing" else state
+    assert entry_status(api, entry_id) == shown
+    left_by_process, replay_status, discard_status = INBOX_STATES[state]
+
+    if action == "process":
+        actors.ingest(runtime, entry_id)
+        assert entry_status(api, entry_id) == left_by_process
+        made = [("acme", "1001")] if left_by_process == "processed" and state == "pending" else []
+        assert channel_orders(runtime) == made
+        return
+    if action == "replay":
+        status, body = api.post(f"/inbox/{entry_id}/replay")
+        expected, after = replay_status, "pending"
+    else:
+        status, body = api.post(f"/inbox/{entry_id}/discard", {"reason": "test"})
+        expected, after = discard_status, "discarded"
+    assert status == expected, body
+    if status >= 400:
+        assert body["error"]["code"] == "conflict", body
+        assert entry_status(api, entry_id) == shown  # nothing changed
+    else:
+        assert entry_status(api, entry_id) == after
+    assert channel_orders(runtime) == []
+
+
+# --- 5b. the shipments' states ---------------------------------------------------------------
+
+
+class StubCarriers:
+    @staticmethod
+    @hookimpl
+    def register_carriers() -> list[type]:
+        return [StubCarrier]
+
+
+def _shipment_in(api: Api, runtime: Runtime, state: str) -> tuple[dict[str, Any], str]:
+    """A stub-carrier shipment of a new order, brought to ``state`` as a user would."""
+    runtime.plugins.register(StubCarriers, "refusal-carriers")
+    status, account = api.post(
+        "/carrier-accounts", {"plugin": "stub", "name": "stub-post", "settings": {}}
+    )
+    assert status == 201, account
+    status, order = api.post("/orders", ORDER)
+    assert status == 201 and order["status"] == "confirmed", order
+    status, shipped = api.post(f"/orders/{order['number']}/shipments", {})
+    assert status == 201, shipped
+    sid = shipped["id"]
+    if state == "cancelled":
+        assert api.post(f"/shipments/{sid}/cancel")[0] == 200
+    elif state != "created":
+        status, body = api.post(f"/shipments/{sid}/events", {"status": state})
+        assert status == 201, body
+    assert api.get(f"/shipments/{sid}")[1]["status"] == state
+    return shipped, order["number"]
+
+
+# State → what each action answers: void (POST .../cancel), a tracking event by hand, "check
+# tracking now", and a reship (an exception opened by hand, then resolved by reshipping).
+SHIPMENT_STATES = {
+    "created": {"void": 200, "event": 201, "track": 200, "reship": 200},
+    "in_transit": {"void": 409, "event": 201, "track": 200, "reship": 200},
+    "delivered": {"void": 409, "event": 201, "track": 409, "reship": 200},
+    "cancelled": {"void": 409, "event": 409, "track": 409, "reship": 409},
+}
+
+
+@SQLITE
+@pytest.mark.parametrize("state", list(SHIPMENT_STATES))
+@pytest.mark.parametrize("action", ["void", "event", "track", "reship"])
+def test_shipment_states_against_what_can_be_done_to_them(
+    api: Api, runtime: Runtime, state: str, action: str
+) -> None:
+    shipped, number = _shipment_in(api, runtime, state)
+    sid = shipped["id"]
+    before = ledger(api, number)
+    expected = SHIPMENT_STATES[state][action]
+
+    if action == "void":
+        status, body = api.post(f"/shipments/{sid}/cancel")
+    elif action == "event":
+        status, body = api.post(f"/shipments/{sid}/events", {"status": "out_for_delivery"})
+    elif action == "track":
+        status, body = api.post(f"/shipments/{sid}/track")
+    else:
+        status, body = api.post(
+            f"/shipments/{sid}/exceptions", {"kind": "lost", "note": "never came"}
+        )
+        if status == 201:
+            status, body = api.post(f"/exceptions/{body['id']}/resolve", {"resolution": "reship"})
+
+    assert status == expected, body
+    now = api.get(f"/shipments/{sid}")[1]["status"]
+    if status >= 400:
+        assert body["error"]["code"] in ("conflict", "illegal_transition"), body
+        assert now == state
+        assert ledger(api, number) == before  # no stock moved
+        return
+    if action == "void":
+        assert now == "cancelled"
+        assert ledger(api, number)[len(before):] == [
+            ("unship", "MAIN", "SKU-A", 2, 2),
+            ("unship", "MAIN", "SKU-B", 1, 1),
+        ]
+    elif action == "event":
+        # A terminal status is final: the event is kept, the status does not move back.
+        assert now == ("delivered" if state == "delivered" else "out_for_delivery")
+        assert ledger(api, number) == before
+    elif action == "track":
+        assert now == state and ledger(api, number) == before
+    else:
+        assert body["status"] == "resolved", body
+        _, listed = api.get(f"/shipments?order={number}")
+        assert sorted(s["replaces"] or 0 for s in listed["items"]) == [0, sid]
+        assert sorted(ledger(api, number)[len(before):]) == [
+            ("reserve", "MAIN", "SKU-A", 0, 2),
+            ("reserve", "MAIN", "SKU-B", 0, 1),
+            ("ship", "MAIN", "SKU-A", -2, -2),
+            ("ship", "MAIN", "SKU-B", -1, -1),
+        ]
