@@ -24,8 +24,8 @@ from sqlalchemy import func, select, update
 
 from hub import hookimpl
 from hub.cli import cli
-from hub.core import inventory
-from hub.core.adapters import StubCarrier, StubChannel
+from hub.core import intake, inventory
+from hub.core.adapters import TERMINAL_STATUSES, StubCarrier, StubChannel
 from hub.core.db import utcnow
 from hub.core.models import InboxEntry, Order, Product, StockLevel, Tenant, Warehouse
 from hub.runtime import Runtime
@@ -102,7 +102,7 @@ def test_shrinking_a_line_split_over_warehouses_keeps_each_warehouse_s_part(api:
     # Three come back from one warehouse; the rest stays where it was.
     after = ledger(api, number)
     assert after[: len(reserved)] == reserved
-    [released] = after[len(reserved):]
+    [released] = after[len(reserved) :]
     assert released[:3] == ("release", "WEST", "SKU-A") and released[3:] == (0, -3)
     assert api.get(f"/orders/{number}")[1]["allocations"] == [
         {"warehouse": "MAIN", "sku": "SKU-A", "quantity": 20},
@@ -341,6 +341,13 @@ def test_inbox_states_against_what_can_be_done_to_them(
     left_by_process, replay_status, discard_status = INBOX_STATES[state]
 
     if action == "process":
+        if state not in ("pending", "processing"):
+            # The ingest step itself leaves a finished entry alone, whoever calls it.
+            with runtime.transaction() as session:
+                left = intake.ingest(
+                    session, entry_id, runtime.adapter_for, prefix_for=lambda slug: "SO-"
+                )
+            assert left == state
         actors.ingest(runtime, entry_id)
         assert entry_status(api, entry_id) == left_by_process
         made = [("acme", "1001")] if left_by_process == "processed" and state == "pending" else []
@@ -398,6 +405,7 @@ SHIPMENT_STATES = {
     "created": {"void": 200, "event": 201, "track": 200, "reship": 200},
     "in_transit": {"void": 409, "event": 201, "track": 200, "reship": 200},
     "delivered": {"void": 409, "event": 201, "track": 409, "reship": 200},
+    "returned_to_sender": {"void": 409, "event": 201, "track": 409, "reship": 200},
     "cancelled": {"void": 409, "event": 409, "track": 409, "reship": 409},
 }
 
@@ -416,7 +424,7 @@ def test_shipment_states_against_what_can_be_done_to_them(
     if action == "void":
         status, body = api.post(f"/shipments/{sid}/cancel")
     elif action == "event":
-        status, body = api.post(f"/shipments/{sid}/events", {"status": "out_for_delivery"})
+        status, body = api.post(f"/shipments/{sid}/events", {"status": "delivered"})
     elif action == "track":
         status, body = api.post(f"/shipments/{sid}/track")
     else:
@@ -435,13 +443,13 @@ def test_shipment_states_against_what_can_be_done_to_them(
         return
     if action == "void":
         assert now == "cancelled"
-        assert ledger(api, number)[len(before):] == [
+        assert ledger(api, number)[len(before) :] == [
             ("unship", "MAIN", "SKU-A", 2, 2),
             ("unship", "MAIN", "SKU-B", 1, 1),
         ]
     elif action == "event":
-        # A terminal status is final: the event is kept, the status does not move back.
-        assert now == ("delivered" if state == "delivered" else "out_for_delivery")
+        # A terminal status is final: the event is kept, the status does not move.
+        assert now == (state if state in TERMINAL_STATUSES else "delivered")
         assert ledger(api, number) == before
     elif action == "track":
         assert now == state and ledger(api, number) == before
@@ -449,7 +457,7 @@ def test_shipment_states_against_what_can_be_done_to_them(
         assert body["status"] == "resolved", body
         _, listed = api.get(f"/shipments?order={number}")
         assert sorted(s["replaces"] or 0 for s in listed["items"]) == [0, sid]
-        assert sorted(ledger(api, number)[len(before):]) == [
+        assert sorted(ledger(api, number)[len(before) :]) == [
             ("reserve", "MAIN", "SKU-A", 0, 2),
             ("reserve", "MAIN", "SKU-B", 0, 1),
             ("ship", "MAIN", "SKU-A", -2, -2),
