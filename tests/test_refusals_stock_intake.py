@@ -301,6 +301,11 @@ def test_a_webhook_url_naming_another_tenant_s_connection_is_404_and_stores_noth
     assert post_hook(api, "other", theirs["id"], delivery(), "d-theirs").status_code == 200
     runtime.jobs.join()
     assert sorted(channel_orders(runtime)) == [("acme", "1001"), ("other", "1001")]
+    # Still refused once the right pairings have been looked up (and cached).
+    for slug, connection_id in (("other", mine["id"]), ("acme", theirs["id"])):
+        response = post_hook(api, slug, connection_id, delivery("1002"), f"d-{slug}-again")
+        assert response.status_code == 404, (slug, connection_id, response.get_data())
+    assert inbox_count(runtime) == 2
 
 
 # --- 5a. the inbox's states ------------------------------------------------------------------
