@@ -228,6 +228,24 @@ def allow_outbound(config_dir: Path, *hosts: str) -> None:
         f.write(f"\n[outbound]\nallow = [{entries}]\n")
 
 
+def hub_env(db_url: str, config_dir: Path, tmp_path: Path, **more: str) -> dict[str, str]:
+    """The environment of an ``orderhub`` command on the app's database, config and secret."""
+    return {
+        "ORDERHUB_CONFIG_DIR": str(config_dir),
+        "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
+        "ORDERHUB_DATABASE_URL": db_url,
+        "ORDERHUB_BROKER_URL": "embedded",
+        "ORDERHUB_SECRET_KEY": HUB_SECRET_KEY,
+        **more,
+    }
+
+
+@pytest.fixture
+def cli_env(db_url: str, config_dir: Path, tmp_path: Path) -> dict[str, str | None]:
+    """The CLI on the same database and secret key as the app."""
+    return dict(hub_env(db_url, config_dir, tmp_path))
+
+
 @pytest.fixture
 def app(db_url: str, config_dir: Path, tmp_path: Path) -> Iterator[Flask]:
     app = create_app({"database_url": db_url, "broker_url": "embedded",

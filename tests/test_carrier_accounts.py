@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import HUB_SECRET_KEY, Api, watch_secret
+from conftest import Api, watch_secret
 from sqlalchemy import select
 
 from hub import hookimpl
@@ -233,16 +233,6 @@ def entry(
 def acme_file(config_dir: Path) -> Path:
     return config_dir / "tenants" / "acme.toml"
 
-
-@pytest.fixture
-def cli_env(db_url: str, config_dir: Path, tmp_path: Path) -> dict[str, str | None]:
-    return {
-        "ORDERHUB_CONFIG_DIR": str(config_dir),
-        "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
-        "ORDERHUB_DATABASE_URL": db_url,
-        "ORDERHUB_BROKER_URL": "embedded",
-        "ORDERHUB_SECRET_KEY": HUB_SECRET_KEY,
-    }
 
 
 def sync(env: dict[str, str | None], command: tuple[str, ...] = ("carriers", "sync")) -> Result:

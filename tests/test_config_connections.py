@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import HUB_SECRET_KEY, Api
+from conftest import Api
 from sqlalchemy import select
 
 from hub import hookimpl
@@ -78,16 +78,6 @@ def shop(
         f"[connections.settings]\nregion = {region}\nsecret = {secret}\n"
     )
 
-
-@pytest.fixture
-def cli_env(db_url: str, config_dir: Path, tmp_path: Path) -> dict[str, str | None]:
-    return {
-        "ORDERHUB_CONFIG_DIR": str(config_dir),
-        "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
-        "ORDERHUB_DATABASE_URL": db_url,
-        "ORDERHUB_BROKER_URL": "embedded",
-        "ORDERHUB_SECRET_KEY": HUB_SECRET_KEY,
-    }
 
 
 def sync(env: dict[str, str | None], command: tuple[str, ...] = ("channels", "sync")) -> Result:

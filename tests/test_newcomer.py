@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import HUB_SECRET_KEY, ORDER, Api, watch_secret
+from conftest import HUB_SECRET_KEY, ORDER, Api, hub_env, watch_secret
 from flask import Flask
 
 from hub import create_app, hookimpl
@@ -38,17 +38,6 @@ def run_main(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str) -
     with pytest.raises(SystemExit) as stopped:
         main()
     return stopped.value.code  # type: ignore[return-value]
-
-
-def hub_env(db_url: str, config_dir: Path, tmp_path: Path, **more: str) -> dict[str, str]:
-    return {
-        "ORDERHUB_CONFIG_DIR": str(config_dir),
-        "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
-        "ORDERHUB_DATABASE_URL": db_url,
-        "ORDERHUB_BROKER_URL": "embedded",
-        "ORDERHUB_SECRET_KEY": HUB_SECRET_KEY,
-        **more,
-    }
 
 
 # --- serve on a busy port --------------------------------------------------------------------

@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import timedelta
 from importlib.metadata import EntryPoint
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
-from conftest import HUB_SECRET_KEY, Api
+from conftest import Api
 from sqlalchemy import func, select, update
 
 from hub import hookimpl
@@ -377,17 +376,6 @@ def test_the_api_queues_a_poll(api: Api, runtime: Runtime, feed: dict[str, Any])
     status, _ = api.post(f"/connections/{feed['id']}/poll", token=api.tokens["stranger"])
     assert status == 404
 
-
-@pytest.fixture
-def cli_env(db_url: str, config_dir: Path, tmp_path: Path) -> dict[str, str | None]:
-    """The CLI on the same database and secret key as the app."""
-    return {
-        "ORDERHUB_CONFIG_DIR": str(config_dir),
-        "ORDERHUB_DATA_DIR": str(tmp_path / "var"),
-        "ORDERHUB_DATABASE_URL": db_url,
-        "ORDERHUB_BROKER_URL": "embedded",
-        "ORDERHUB_SECRET_KEY": HUB_SECRET_KEY,
-    }
 
 
 def run(env: dict[str, str | None], *args: str) -> tuple[int, str]:
