@@ -16,6 +16,7 @@ database engine, so everything runs on SQLite only.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,9 @@ def who(api: Api, runtime: Runtime) -> dict[str, str]:
         tenant = session.scalar(select(Tenant).where(Tenant.slug == "acme"))
         session.info["orderhub.tenant_id"] = tenant.id
         for username, role in PEOPLE.items():
-            user = auth.create_user(session, tenant.id, username, f"password-{username}", role,
-                                    "seed")
+            user = auth.create_user(
+                session, tenant.id, username, f"password-{username}", role, "seed"
+            )
             tokens[username] = auth.create_token(session, user, "seed")
     return tokens
 
@@ -237,3 +239,216 @@ def test_every_action_in_every_status_is_allowed_or_refused(
             assert {k: now[k] for k in KEPT} == {k: before[k] for k in KEPT}, action
     expected = {a: ALLOWED[a].get(state, (409, None)) for a in ACTIONS}
     assert results == expected
+
+
+# --- 2. approval thresholds: strictly above, on the total ------------------------------------
+
+# (lines, shipping, discount) → the approval levels' roles; each threshold on, just below and
+# just above, and decided on the total (shipping and discount count), not the subtotal.
+THRESHOLDS = [
+    ("4999.99", "0", "0", []),
+    ("5000.00", "0", "0", []),
+    ("5000.01", "0", "0", ["operator"]),
+    ("4990.00", "10.01", "0", ["operator"]),
+    ("5000.01", "0", "0.01", []),
+    ("49999.99", "0", "0", ["operator"]),
+    ("50000.00", "0", "0", ["operator"]),
+    ("50000.01", "0", "0", ["operator", "admin"]),
+    ("49990.00", "10.01", "0", ["operator", "admin"]),
+    ("50000.01", "0", "0.01", ["operator"]),
+]
+
+
+@SQLITE_ONLY
+def test_approval_starts_a_cent_above_each_threshold(api: Api):
+    seen = []
+    for price, shipping, discount, _ in THRESHOLDS:
+        order = create(
+            api,
+            lines=[line("SKU-A", 1, price)],
+            shipping_total=shipping,
+            discount_total=discount,
+        )
+        levels = [level["role"] for level in (order["approval"] or {}).get("levels", [])]
+        status = "awaiting_approval" if levels else "confirmed"
+        assert order["status"] == status, (order["total"], order["hold_reason"])
+        seen.append((price, shipping, discount, levels))
+    assert seen == [(p, s, d, roles) for p, s, d, roles in THRESHOLDS]
+
+
+# --- 3. four eyes: people, not roles ---------------------------------------------------------
+
+
+def approve(api: Api, number: str, token: str) -> tuple[int, Any]:
+    return api.post(f"/orders/{number}/approve", {}, token=token)
+
+
+@SQLITE_ONLY
+def test_four_eyes_keeps_the_creator_out_and_one_person_to_one_level(api: Api, who: dict[str, str]):
+    number = create(api, who["kim"], lines=[line("SKU-A", 1, "60000.00")])["number"]
+    assert read(api, number)["approval"]["not_by"] == ["kim"]
+
+    status, body = approve(api, number, who["kim"])  # the creator, an operator: level 1 is hers
+    assert status == 403, body
+    assert "you created" in body["error"]["message"]
+    assert read(api, number)["approval"]["approvals"] == []
+
+    status, body = approve(api, number, who["lee"])  # an admin may give the operator level
+    assert status == 200, body
+    assert body["status"] == "awaiting_approval"
+
+    status, body = approve(api, number, who["pat"])  # an operator, but level 2 needs an admin
+    assert status == 403, body
+    status, body = approve(api, number, who["lee"])  # the right role, but lee gave level 1
+    assert status == 409, body
+    assert "earlier level" in body["error"]["message"]
+    assert read(api, number)["status"] == "awaiting_approval"
+
+    status, body = approve(api, number, who["sam"])  # another admin
+    assert status == 200, body
+    assert body["status"] == "confirmed"
+    given = body["approval"]["approvals"]
+    assert [(g["level"], g["actor"], g["role"]) for g in given] == [
+        (1, "lee", "admin"),
+        (2, "sam", "admin"),
+    ]
+
+
+@SQLITE_ONLY
+def test_four_eyes_holds_for_an_admin_creator_and_lets_an_operator_approve(
+    api: Api, who: dict[str, str]
+):
+    number = create(api, who["lee"], lines=[line("SKU-A", 1, "6000.00")])["number"]
+
+    status, body = approve(api, number, who["lee"])
+    assert status == 403, body
+    status, body = api.post(f"/orders/{number}/reject", {"reason": "mine"}, token=who["kim"])
+    assert (status, body["status"]) == (200, "cancelled")  # anyone with the role may refuse
+
+    number = create(api, who["lee"], lines=[line("SKU-A", 1, "6000.00")])["number"]
+    status, body = approve(api, number, who["kim"])
+    assert (status, body["status"]) == (200, "confirmed"), body
+
+
+# --- 4. a split of a SKU on two lines ------------------------------------------------------
+
+
+def stock_of(api: Api, sku: str) -> dict[str, tuple[int, int]]:
+    _, found = api.get(f"/stock?sku={sku}")
+    return {i["warehouse"]: (i["on_hand"], i["reserved"]) for i in found["items"]}
+
+
+def lines_of(order: dict[str, Any]) -> list[tuple[int, str, int, str, str]]:
+    return [
+        (x["line_no"], x["sku"], x["quantity"], x["unit_price"], x["line_total"])
+        for x in order["lines"]
+    ]
+
+
+TWO_A_LINES = [line("SKU-A", 3, "10.00"), line("SKU-B", 1, "25.50"), line("SKU-A", 4, "12.00")]
+
+
+@SQLITE_ONLY
+def test_splitting_a_sku_on_two_lines_moves_exactly_what_was_asked(api: Api):
+    number = create(api, lines=TWO_A_LINES)["number"]
+    stock_a, stock_b = stock_of(api, "SKU-A"), stock_of(api, "SKU-B")
+
+    status, child = api.post(
+        f"/orders/{number}/split", {"lines": [{"sku": "SKU-A", "quantity": 5}]}
+    )
+
+    assert status == 201, child
+    parent, child = read(api, number), read(api, child["number"])
+    # The first line whole, then two of the second A line.
+    assert lines_of(child) == [(1, "SKU-A", 3, "10.00", "30.00"), (2, "SKU-A", 2, "12.00", "24.00")]
+    assert lines_of(parent) == [
+        (1, "SKU-B", 1, "25.50", "25.50"),
+        (2, "SKU-A", 2, "12.00", "24.00"),
+    ]
+    assert (child["subtotal"], child["total"]) == ("54.00", "54.00")
+    assert (parent["subtotal"], parent["total"]) == ("49.50", "49.50")
+    assert (parent["status"], child["status"]) == ("confirmed", "confirmed")
+    assert child["allocations"] == [{"warehouse": "MAIN", "sku": "SKU-A", "quantity": 5}]
+    assert parent["allocations"] == [
+        {"warehouse": "MAIN", "sku": "SKU-A", "quantity": 2},
+        {"warehouse": "MAIN", "sku": "SKU-B", "quantity": 1},
+    ]
+    # The reserved stock changed hands, none was reserved or released.
+    assert (stock_of(api, "SKU-A"), stock_of(api, "SKU-B")) == (stock_a, stock_b)
+
+
+@SQLITE_ONLY
+def test_a_split_takes_at_most_what_the_order_has_and_leaves_a_line(api: Api):
+    number = create(api, lines=TWO_A_LINES)["number"]  # 7 of SKU-A on two lines
+
+    status, body = api.post(f"/orders/{number}/split", {"lines": [{"sku": "SKU-A", "quantity": 8}]})
+    assert status == 422, body
+    assert "has 7 of 'SKU-A'" in body["error"]["message"]
+    status, body = api.post(
+        f"/orders/{number}/split",
+        {"lines": [{"sku": "SKU-A", "quantity": 7}, {"sku": "SKU-B", "quantity": 1}]},
+    )
+    assert status == 422, body
+    assert "at least one line" in body["error"]["message"]
+    assert lines_of(read(api, number)) == [
+        (1, "SKU-A", 3, "10.00", "30.00"),
+        (2, "SKU-B", 1, "25.50", "25.50"),
+        (3, "SKU-A", 4, "12.00", "48.00"),
+    ]
+
+    status, child = api.post(
+        f"/orders/{number}/split", {"lines": [{"sku": "SKU-A", "quantity": 7}]}
+    )
+    assert status == 201, child
+    assert lines_of(child) == [(1, "SKU-A", 3, "10.00", "30.00"), (2, "SKU-A", 4, "12.00", "48.00")]
+    assert lines_of(read(api, number)) == [(1, "SKU-B", 1, "25.50", "25.50")]
+
+
+# --- 5. totals -------------------------------------------------------------------------------
+
+
+@SQLITE_ONLY
+def test_the_total_adds_shipping_tax_and_fees_and_takes_off_the_discount(
+    api: Api, runtime: Runtime
+):
+    # ORDER's lines: 2 x 10.00 + 1 x 25.50 = 45.50
+    order = create(api, shipping_total="7.25", tax_total="3.10", discount_total="1.40")
+    assert (order["subtotal"], order["total"]) == ("45.50", "54.45")
+
+    with runtime.transaction() as session:
+        tenant = session.scalar(select(Tenant).where(Tenant.slug == "acme"))
+        session.info["orderhub.tenant_id"] = tenant.id
+        orders.modify(
+            session,
+            tenant.id,
+            order["number"],
+            actor="test",
+            charges=(Decimal("6.00"), Decimal("2.20"), Decimal("0.35"), Decimal("1.05")),
+        )
+    order = read(api, order["number"])
+    assert (order["shipping_total"], order["tax_total"]) == ("6.00", "2.20")
+    assert (order["discount_total"], order["fees_total"]) == ("0.35", "1.05")
+    assert order["total"] == "54.40"  # 45.50 + 6.00 + 2.20 + 1.05 - 0.35
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    ("discount", "total"), [("11.49", "0.01"), ("11.50", "0.00"), ("11.51", None)]
+)
+def test_a_discount_may_take_the_total_to_zero_but_not_below(
+    api: Api, discount: str, total: str | None
+):
+    body = {
+        **ORDER,
+        "lines": [line("SKU-A", 1, "10.00")],
+        "shipping_total": "1.00",
+        "tax_total": "0.50",
+        "discount_total": discount,
+    }
+    status, order = api.post("/orders", body)
+    if total is None:
+        assert status == 422, order
+        assert "discount is larger" in order["error"]["message"]
+        assert api.get("/orders")[1]["total"] == 0
+    else:
+        assert (status, order["total"]) == (201, total), order
