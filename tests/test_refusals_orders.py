@@ -378,6 +378,46 @@ def test_splitting_a_sku_on_two_lines_moves_exactly_what_was_asked(api: Api):
 
 
 @SQLITE_ONLY
+def test_splitting_a_sku_reserved_in_two_warehouses_hands_over_exactly_its_stock(api: Api):
+    # 25 of SKU-A on two lines: MAIN has 20, WEST 10, so 20 are reserved at MAIN and 5 at WEST.
+    lines = [line("SKU-A", 15, "10.00"), line("SKU-B", 1, "25.50"), line("SKU-A", 10, "12.00")]
+    number = create(api, lines=lines)["number"]
+    assert read(api, number)["allocations"] == [
+        {"warehouse": "MAIN", "sku": "SKU-A", "quantity": 20},
+        {"warehouse": "WEST", "sku": "SKU-A", "quantity": 5},
+        {"warehouse": "MAIN", "sku": "SKU-B", "quantity": 1},
+    ]
+    stock_a = stock_of(api, "SKU-A")
+    assert stock_a == {"MAIN": (20, 20), "WEST": (10, 5)}
+
+    status, child = api.post(
+        f"/orders/{number}/split", {"lines": [{"sku": "SKU-A", "quantity": 22}]}
+    )
+
+    assert status == 201, child
+    parent, child = read(api, number), read(api, child["number"])
+    assert lines_of(child) == [
+        (1, "SKU-A", 15, "10.00", "150.00"),
+        (2, "SKU-A", 7, "12.00", "84.00"),
+    ]
+    assert lines_of(parent) == [
+        (1, "SKU-B", 1, "25.50", "25.50"),
+        (2, "SKU-A", 3, "12.00", "36.00"),
+    ]
+    # The child takes the first reservation whole and two units of the second.
+    assert child["allocations"] == [
+        {"warehouse": "MAIN", "sku": "SKU-A", "quantity": 20},
+        {"warehouse": "WEST", "sku": "SKU-A", "quantity": 2},
+    ]
+    assert parent["allocations"] == [
+        {"warehouse": "WEST", "sku": "SKU-A", "quantity": 3},
+        {"warehouse": "MAIN", "sku": "SKU-B", "quantity": 1},
+    ]
+    assert (parent["status"], child["status"]) == ("confirmed", "confirmed")
+    assert stock_of(api, "SKU-A") == stock_a  # handed over: nothing more reserved, none freed
+
+
+@SQLITE_ONLY
 def test_a_split_takes_at_most_what_the_order_has_and_leaves_a_line(api: Api):
     number = create(api, lines=TWO_A_LINES)["number"]  # 7 of SKU-A on two lines
 
