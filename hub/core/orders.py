@@ -1158,7 +1158,7 @@ def _address_key(o: Order) -> tuple[Any, ...]:
 def _check_transition(order: Order, to: str, action: str) -> None:
     if to not in TRANSITIONS[order.status]:
         raise IllegalTransition(
-            f"cannot {action} order {order.number}: it is {order.status}"
+            f"order {order.number} cannot become {to} ({action}): it is {order.status}"
             f" (from {order.status} it may go to "
             f"{', '.join(sorted(TRANSITIONS[order.status])) or 'nothing'})",
             {"status": order.status, "wanted": to},
