@@ -1,0 +1,136 @@
+"""Mutation testing of the core modules, run by hand (never in CI: it takes hours).
+
+Line coverage says a test ran a line, not that it would notice the line being wrong. mutmut
+changes the code one small edit at a time (``<`` to ``<=``, ``and`` to ``or``, a constant to
+another) and runs the tests against each change; a change no test fails on ("a survivor") is
+behaviour nobody checks. The score is killed / (killed + survived).
+
+The modules come from ``[tool.mutmut]`` in pyproject.toml (orders, inventory, intake, rules,
+rates, auth and the web layer's permission check). ``--module`` and ``--tests`` narrow one run
+for a quick check without editing that file; mutmut has no command-line options for them, so
+they are set on its loaded configuration before its ``run`` command starts.
+
+Results go to bench/results/mutation.json. Each survivor carries a ``verdict`` for a person to
+fill in: ``"killed-later"`` once a test catches it, or ``"equivalent: <reason>"`` when the
+change cannot alter behaviour. Verdicts already in the file are kept for survivors of the same
+name, so re-running never loses that review.
+
+    pip install -e '.[mutation]'
+    python tools/mutation.py                                 # everything, slow
+    python tools/mutation.py --module hub/core/rules.py \\
+        --tests tests/test_rules.py tests/test_approval.py   # one module, minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "mutation.json"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--module", action="append", default=[], metavar="PATH",
+        help="mutate only this file (repeatable), e.g. hub/core/rules.py; "
+             "default: every module in [tool.mutmut] only_mutate",
+    )
+    parser.add_argument(
+        "--tests", nargs="+", default=[], metavar="PYTEST_ARG",
+        help="the tests to run against each mutant (pytest arguments); default: tests/",
+    )
+    parser.add_argument(
+        "--max-children", type=int, default=None,
+        help="parallel mutant runs (mutmut's default is the number of CPUs)",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true",
+        help="skip the run; write the results file from mutmut's last run",
+    )
+    return parser.parse_args(argv)
+
+
+def run_mutmut(modules: list[str], tests: list[str], max_children: int | None) -> None:
+    """Run mutmut's own ``run`` command in this process, after narrowing its configuration."""
+    from mutmut import configuration
+
+    config = configuration.config()
+    unknown = [m for m in modules if m not in config.only_mutate]
+    if unknown:
+        sys.exit(f"--module must be one of [tool.mutmut] only_mutate; not: {', '.join(unknown)}")
+    if modules:
+        config.only_mutate = modules
+    if tests:
+        config.pytest_add_cli_args_test_selection = tests
+
+    from mutmut.__main__ import cli
+
+    args = ["run"] + ([f"--max-children={max_children}"] if max_children else [])
+    try:
+        cli.main(args, standalone_mode=False)
+    except SystemExit as stop:  # mutmut exits non-zero when the clean test run fails
+        if stop.code:
+            raise
+
+
+def read_statuses(modules: list[str]) -> dict[str, str]:
+    """Every mutant of the given modules with mutmut's verdict, from its ``.meta`` files."""
+    from mutmut.stats import status_by_exit_code
+
+    statuses: dict[str, str] = {}
+    for module in modules:
+        meta = ROOT / "mutants" / f"{module}.meta"
+        if not meta.exists():
+            continue
+        exit_codes = json.loads(meta.read_text())["exit_code_by_key"]
+        statuses.update({name: status_by_exit_code[code] for name, code in exit_codes.items()})
+    return statuses
+
+
+def build_report(modules: list[str], statuses: dict[str, str],
+                 previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The results file's content: score, counts and survivors, keeping earlier verdicts."""
+    counts = Counter(statuses.values())
+    killed, survived = counts.get("killed", 0), counts.get("survived", 0)
+    score = round(100 * killed / (killed + survived), 1) if killed + survived else None
+    verdicts = {s["mutant"]: s.get("verdict") for s in (previous or {}).get("survivors", [])}
+    survivors = [
+        {"mutant": name, "status": "survived", "verdict": verdicts.get(name)}
+        for name, status in sorted(statuses.items()) if status == "survived"
+    ]
+    return {"score": score, "modules": modules, "counts": dict(sorted(counts.items())),
+            "survivors": survivors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.chdir(ROOT)  # mutmut reads pyproject.toml and writes mutants/ in the working directory
+    from mutmut import configuration
+
+    modules = args.module or list(configuration.config().only_mutate)
+    if not args.report_only:
+        run_mutmut(args.module, args.tests, args.max_children)
+
+    statuses = read_statuses(modules)
+    if not statuses:
+        print("no mutmut results found; run without --report-only first", file=sys.stderr)
+        return 1
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else None
+    report = build_report(modules, statuses, previous)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    unreviewed = sum(1 for s in report["survivors"] if s["verdict"] is None)
+    print(f"mutation score: {report['score']}% ({report['counts']}); "
+          f"{unreviewed} survivor(s) without a verdict; written to {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
