@@ -17,8 +17,8 @@ name, so re-running never loses that review.
 
     pip install -e '.[mutation]'
     python tools/mutation.py                                 # everything, slow
-    python tools/mutation.py --module hub/core/rules.py \\
-        --tests tests/test_rules.py tests/test_approval.py   # one module, minutes
+    python tools/mutation.py --module hub/core/rules.py -- \\
+        tests/test_rules.py tests/test_approval.py           # one module, minutes
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
              "default: every module in [tool.mutmut] only_mutate",
     )
     parser.add_argument(
-        "--tests", nargs="+", default=[], metavar="PYTEST_ARG",
-        help="the tests to run against each mutant (pytest arguments); default: tests/",
+        "tests", nargs="*", metavar="PYTEST_ARG",
+        help="after --: the tests to run against each mutant (pytest arguments); default: tests/",
     )
     parser.add_argument(
         "--max-children", type=int, default=None,
