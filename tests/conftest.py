@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask, Response
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from hub import create_app
 from hub.core import auth, catalog, http, inventory, migrate, outbound, tenancy
@@ -226,6 +226,23 @@ def allow_outbound(config_dir: Path, *hosts: str) -> None:
     entries = ", ".join(f'"{h}"' for h in hosts)
     with (config_dir / "hub.toml").open("a", encoding="utf-8") as f:
         f.write(f"\n[outbound]\nallow = [{entries}]\n")
+
+
+def seed_people(runtime: Any, people: dict[str, str], slug: str = "acme") -> dict[str, str]:
+    """Users of tenant ``slug`` named in ``people`` (username -> role); their API tokens."""
+    from hub.core import auth
+    from hub.core.models import Tenant
+
+    tokens = {}
+    with runtime.transaction() as session:
+        tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
+        session.info["orderhub.tenant_id"] = tenant.id
+        for username, role in people.items():
+            user = auth.create_user(
+                session, tenant.id, username, f"password-{username}", role, "seed"
+            )
+            tokens[username] = auth.create_token(session, user, "seed")
+    return tokens
 
 
 def hub_env(db_url: str, config_dir: Path, tmp_path: Path, **more: str) -> dict[str, str]:

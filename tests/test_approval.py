@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORDER, Api
-from sqlalchemy import select
+from conftest import ORDER, Api, seed_people
 
-from hub.core import auth, rules
-from hub.core.models import Tenant
+from hub.core import rules
 from hub.settings import ConfigError, load_tenants
 
 PEOPLE = {"ann": "operator", "bob": "operator", "cho": "admin", "dee": "admin"}
@@ -44,16 +42,7 @@ def config_dir(tmp_path: Path, four_eyes: bool) -> Path:
 @pytest.fixture
 def who(api: Api, runtime: Any) -> dict[str, str]:
     """Tokens of ann, bob (operators), cho and dee (admins) of tenant acme."""
-    tokens = {}
-    with runtime.transaction() as session:
-        tenant = session.scalar(select(Tenant).where(Tenant.slug == "acme"))
-        session.info["orderhub.tenant_id"] = tenant.id
-        for username, role in PEOPLE.items():
-            user = auth.create_user(
-                session, tenant.id, username, f"password-{username}", role, "seed"
-            )
-            tokens[username] = auth.create_token(session, user, "seed")
-    return tokens
+    return seed_people(runtime, PEOPLE)
 
 
 def lines(unit_price: str, quantity: int = 1) -> list[dict[str, Any]]:

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORDER, Api
+from conftest import ORDER, Api, seed_people
 from sqlalchemy import func, select
 
 from hub import hookimpl
-from hub.core import auth, orders
+from hub.core import orders
 from hub.core.adapters import StubCarrier
 from hub.core.models import Order, ShipmentPurchase, Tenant
 from hub.runtime import Runtime
@@ -50,16 +50,7 @@ def config_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def who(api: Api, runtime: Runtime) -> dict[str, str]:
     """Tokens of kim and pat (operators), lee and sam (admins) of tenant acme."""
-    tokens = {}
-    with runtime.transaction() as session:
-        tenant = session.scalar(select(Tenant).where(Tenant.slug == "acme"))
-        session.info["orderhub.tenant_id"] = tenant.id
-        for username, role in PEOPLE.items():
-            user = auth.create_user(
-                session, tenant.id, username, f"password-{username}", role, "seed"
-            )
-            tokens[username] = auth.create_token(session, user, "seed")
-    return tokens
+    return seed_people(runtime, PEOPLE)
 
 
 class StubCarriers:
