@@ -10,15 +10,17 @@ rates, auth and the web layer's permission check). ``--module`` and ``--tests`` 
 for a quick check without editing that file; mutmut has no command-line options for them, so
 they are set on its loaded configuration before its ``run`` command starts.
 
-Results go to bench/results/mutation.json. Each survivor carries a ``verdict`` for a person to
-fill in: ``"killed-later"`` once a test catches it, or ``"equivalent: <reason>"`` when the
-change cannot alter behaviour. Verdicts already in the file are kept for survivors of the same
-name, so re-running never loses that review.
+Results go to bench/results/mutation.json. Every mutant that ever survived stays listed with a
+``verdict``: ``"killed-later"`` once a test added since catches it (``--rerun-survivors`` runs
+the survivors again and sets it), or ``"equivalent: <reason>"``, written by the person who
+found that the change cannot alter behaviour. Verdicts already in the file are kept for
+mutants of the same name, so re-running never loses that review.
 
     pip install -e '.[mutation]'
     python tools/mutation.py                                 # everything, slow
     python tools/mutation.py --module hub/core/rules.py -- \\
         tests/test_rules.py tests/test_approval.py           # one module, minutes
+    python tools/mutation.py --rerun-survivors               # after adding tests
 """
 
 from __future__ import annotations
@@ -51,13 +53,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="parallel mutant runs (mutmut's default is the number of CPUs)",
     )
     parser.add_argument(
+        "--rerun-survivors", action="store_true",
+        help="run only the mutants that survived last time (after adding tests for them)",
+    )
+    parser.add_argument(
         "--report-only", action="store_true",
         help="skip the run; write the results file from mutmut's last run",
     )
     return parser.parse_args(argv)
 
 
-def run_mutmut(modules: list[str], tests: list[str], max_children: int | None) -> None:
+def run_mutmut(modules: list[str], tests: list[str], max_children: int | None,
+               mutants: list[str]) -> None:
     """Run mutmut's own ``run`` command in this process, after narrowing its configuration."""
     from mutmut import configuration
 
@@ -72,7 +79,7 @@ def run_mutmut(modules: list[str], tests: list[str], max_children: int | None) -
 
     from mutmut.__main__ import cli
 
-    args = ["run"] + ([f"--max-children={max_children}"] if max_children else [])
+    args = ["run"] + ([f"--max-children={max_children}"] if max_children else []) + mutants
     try:
         cli.main(args, standalone_mode=False)
     except SystemExit as stop:  # mutmut exits non-zero when the clean test run fails
@@ -96,15 +103,23 @@ def read_statuses(modules: list[str]) -> dict[str, str]:
 
 def build_report(modules: list[str], statuses: dict[str, str],
                  previous: dict[str, Any] | None) -> dict[str, Any]:
-    """The results file's content: score, counts and survivors, keeping earlier verdicts."""
+    """The results file's content: score, counts and every mutant that ever survived, with
+    its verdict. The score is killed / (killed + survived) as mutmut counts them: a survivor
+    explained as equivalent still counts against it, so the figure is never flattered."""
     counts = Counter(statuses.values())
     killed, survived = counts.get("killed", 0), counts.get("survived", 0)
     score = round(100 * killed / (killed + survived), 1) if killed + survived else None
     verdicts = {s["mutant"]: s.get("verdict") for s in (previous or {}).get("survivors", [])}
-    survivors = [
-        {"mutant": name, "status": "survived", "verdict": verdicts.get(name)}
-        for name, status in sorted(statuses.items()) if status == "survived"
-    ]
+    ever = sorted({n for n, status in statuses.items() if status == "survived"}
+                  | {n for n in verdicts if n in statuses})
+    survivors = []
+    for name in ever:
+        verdict = verdicts.get(name)
+        if statuses[name] == "killed":
+            verdict = "killed-later"
+        elif verdict == "killed-later":  # a test that caught it no longer does
+            verdict = None
+        survivors.append({"mutant": name, "status": statuses[name], "verdict": verdict})
     return {"score": score, "modules": modules, "counts": dict(sorted(counts.items())),
             "survivors": survivors}
 
@@ -116,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
 
     modules = args.module or list(configuration.config().only_mutate)
     if not args.report_only:
-        run_mutmut(args.module, args.tests, args.max_children)
+        rerun = [name for name, status in read_statuses(modules).items()
+                 if status == "survived"] if args.rerun_survivors else []
+        if args.rerun_survivors and not rerun:
+            sys.exit("no survivors to run again")
+        run_mutmut(args.module, args.tests, args.max_children, rerun)
 
     statuses = read_statuses(modules)
     if not statuses:
@@ -126,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     report = build_report(modules, statuses, previous)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    unreviewed = sum(1 for s in report["survivors"] if s["verdict"] is None)
+    unreviewed = sum(1 for s in report["survivors"] if not s["verdict"])
     print(f"mutation score: {report['score']}% ({report['counts']}); "
           f"{unreviewed} survivor(s) without a verdict; written to {RESULTS.relative_to(ROOT)}")
     return 0

@@ -1,0 +1,49 @@
+"""The mutation results file keeps every survivor's review across runs (tools/mutation.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def mutation() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("mutation_tool", ROOT / "tools" / "mutation.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_score_counts_equivalent_survivors_against_it(mutation: ModuleType):
+    statuses = {"m1": "killed", "m2": "killed", "m3": "survived", "m4": "no tests"}
+    previous = {"survivors": [{"mutant": "m3", "verdict": "equivalent: same order"}]}
+    report = mutation.build_report(["hub/core/rules.py"], statuses, previous)
+    assert report["score"] == 66.7
+    assert report["counts"] == {"killed": 2, "no tests": 1, "survived": 1}
+    assert report["survivors"] == [
+        {"mutant": "m3", "status": "survived", "verdict": "equivalent: same order"}]
+
+
+def test_a_survivor_a_new_test_kills_stays_listed_as_killed_later(mutation: ModuleType):
+    previous = {"survivors": [{"mutant": "m1", "verdict": None},
+                              {"mutant": "m2", "verdict": "killed-later"},
+                              {"mutant": "gone", "verdict": "equivalent: x"}]}
+    report = mutation.build_report([], {"m1": "killed", "m2": "survived", "m3": "survived"},
+                                   previous)
+    assert report["survivors"] == [
+        {"mutant": "m1", "status": "killed", "verdict": "killed-later"},
+        # the test that killed it no longer does: back to awaiting review
+        {"mutant": "m2", "status": "survived", "verdict": None},
+        {"mutant": "m3", "status": "survived", "verdict": None},
+    ]
+    assert report["score"] == round(100 / 3, 1)
+
+
+def test_no_results_no_score(mutation: ModuleType):
+    assert mutation.build_report([], {}, None)["score"] is None
