@@ -663,3 +663,40 @@ def test_a_push_must_reach_an_account_that_takes_them(
 
 def test_push_carrier_declares_what_it_implements() -> None:
     assert "tracking_push" in PushCarrier.capabilities
+
+
+# Every (status, scan) pair: which later scans set a shipment's status. Written out by hand
+# from what a carrier's journey allows, not derived from the code's ranks.
+_AFTER_PICKUP = {"in_transit", "out_for_delivery", "available_for_pickup", "delivery_failed",
+                 "exception", "returned_to_sender", "delivered", "cancelled", "expired"}
+_AT_THE_DOOR = {"out_for_delivery", "available_for_pickup", "delivery_failed", "exception",
+                "returned_to_sender", "delivered", "cancelled", "expired"}
+_RESUMES = {"picked_up", "in_transit", "out_for_delivery", "available_for_pickup",
+            "delivery_failed", "exception", "returned_to_sender", "delivered", "cancelled",
+            "expired"}
+MOVES_TO: dict[str, set[str]] = {
+    "created": set(TRACKING_STATUSES),
+    "info_received": set(TRACKING_STATUSES),
+    "picked_up": {"picked_up"} | _AFTER_PICKUP,
+    "in_transit": _AFTER_PICKUP,
+    "out_for_delivery": _AT_THE_DOOR,
+    "available_for_pickup": _AT_THE_DOOR - {"out_for_delivery"},
+    # another trip out after a failed attempt, or the exception cleared; never back to
+    # "info_received"
+    "delivery_failed": _RESUMES,
+    "exception": _RESUMES,
+    "returned_to_sender": set(),
+    "delivered": set(),
+    "cancelled": set(),
+    "expired": set(),
+}
+
+
+def test_the_tracking_table_names_every_status() -> None:
+    assert set(MOVES_TO) == {"created", *TRACKING_STATUSES}
+
+
+@pytest.mark.parametrize("current", list(MOVES_TO))
+@pytest.mark.parametrize("scan", TRACKING_STATUSES)
+def test_every_later_scan_in_every_status_moves_it_or_not(current: str, scan: str) -> None:
+    assert tracking.moves(current, scan) is (scan in MOVES_TO[current])
