@@ -103,6 +103,14 @@ def _no_secret_leaks() -> Iterator[None]:
         pytest.fail("a secret leaked: " + "; ".join(found[:5]), pytrace=False)
 
 
+@pytest.fixture
+def leaks() -> list[str]:
+    """The leaks found so far in this test (the leak check's own test empties it). A fixture
+    rather than ``conftest._leaks``: pytest may load this file afresh when it runs twice in
+    one process (mutmut does), and the test module would then hold the other copy."""
+    return _leaks
+
+
 def missing_service(what: str, why: object) -> None:
     message = f"{what} is not reachable ({why})"
     if CI:

@@ -13,7 +13,6 @@ import logging
 import os
 from typing import Any
 
-import conftest
 import pytest
 from conftest import ENV_CANARY, ENV_CANARY_NAME, HUB_SECRET_KEY, Api, watch_secret
 from flask import Flask
@@ -206,12 +205,12 @@ def test_only_admins_configure_carrier_accounts_and_connections(api: Api) -> Non
 # --- the leak check itself -------------------------------------------------------------------
 
 
-def test_the_leak_check_sees_answers_and_log_records(app: Flask) -> None:
+def test_the_leak_check_sees_answers_and_log_records(app: Flask, leaks: list[str]) -> None:
     app.add_url_rule("/leaky", "leaky", lambda: {"oops": ENV_CANARY})
     app.test_client().get("/leaky")
     logging.getLogger("orderhub.test").warning("key is %s", HUB_SECRET_KEY)
-    found = list(conftest._leaks)
-    conftest._leaks.clear()  # seen: this test must not fail for it
+    found = list(leaks)
+    leaks.clear()  # seen: this test must not fail for it
     assert any("the answer to GET /leaky" in f for f in found)
     assert any("a log record of orderhub.test" in f for f in found)
 
