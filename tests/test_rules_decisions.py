@@ -173,6 +173,14 @@ def test_a_warehouse_without_a_region_never_matches_the_consignees_region():
     assert ranked == [2, 1]
 
 
+def test_a_warehouse_without_a_country_never_matches_the_consignees_country():
+    sites = [Site(1, priority=1, country=None, region=None),
+             Site(2, priority=2, country="XXXX", region=None)]
+    ranked = rules.rank_warehouses(sites, {}, {}, Rules(routing=("region", "priority")),
+                                   ship_country="xxxx", ship_region=None)
+    assert ranked == [2, 1]
+
+
 def test_a_product_a_warehouse_does_not_list_counts_as_no_stock():
     # Warehouse 2 lacks product 8 altogether; warehouse 1 lists it with nothing free: a tie,
     # which the lower id breaks.
