@@ -20,14 +20,17 @@ def mutation() -> ModuleType:
     return module
 
 
-def test_the_score_counts_equivalent_survivors_against_it(mutation: ModuleType):
-    statuses = {"m1": "killed", "m2": "killed", "m3": "survived", "m4": "no tests"}
+def test_the_score_counts_equivalent_and_untested_mutants_against_it(mutation: ModuleType):
+    statuses = {"m1": "killed", "m2": "killed", "m3": "survived", "m4": "no tests",
+                "m5": "timeout", "m6": "suspicious"}
     previous = {"survivors": [{"mutant": "m3", "verdict": "equivalent: same order"}]}
     report = mutation.build_report(["hub/core/rules.py"], statuses, previous)
-    assert report["score"] == 66.7
-    assert report["counts"] == {"killed": 2, "no tests": 1, "survived": 1}
+    assert report["score"] == 60.0  # 3 detected (a timeout is), 2 not; "suspicious" neither
+    assert report["counts"] == {"killed": 2, "no tests": 1, "survived": 1, "suspicious": 1,
+                                "timeout": 1}
     assert report["survivors"] == [
-        {"mutant": "m3", "status": "survived", "verdict": "equivalent: same order"}]
+        {"mutant": "m3", "status": "survived", "verdict": "equivalent: same order"},
+        {"mutant": "m4", "status": "no tests", "verdict": None}]
 
 
 def test_a_survivor_a_new_test_kills_stays_listed_as_killed_later(mutation: ModuleType):

@@ -35,6 +35,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "mutation.json"
+# mutmut's statuses, as the score counts them
+DETECTED = ("killed", "timeout", "segfault")
+UNDETECTED = ("survived", "no tests")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -103,19 +106,24 @@ def read_statuses(modules: list[str]) -> dict[str, str]:
 
 def build_report(modules: list[str], statuses: dict[str, str],
                  previous: dict[str, Any] | None) -> dict[str, Any]:
-    """The results file's content: score, counts and every mutant that ever survived, with
-    its verdict. The score is killed / (killed + survived) as mutmut counts them: a survivor
-    explained as equivalent still counts against it, so the figure is never flattered."""
+    """The results file's content: score, counts and every mutant that ever went unnoticed,
+    with its verdict. The score is detected / (detected + undetected): a mutant is detected
+    when a test failed on it, or it made the tests hang (timeout) or die; undetected when the
+    tests passed, and also when no test ran the function at all ("no tests" — mutmut leaves
+    those out of its own figure, which would flatter untested code). An undetected mutant
+    explained as equivalent still counts against the score."""
     counts = Counter(statuses.values())
-    killed, survived = counts.get("killed", 0), counts.get("survived", 0)
-    score = round(100 * killed / (killed + survived), 1) if killed + survived else None
+    detected = sum(counts.get(s, 0) for s in DETECTED)
+    undetected = sum(counts.get(s, 0) for s in UNDETECTED)
+    total = detected + undetected
+    score = round(100 * detected / total, 1) if total else None
     verdicts = {s["mutant"]: s.get("verdict") for s in (previous or {}).get("survivors", [])}
-    ever = sorted({n for n, status in statuses.items() if status == "survived"}
+    ever = sorted({n for n, status in statuses.items() if status in UNDETECTED}
                   | {n for n in verdicts if n in statuses})
     survivors = []
     for name in ever:
         verdict = verdicts.get(name)
-        if statuses[name] == "killed":
+        if statuses[name] in DETECTED:
             verdict = "killed-later"
         elif verdict == "killed-later":  # a test that caught it no longer does
             verdict = None
@@ -132,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     modules = args.module or list(configuration.config().only_mutate)
     if not args.report_only:
         rerun = [name for name, status in read_statuses(modules).items()
-                 if status == "survived"] if args.rerun_survivors else []
+                 if status in UNDETECTED] if args.rerun_survivors else []
         if args.rerun_survivors and not rerun:
             sys.exit("no survivors to run again")
         run_mutmut(args.module, args.tests, args.max_children, rerun)
@@ -147,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     unreviewed = sum(1 for s in report["survivors"] if not s["verdict"])
     print(f"mutation score: {report['score']}% ({report['counts']}); "
-          f"{unreviewed} survivor(s) without a verdict; written to {RESULTS.relative_to(ROOT)}")
+          f"{unreviewed} undetected mutant(s) without a verdict; "
+          f"written to {RESULTS.relative_to(ROOT)}")
     return 0
 
 
