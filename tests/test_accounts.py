@@ -236,3 +236,45 @@ def test_token_expiry_is_stored_as_an_aware_utc_instant(runtime, api: Api) -> No
         row = session.get(ApiToken, issued["id"])
         assert row.expires_at.tzinfo is not None
         assert timedelta(days=1) < row.expires_at - utcnow() <= timedelta(days=2)
+
+
+# --- passwords ---------------------------------------------------------------------------
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("length", [7, 8, 200, 201])
+def test_a_password_is_eight_to_two_hundred_characters(api: Api, length: int) -> None:
+    assert api.post("/users", NEW_USER)[0] == 201
+    status, body = api.patch("/users/Ann", {"password": "p" * length})
+    if 8 <= length <= 200:
+        assert status == 200, body
+    else:
+        assert status == 422, body
+        assert body["error"]["details"][0]["field"] == "password"
+        assert "p" * 7 not in str(body)  # the refused password is not repeated
+
+
+@SQLITE_ONLY
+def test_a_changed_password_replaces_the_old_one_and_is_never_shown(runtime, api: Api) -> None:
+    assert api.post("/users", NEW_USER)[0] == 201
+    status, user = api.patch("/users/Ann", {"password": "a-new-secret"})
+    assert status == 200
+    assert not any("password" in key for key in user)
+    with runtime.session() as session:
+        stored = auth.find_user(session, session.scalar(select(Tenant.id)), "Ann")
+        assert stored is not None
+        assert auth.check_password(stored, "a-new-secret")
+        assert not auth.check_password(stored, NEW_USER["password"])
+        assert not auth.check_password(stored, "a-new-secreT")
+        assert "a-new-secret" not in stored.password_hash
+    (change,) = audit(api, "user.update")
+    assert "a-new-secret" not in str(change)
+
+
+@pytest.mark.parametrize("password", ["", "seven77"])
+def test_the_core_refuses_a_short_password_when_creating_or_changing(password: str) -> None:
+    with pytest.raises(auth.Invalid, match="at least 8 characters"):
+        auth.set_password(User(username="ann"), password)
+    user = User(username="ann")
+    auth.set_password(user, "eight888")
+    assert auth.check_password(user, "eight888")

@@ -115,21 +115,14 @@ def create_user(
     **contact: str | None,
 ) -> User:
     check_role(role)
-    if len(password) < 8:
-        raise Invalid("password must be at least 8 characters")
+    user = User(tenant_id=tenant_id, username=username, role=role, **contact)
+    set_password(user, password)
     existing = find_user(session, tenant_id, username)
     if existing is not None:
         same = "" if existing.username == username else f" as {existing.username!r}"
         raise Conflict(
             f"user {username!r} already exists{same} (usernames are unique whatever their case)"
         )
-    user = User(
-        tenant_id=tenant_id,
-        username=username,
-        password_hash=generate_password_hash(password, method=PASSWORD_METHOD),
-        role=role,
-        **contact,
-    )
     session.add(user)
     session.flush()
     audit.record(session, tenant_id, actor, "user.create", "user", username, None, user_view(user))

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from hub.core import audit, events
 from hub.core import rules as rules_mod
 from hub.core.db import utcnow
-from hub.core.errors import Conflict, InsufficientStock, Invalid, NotFound
+from hub.core.errors import Conflict, InsufficientStock, Invalid
 from hub.core.models import Product, StockLedger, StockLevel, Warehouse
 
 MAX_QUANTITY = 1_000_000
@@ -610,15 +610,6 @@ def resolve_movements(
             raise Invalid(f"line {line}: quantity must be at least {minimum}", {"line": line})
         out.append(Movement(warehouses[code], products[r["sku"]], qty, r.get("reason")))
     return out
-
-
-def warehouse_by_code(session: Session, tenant_id: int, code: str) -> Warehouse:
-    wh = session.scalar(
-        select(Warehouse).where(Warehouse.tenant_id == tenant_id, Warehouse.code == code)
-    )
-    if wh is None:
-        raise NotFound(f"no warehouse {code!r}")
-    return wh
 
 
 def _describe(session: Session, m: Movement) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -1438,7 +1438,3 @@ def consignee_from(raw: dict[str, Any]) -> Consignee:
 
 def customer_from(raw: dict[str, Any] | None) -> CustomerInfo | None:
     return None if raw is None else CustomerInfo(**raw)
-
-
-def draft_dict(draft: OrderDraft) -> dict[str, Any]:
-    return asdict(draft)
