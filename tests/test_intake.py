@@ -4,6 +4,7 @@ channel; the real channels have their own tests of their formats)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import json
 import socket
@@ -250,6 +251,27 @@ def test_long_delivery_keys_are_kept_apart_not_truncated(api, runtime, shop):
 
     assert duplicate.get_json()["duplicate"] is True
     assert sorted(o.external_id for o in channel_orders(runtime)) == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    ("key", "kept"),
+    [
+        ("k" * 200, True),  # exactly the column's length
+        ("k" * 201, False),
+        ("订单-2026-0001", True),  # any text the column holds is kept as sent
+        ("é" * 200, True),  # the length is in characters, not bytes
+        ("a\ud800b", False),  # a lone surrogate the database cannot store
+        ("a\x00b", False),
+    ],
+)
+def test_a_delivery_key_is_stored_as_sent_or_hashed_never_cut(key: str, kept: bool):
+    stored = intake._stored_key(key)
+    if kept:
+        assert stored == key
+    else:
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        assert stored == "sha256:" + digest
+        assert len(stored) <= intake.KEY_LENGTH
 
 
 # --- acknowledgement and sweeper under load and failure ----------------------------------------
