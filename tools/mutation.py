@@ -35,6 +35,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "mutation.json"
+# mutmut's verdict for every mutant and the hash of every function it mutated: restored into a
+# fresh checkout's mutants/ so that a run there tests only the functions changed since.
+STATE = ROOT / "bench" / "results" / "mutation-state.json"
 # mutmut's statuses, as the score counts them
 DETECTED = ("killed", "timeout", "segfault")
 UNDETECTED = ("survived", "no tests")
@@ -60,10 +63,66 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run only the mutants that survived last time (after adding tests for them)",
     )
     parser.add_argument(
+        "--tests-per-function", type=int, default=50, metavar="N",
+        help="run each mutant against at most the N fastest tests that reach its function "
+             "(default 50; 0 for all: days on this suite)",
+    )
+    parser.add_argument(
         "--report-only", action="store_true",
         help="skip the run; write the results file from mutmut's last run",
     )
     return parser.parse_args(argv)
+
+
+def limit_tests_per_function(limit: int) -> None:
+    """Keep, for each function, only the ``limit`` fastest of the tests that reach it.
+
+    A function every API request passes through (order creation, the permission check) is
+    reached by hundreds of tests; a mutant that survives runs all of them, and there are
+    thousands of mutants. The fastest tests are mostly the focused ones (decision tables,
+    boundaries) that kill subtle mutants, so the cut costs little: the score is a lower bound
+    of what the whole suite would give, never more. mutmut has no setting for it, so its
+    stats are cut in memory after it has collected them."""
+    import mutmut.__main__ as mutmut_main
+
+    collect = mutmut_main.collect_or_load_stats
+
+    def collect_then_limit(*args: Any, **kwargs: Any) -> None:
+        collect(*args, **kwargs)
+        state = mutmut_main.state()
+        for name, tests in state.tests_by_mangled_function_name.items():
+            if len(tests) > limit:
+                fastest = sorted(tests, key=lambda t: (state.duration_by_test.get(t, 0.0), t))
+                state.tests_by_mangled_function_name[name] = set(fastest[:limit])
+
+    mutmut_main.collect_or_load_stats = collect_then_limit
+
+
+def restore_state(modules: list[str]) -> None:
+    """Give a fresh mutants/ the verdicts of the last run (kept in the repository), so mutmut
+    re-tests only functions whose source changed since."""
+    if not STATE.exists():
+        return
+    saved = json.loads(STATE.read_text())
+    for module in modules:
+        meta = ROOT / "mutants" / f"{module}.meta"
+        if module in saved and not meta.exists():
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            meta.write_text(json.dumps({
+                **saved[module], "type_check_error_by_key": {}, "durations_by_key": {},
+                "estimated_durations_by_key": {},
+            }))
+
+
+def save_state(modules: list[str]) -> None:
+    saved = json.loads(STATE.read_text()) if STATE.exists() else {}
+    for module in modules:
+        meta = ROOT / "mutants" / f"{module}.meta"
+        if meta.exists():
+            data = json.loads(meta.read_text())
+            saved[module] = {key: dict(sorted(data[key].items()))
+                             for key in ("exit_code_by_key", "hash_by_function_name")}
+    STATE.write_text(json.dumps(dict(sorted(saved.items())), indent=0) + "\n")
 
 
 def run_mutmut(modules: list[str], tests: list[str], max_children: int | None,
@@ -139,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
 
     modules = args.module or list(configuration.config().only_mutate)
     if not args.report_only:
+        restore_state(modules)
+        if args.tests_per_function:
+            limit_tests_per_function(args.tests_per_function)
         rerun = [name for name, status in read_statuses(modules).items()
                  if status in UNDETECTED] if args.rerun_survivors else []
         if args.rerun_survivors and not rerun:
@@ -149,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if not statuses:
         print("no mutmut results found; run without --report-only first", file=sys.stderr)
         return 1
+    save_state(modules)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else None
     report = build_report(modules, statuses, previous)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
