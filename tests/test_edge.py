@@ -202,10 +202,14 @@ def test_a_nul_in_a_csv_import_is_422_naming_its_line(api: Api):
     csv = "warehouse,sku,quantity\nMAIN,SKU-A,1\nMAIN,SKU\x00-B,1\n"
     status, body, _ = raw(api, "POST", "/stock/import?kind=inbound", csv, "text/csv")
     assert status == 422, body
-    assert body["error"]["message"].startswith("line 3:")
-    assert body["error"]["details"][0]["line"] == 3
+    assert body["error"]["code"] == "validation_failed"
+    assert body["error"]["message"] == "line 3: contains a NUL character"
+    assert body["error"]["details"] == [
+        {"field": "line 3", "problem": "contains a NUL character", "line": 3}]
     status, body, _ = raw(api, "POST", "/stock/import", b"sku\n\xff\n", "text/csv")
     assert (status, body["error"]["message"]) == (422, "line 2: is not UTF-8 text")
+    assert body["error"]["details"] == [
+        {"field": "line 2", "problem": "is not UTF-8 text", "line": 2}]
     assert api.get("/stock/ledger?reference=x")[0] == 200  # nothing moved, nothing broke
 
 

@@ -373,3 +373,29 @@ def test_modify_with_an_empty_customer_says_what_is_missing(api):
     status, changed = api.patch(f"/orders/{number}", {"customer": {"name": "Ann Lee"}})
     assert status == 200
     assert changed["customer"]["name"] == "Ann Lee"
+
+
+def test_search_texts_match_literally_even_with_like_wildcards(api):
+    """``%``, ``_`` and ``\\`` in a filter are characters to find, not patterns (on both
+    databases, which escape differently)."""
+    names = ["Ann_Lee", "AnnXLee", "100% Cotton", "100 Cotton", "C:\\Shop", "C:Shop"]
+    by_name = {}
+    for name in names:
+        status, created = api.post("/orders", order(
+            consignee={**ORDER["consignee"], "name": name},
+            customer={"email": f"{len(by_name)}@example.com", "name": name},
+        ))
+        assert status == 201, created
+        by_name[name] = created["number"]
+
+    def found(param, text):
+        status, body = api.get(f"/orders?{param}={quote(text)}")
+        assert status == 200, body
+        return sorted(o["number"] for o in body["items"])
+
+    for param in ("consignee", "customer", "q"):
+        assert found(param, "n_L") == [by_name["Ann_Lee"]], param
+        assert found(param, "0%") == [by_name["100% Cotton"]], param
+        assert found(param, ":\\S") == [by_name["C:\\Shop"]], param
+        assert found(param, "%") == [by_name["100% Cotton"]], param
+        assert found(param, "_") == [by_name["Ann_Lee"]], param

@@ -498,3 +498,69 @@ def test_a_discount_may_take_the_total_to_zero_but_not_below(
         assert api.get("/orders")[1]["total"] == 0
     else:
         assert (status, order["total"]) == (201, total), order
+
+
+# --- an order its channel ships (Amazon FBA and the like) --------------------------------
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    ("status", "by_channel", "reported", "after"),
+    [
+        ("confirmed", True, "partially_shipped", "partially_shipped"),
+        ("confirmed", True, "shipped", "shipped"),
+        ("partially_shipped", True, "shipped", "shipped"),
+        # never backwards, never the same step twice
+        ("partially_shipped", True, "partially_shipped", "partially_shipped"),
+        ("shipped", True, "partially_shipped", "shipped"),
+        ("shipped", True, "shipped", "shipped"),
+        # only the shipping steps are the channel's to report
+        ("confirmed", True, "delivered", "confirmed"),
+        ("confirmed", True, "cancelled", "confirmed"),
+        # held (the channel's own hold) or cancelled orders are not moved
+        ("held", True, "shipped", "held"),
+        ("cancelled", True, "shipped", "cancelled"),
+        # an order the hub ships is never moved by what the channel says
+        ("confirmed", False, "shipped", "confirmed"),
+        ("confirmed", False, "partially_shipped", "confirmed"),
+    ],
+)
+def test_a_channel_fulfilled_order_follows_the_channel_forward_only(
+    api: Api, runtime: Runtime, status: str, by_channel: bool, reported: str, after: str
+):
+    _, created = api.post("/orders", ORDER)
+    number = created["number"]
+    with runtime.transaction() as session:
+        order = session.scalars(select(Order).where(Order.number == number)).one()
+        order.status, order.fulfilled_by_channel = status, by_channel
+    with runtime.transaction() as session:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
+        orders.follow_channel_shipping(session, tenant_id, number, reported, actor="amazon-sync",
+                                       channel_status="Shipped")
+    assert api.get(f"/orders/{number}")[1]["status"] == after
+    moves = [h for h in api.get(f"/orders/{number}/history")[1]["items"]
+             if h["action"] == "shipped_by_channel"]
+    changes = api.get(f"/audit?action=order.ship&entity_id={number}")[1]["items"]
+    if after == status:
+        assert moves == [] and changes == []
+        return
+    assert [(m["from"], m["to"], m["actor"], m["reason"]) for m in moves] == [(
+        status, after, "amazon-sync",
+        f"the sales channel reports it {after.replace('_', ' ')} (Shipped) from its own stock",
+    )]
+    assert [(c["actor"], c["before"]["status"], c["after"]["status"]) for c in changes] == [
+        ("amazon-sync", status, after)]
+
+
+@SQLITE_ONLY
+def test_the_channel_s_own_words_are_quoted_only_when_it_gave_some(api: Api, runtime: Runtime):
+    _, created = api.post("/orders", ORDER)
+    number = created["number"]
+    with runtime.transaction() as session:
+        order = session.scalars(select(Order).where(Order.number == number)).one()
+        order.fulfilled_by_channel = True
+        orders.follow_channel_shipping(session, order.tenant_id, number, "shipped",
+                                       actor="amazon-sync")
+    (move,) = [h for h in api.get(f"/orders/{number}/history")[1]["items"]
+               if h["action"] == "shipped_by_channel"]
+    assert move["reason"] == "the sales channel reports it shipped from its own stock"
