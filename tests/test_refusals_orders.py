@@ -564,3 +564,15 @@ def test_the_channel_s_own_words_are_quoted_only_when_it_gave_some(api: Api, run
     (move,) = [h for h in api.get(f"/orders/{number}/history")[1]["items"]
                if h["action"] == "shipped_by_channel"]
     assert move["reason"] == "the sales channel reports it shipped from its own stock"
+
+
+def test_the_postgresql_writer_sends_amounts_and_times_exactly_and_nothing_else():
+    from datetime import UTC, datetime
+
+    from hub.core import order_writer
+
+    at = datetime(2026, 3, 2, 8, 0, 0, 123456, tzinfo=UTC)
+    assert order_writer._json({"total": Decimal("0.10"), "at": at, "n": 2}) == (
+        '{"total": "0.10", "at": "2026-03-02T08:00:00.123456+00:00", "n": 2}')
+    with pytest.raises(TypeError, match="^cannot write set as JSON$"):
+        order_writer._json({"x": {1}})
