@@ -574,5 +574,5 @@ def test_the_postgresql_writer_sends_amounts_and_times_exactly_and_nothing_else(
     at = datetime(2026, 3, 2, 8, 0, 0, 123456, tzinfo=UTC)
     assert order_writer._json({"total": Decimal("0.10"), "at": at, "n": 2}) == (
         '{"total": "0.10", "at": "2026-03-02T08:00:00.123456+00:00", "n": 2}')
-    with pytest.raises(TypeError, match="^cannot write set as JSON$"):
+    with pytest.raises(TypeError, match=r"^cannot write set as JSON$"):
         order_writer._json({"x": {1}})
