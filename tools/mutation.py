@@ -26,8 +26,10 @@ mutants of the same name, so re-running never loses that review.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -75,14 +77,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def limit_tests_per_function(limit: int) -> None:
-    """Keep, for each function, only the ``limit`` fastest of the tests that reach it.
+    """Keep, for each function, only ``limit`` of the tests that reach it: first the tests
+    that name it (``verify`` is named by the tests of ``stock verify``), then the fastest.
 
-    A function every API request passes through (order creation, the permission check) is
-    reached by hundreds of tests; a mutant that survives runs all of them, and there are
-    thousands of mutants. The fastest tests are mostly the focused ones (decision tables,
-    boundaries) that kill subtle mutants, so the cut costs little: the score is a lower bound
-    of what the whole suite would give, never more. mutmut has no setting for it, so its
-    stats are cut in memory after it has collected them."""
+    A function every API request passes through (order creation, the permission check, the
+    ledger check every database test ends with) is reached by hundreds of tests; a mutant
+    that survives runs all of them, and there are thousands of mutants. The tests that name
+    a function are the ones written to check it, and the fastest are mostly focused ones
+    (decision tables, boundaries), so the cut costs little: the score is a lower bound of
+    what the whole suite would give, never more. mutmut has no setting for it, so its stats
+    are cut in memory after it has collected them."""
     import mutmut.__main__ as mutmut_main
 
     collect = mutmut_main.collect_or_load_stats
@@ -90,12 +94,35 @@ def limit_tests_per_function(limit: int) -> None:
     def collect_then_limit(*args: Any, **kwargs: Any) -> None:
         collect(*args, **kwargs)
         state = mutmut_main.state()
+        sources = TestSources()
         for name, tests in state.tests_by_mangled_function_name.items():
-            if len(tests) > limit:
-                fastest = sorted(tests, key=lambda t: (state.duration_by_test.get(t, 0.0), t))
-                state.tests_by_mangled_function_name[name] = set(fastest[:limit])
+            if len(tests) <= limit:
+                continue
+            bare = re.compile(rf"\b{re.escape(re.split('[.ǁ]', name)[-1].removeprefix('x_'))}\b")
+            ranked = sorted(tests, key=lambda t: (not bare.search(sources.of(t)),
+                                                  state.duration_by_test.get(t, 0.0), t))
+            state.tests_by_mangled_function_name[name] = set(ranked[:limit])
 
     mutmut_main.collect_or_load_stats = collect_then_limit
+
+
+class TestSources:
+    """The source of a test function by its pytest node id (parameters ignored)."""
+
+    def __init__(self) -> None:
+        self._by_file: dict[str, dict[str, str]] = {}
+
+    def of(self, node_id: str) -> str:
+        path, _, rest = node_id.partition("::")
+        function = rest.split("[")[0].split("::")[-1]
+        if path not in self._by_file:
+            text = (ROOT / path).read_text(encoding="utf-8") if (ROOT / path).exists() else ""
+            tree = ast.parse(text)
+            self._by_file[path] = {
+                node.name: ast.get_source_segment(text, node) or ""
+                for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+            }
+        return self._by_file[path].get(function, "")
 
 
 def restore_state(modules: list[str]) -> None:
