@@ -50,3 +50,19 @@ def test_a_survivor_a_new_test_kills_stays_listed_as_killed_later(mutation: Modu
 
 def test_no_results_no_score(mutation: ModuleType):
     assert mutation.build_report([], {}, None)["score"] is None
+
+
+def test_an_explained_mutant_keeps_its_reason_and_only_undetected_ones_take_one(
+    mutation: ModuleType,
+):
+    statuses = {"f__mutmut_1": "survived", "f__mutmut_2": "killed", "f__mutmut_3": "no tests"}
+    previous = mutation.explain({}, statuses, [["f__mutmut_*", "a default only tested for truth"]])
+    report = mutation.build_report([], statuses, previous)
+    assert report["survivors"] == [
+        {"mutant": "f__mutmut_1", "status": "survived",
+         "verdict": "equivalent: a default only tested for truth"},
+        {"mutant": "f__mutmut_3", "status": "no tests",
+         "verdict": "equivalent: a default only tested for truth"},
+    ]
+    with pytest.raises(SystemExit, match="no undetected mutant"):
+        mutation.explain({}, statuses, [["f__mutmut_2", "x"]])

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fnmatch
 import json
 import os
 import re
@@ -68,6 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tests-per-function", type=int, default=50, metavar="N",
         help="run each mutant against at most the N fastest tests that reach its function "
              "(default 50; 0 for all: days on this suite)",
+    )
+    parser.add_argument(
+        "--equivalent", nargs=2, action="append", default=[], metavar=("MUTANT", "REASON"),
+        help="record that an undetected mutant cannot change behaviour, and why (repeatable; "
+             "a trailing * matches every mutant of a function); implies --report-only",
     )
     parser.add_argument(
         "--report-only", action="store_true",
@@ -218,13 +224,26 @@ def build_report(modules: list[str], statuses: dict[str, str],
             "survivors": survivors}
 
 
+def explain(previous: dict[str, Any], statuses: dict[str, str],
+            reasons: list[list[str]]) -> dict[str, Any]:
+    """The previous results with "equivalent: <reason>" verdicts added for undetected mutants."""
+    verdicts = {s["mutant"]: s.get("verdict") for s in previous.get("survivors", [])}
+    for pattern, reason in reasons:
+        names = [n for n in statuses if fnmatch.fnmatchcase(n, pattern)]
+        undetected = [n for n in names if statuses[n] in UNDETECTED]
+        if not undetected:
+            sys.exit(f"no undetected mutant matches {pattern!r}")
+        verdicts.update({n: f"equivalent: {reason}" for n in undetected})
+    return {**previous, "survivors": [{"mutant": n, "verdict": v} for n, v in verdicts.items()]}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.chdir(ROOT)  # mutmut reads pyproject.toml and writes mutants/ in the working directory
     from mutmut import configuration
 
     modules = args.module or list(configuration.config().only_mutate)
-    if not args.report_only:
+    if not args.report_only and not args.equivalent:
         restore_state(modules)
         if args.tests_per_function:
             limit_tests_per_function(args.tests_per_function)
@@ -240,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     save_state(modules)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else None
+    if args.equivalent:
+        previous = explain(previous or {}, statuses, args.equivalent)
     report = build_report(modules, statuses, previous)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
