@@ -15,6 +15,8 @@ database engine, so everything runs on SQLite only.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import ORDER, Api, seed_people
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from hub import hookimpl
 from hub.core import orders
@@ -576,3 +578,44 @@ def test_the_postgresql_writer_sends_amounts_and_times_exactly_and_nothing_else(
         '{"total": "0.10", "at": "2026-03-02T08:00:00.123456+00:00", "n": 2}')
     with pytest.raises(TypeError, match=r"^cannot write set as JSON$"):
         order_writer._json({"x": {1}})
+
+
+# --- one writer at a time per order -------------------------------------------------------
+
+POSTGRES_ONLY = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+WAITING_FOR_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND wait_event_type = 'Lock'"
+)
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize(
+    "action", ["cancel", "approve", "reject", "modify", "modify_lines", "allocate", "split",
+               "merge"],
+)
+def test_every_order_action_locks_the_order_before_reading_it(
+    api: Api, runtime: Runtime, who: dict[str, str], action: str
+):
+    """Two people acting on one order at once must act one after the other, each seeing
+    what the other did (two approvals both counting as the first level, a cancel racing a
+    split). So each action takes the order's row lock (FOR UPDATE) before it reads the
+    order. Shown by holding a key-share lock elsewhere: it blocks FOR UPDATE, but not the
+    plain UPDATE an action that forgot the lock would go on to write with."""
+    status = next(iter(ALLOWED[action]))
+    number = reach(api, runtime, status)
+    answer: list[tuple[int, Any]] = []
+    with runtime.engine.connect() as other, runtime.engine.connect() as watcher:
+        other.execute(text("SELECT id FROM orders WHERE number = :n FOR KEY SHARE"),
+                      {"n": number})
+        worker = threading.Thread(target=lambda: answer.append(ACTIONS[action](api, who, number)))
+        worker.start()
+        waited = False
+        while worker.is_alive() and not waited:
+            waited = watcher.execute(WAITING_FOR_A_LOCK).scalar_one() > 0
+            watcher.commit()
+            time.sleep(0.02)
+        other.commit()  # let it go
+        worker.join(timeout=60)
+    assert waited, f"{action} went ahead without waiting for the order's row lock"
+    assert answer and answer[0][0] == ALLOWED[action][status][0], answer
