@@ -66,9 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run only the mutants that survived last time (after adding tests for them)",
     )
     parser.add_argument(
-        "--tests-per-function", type=int, default=50, metavar="N",
-        help="run each mutant against at most the N fastest tests that reach its function "
-             "(default 50; 0 for all: days on this suite)",
+        "--tests-per-function", type=int, default=100, metavar="N",
+        help="run each mutant against at most N of the tests that reach its function: those "
+             "naming it first, then the fastest (default 100; 0 for all: days on this suite)",
     )
     parser.add_argument(
         "--equivalent", nargs=2, action="append", default=[], metavar=("MUTANT", "REASON"),
@@ -84,15 +84,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def limit_tests_per_function(limit: int) -> None:
     """Keep, for each function, only ``limit`` of the tests that reach it: first the tests
-    that name it (``verify`` is named by the tests of ``stock verify``), then the fastest.
+    whose source names the most of the words of its name (``check_low_stock``:
+    ``test_hook_stock_low``), then the fastest.
 
     A function every API request passes through (order creation, the permission check, the
     ledger check every database test ends with) is reached by hundreds of tests; a mutant
     that survives runs all of them, and there are thousands of mutants. The tests that name
-    a function are the ones written to check it, and the fastest are mostly focused ones
-    (decision tables, boundaries), so the cut costs little: the score is a lower bound of
-    what the whole suite would give, never more. mutmut has no setting for it, so its stats
-    are cut in memory after it has collected them."""
+    what a function does are the ones written to check it, and the fastest are mostly
+    focused ones (decision tables, boundaries), so the cut costs little: the score is a lower
+    bound of what the whole suite would give, never more. mutmut has no setting for it, so
+    its stats are cut in memory after it has collected them."""
     import mutmut.__main__ as mutmut_main
 
     collect = mutmut_main.collect_or_load_stats
@@ -104,10 +105,15 @@ def limit_tests_per_function(limit: int) -> None:
         for name, tests in state.tests_by_mangled_function_name.items():
             if len(tests) <= limit:
                 continue
-            bare = re.compile(rf"\b{re.escape(re.split('[.ǁ]', name)[-1].removeprefix('x_'))}\b")
-            ranked = sorted(tests, key=lambda t: (not bare.search(sources.of(t)),
-                                                  state.duration_by_test.get(t, 0.0), t))
-            state.tests_by_mangled_function_name[name] = set(ranked[:limit])
+            bare = re.split("[.ǁ]", name)[-1].removeprefix("x_").strip("_")
+            words = [w for w in bare.lower().split("_") if len(w) > 2] or [bare.lower()]
+
+            def rank(test: str, words: list[str] = words) -> tuple[int, float, str]:
+                text = sources.of(test).lower()
+                named = sum(w in text for w in words)
+                return -named, state.duration_by_test.get(test, 0.0), test
+
+            state.tests_by_mangled_function_name[name] = set(sorted(tests, key=rank)[:limit])
 
     mutmut_main.collect_or_load_stats = collect_then_limit
 
