@@ -468,3 +468,57 @@ def test_shipment_states_against_what_can_be_done_to_them(
             ("ship", "MAIN", "SKU-A", -2, -2),
             ("ship", "MAIN", "SKU-B", -1, -1),
         ]
+
+
+# --- stock movements: every line checked, on its boundaries, within the tenant ---------------
+
+
+def _import(api: Api, kind: str, *rows: str) -> tuple[int, Any]:
+    csv = "warehouse,sku,quantity\n" + "".join(r + "\n" for r in rows)
+    response = api.client.post(
+        f"/api/v1/stock/import?kind={kind}&reference=refusal", data=csv.encode(),
+        headers={"Authorization": f"Bearer {api.token}", "Content-Type": "text/csv"},
+    )
+    return response.status_code, response.get_json()
+
+
+@SQLITE
+@pytest.mark.parametrize(
+    ("kind", "row", "refusal"),
+    [
+        ("inbound", "MAIN,SKU-A,1", None),
+        ("inbound", "MAIN,SKU-A,0", "line 3: quantity must be at least 1"),
+        ("inbound", "MAIN,SKU-A,-1", "line 3: quantity must be at least 1"),
+        ("inbound", "MAIN,SKU-A,1000000", None),
+        ("inbound", "MAIN,SKU-A,1000001", "line 3: quantity must be a whole number up to 1000000"),
+        ("inbound", ",SKU-A,1", "line 3: no warehouse given"),
+        ("inbound", "NOWHERE,SKU-A,1", "line 3: unknown warehouse 'NOWHERE'"),
+        ("inbound", "MAIN,NO-SUCH,1", "line 3: unknown SKU 'NO-SUCH'"),
+        # the other tenant's warehouse and product are no more known than invented ones
+        ("inbound", "THEIRS,SKU-A,1", "line 3: unknown warehouse 'THEIRS'"),
+        ("inbound", "MAIN,THEIR-SKU,1", "line 3: unknown SKU 'THEIR-SKU'"),
+        ("outbound", "MAIN,SKU-A,0", "line 3: quantity must be at least 1"),
+        ("adjust", "MAIN,SKU-A,-5", None),
+        # within the range, so refused by the stock, not the check: 409, naming the line
+        ("adjust", "MAIN,SKU-A,-1000000", "line 3: on-hand of SKU-A at MAIN cannot go to -999980"),
+        ("adjust", "MAIN,SKU-A,-1000001", "line 3: quantity must be a whole number up to 1000000"),
+    ],
+)
+def test_every_stock_line_is_checked_and_the_first_bad_one_named(
+    api: Api, kind: str, row: str, refusal: str | None
+) -> None:
+    assert api.post("/warehouses", {"code": "THEIRS", "name": "Theirs"},
+                    token=api.tokens["stranger"])[0] == 201
+    assert api.post("/products", {"sku": "THEIR-SKU", "name": "Theirs"},
+                    token=api.tokens["stranger"])[0] == 201
+    before = balances(api, "SKU-A")
+    status, body = _import(api, kind, "WEST,SKU-A,1", row)  # a good line first
+    if refusal is None:
+        assert status == 200, body
+        assert body == {"rows": 2, "kind": kind}
+        return
+    assert status == (409 if "cannot go to" in refusal else 422), body
+    assert body["error"]["message"].startswith(refusal), body
+    assert body["error"]["details"] == {"line": 3}
+    assert balances(api, "SKU-A") == before  # all or nothing: the good line did not move
+    assert ledger(api, "refusal") == []
