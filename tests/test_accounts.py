@@ -278,3 +278,20 @@ def test_the_core_refuses_a_short_password_when_creating_or_changing(password: s
     user = User(username="ann")
     auth.set_password(user, "eight888")
     assert auth.check_password(user, "eight888")
+
+
+@SQLITE_ONLY
+def test_a_user_reads_back_exactly_as_written_and_never_with_a_password(api: Api) -> None:
+    contact = {"full_name": "Ann Lee", "email": "ann@example.com", "phone": "+1 555 0100",
+               "address": "1 Main St, Newark"}
+    status, created = api.post("/users", {**NEW_USER, **contact})
+    assert status == 201, created
+    expected = {"username": "Ann", "role": "operator", "active": True, **contact}
+    assert {k: v for k, v in created.items() if k != "id"} == expected
+    assert isinstance(created["id"], int)
+    status, changed = api.patch("/users/Ann", {"role": "service", "active": False,
+                                               "phone": "+1 555 0199"})
+    assert status == 200
+    assert changed == {**created, "role": "service", "active": False, "phone": "+1 555 0199"}
+    listed = {u["username"]: u for u in api.get("/users")[1]["items"]}
+    assert listed["Ann"] == changed

@@ -123,8 +123,8 @@ def test_product_and_warehouse_changes_are_audited(api):
 
 
 def test_stock_adjustments_leave_who_what_when_and_why_in_the_ledger(api):
-    """Stock movements are recorded in the stock ledger (not in /audit): every adjustment
-    keeps the actor, the reason, the time and the signed change."""
+    """Every stock movement is a ledger row keeping the actor, the reason, the time and the
+    signed change (and each batch one audit entry, below)."""
     started = datetime.now(UTC)
     status, _ = api.post(
         "/stock/adjust",
@@ -141,6 +141,32 @@ def test_stock_adjustments_leave_who_what_when_and_why_in_the_ledger(api):
         -3,
     )
     assert_recent(entry["at"], started)
+
+
+def test_each_stock_batch_is_one_audit_entry_naming_what_moved_as_written(api):
+    inbound = {"warehouse": "MAIN", "reference": "PO-7", "items": [
+        {"sku": "SKU-A", "quantity": 3}, {"sku": "SKU-C", "quantity": 2, "warehouse": "WEST"}]}
+    assert api.post("/stock/inbound", inbound)[0] == 200
+    outbound = {"warehouse": "MAIN", "reference": "RTV-1",
+                "items": [{"sku": "SKU-A", "quantity": 1, "reason": "damaged"}]}
+    assert api.post("/stock/outbound", outbound, token=api.tokens["warehouse"])[0] == 200
+    counted = {"warehouse": "MAIN", "reason": "count", "items": [{"sku": "SKU-B", "quantity": 7}]}
+    assert api.post("/stock/adjust", counted)[0] == 200
+    _, page = api.get("/audit?entity_type=stock&per_page=50")
+    mine = [(e["actor"], e["action"], e["entity_id"], e["before"], e["after"])
+            for e in page["items"] if e["actor"] != "seed"]
+    assert mine == [
+        ("admin", "stock.adjust", "adjust", None, {"reference": None, "reason": "count",
+         "movements": [{"warehouse": "MAIN", "sku": "SKU-B", "on_hand_delta": -3,
+                        "reason": "count"}]}),
+        ("warehouse", "stock.outbound", "RTV-1", None, {"reference": "RTV-1", "reason": None,
+         "movements": [{"warehouse": "MAIN", "sku": "SKU-A", "on_hand_delta": -1,
+                        "reason": "damaged"}]}),
+        ("admin", "stock.inbound", "PO-7", None, {"reference": "PO-7", "reason": None,
+         "movements": [{"warehouse": "MAIN", "sku": "SKU-A", "on_hand_delta": 3, "reason": None},
+                       {"warehouse": "WEST", "sku": "SKU-C", "on_hand_delta": 2,
+                        "reason": None}]}),
+    ]
 
 
 # --- users ---------------------------------------------------------------------------------
