@@ -594,3 +594,40 @@ def test_a_deactivated_user_can_no_longer_use_their_token(api: Api):
         assert api.get("/me", token=issued["token"])[0] == 401
     else:
         assert status == 409
+
+
+SEND_A_TOKEN = "send an API token as 'Authorization: Bearer <token>'"
+NOT_VALID = "the API token is not valid (unknown or revoked)"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, SEND_A_TOKEN),
+        ("", SEND_A_TOKEN),
+        ("Bearer", SEND_A_TOKEN),
+        ("Bearer ", SEND_A_TOKEN),
+        ("Bearer    ", SEND_A_TOKEN),
+        ("Basic YWRtaW46YWRtaW4=", SEND_A_TOKEN),
+        ("Token {token}", SEND_A_TOKEN),
+        ("Bearer oh_not-a-token", NOT_VALID),
+        ("Bearer {token} extra", NOT_VALID),
+        ("Bearer {token}x", NOT_VALID),
+        ("Bearer " + "a" * 501, NOT_VALID),
+        # the scheme is case-insensitive and the token is taken as sent, spaces trimmed
+        ("bearer {token}", None),
+        ("BEARER  {token} ", None),
+    ],
+)
+def test_the_authorization_header_is_read_exactly(api: Api, header: str | None,
+                                                  message: str | None) -> None:
+    headers = {} if header is None else {"Authorization": header.format(token=api.token)}
+    response = api.client.get("/api/v1/me", headers=headers)
+    if message is None:
+        assert response.status_code == 200
+        assert response.get_json()["username"] == "admin"
+        return
+    assert response.status_code == 401
+    assert response.get_json()["error"] == {"code": "unauthorized", "message": message,
+                                            "details": []}
