@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     report = build_report(modules, statuses, previous)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    unreviewed = sum(1 for s in report["survivors"] if not s["verdict"])
+    unreviewed = sum(1 for s in report["survivors"]
+                     if s["status"] in UNDETECTED and not s["verdict"])
     print(f"mutation score: {report['score']}% ({report['counts']}); "
           f"{unreviewed} undetected mutant(s) without a verdict; "
           f"written to {RESULTS.relative_to(ROOT)}")
