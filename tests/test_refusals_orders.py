@@ -592,7 +592,7 @@ WAITING_FOR_A_LOCK = text(
 @POSTGRES_ONLY
 @pytest.mark.parametrize(
     "action", ["cancel", "approve", "reject", "modify", "modify_lines", "allocate", "split",
-               "merge"],
+               "merge", "follow_channel"],
 )
 def test_every_order_action_locks_the_order_before_reading_it(
     api: Api, runtime: Runtime, who: dict[str, str], action: str
@@ -602,13 +602,29 @@ def test_every_order_action_locks_the_order_before_reading_it(
     split). So each action takes the order's row lock (FOR UPDATE) before it reads the
     order. Shown by holding a key-share lock elsewhere: it blocks FOR UPDATE, but not the
     plain UPDATE an action that forgot the lock would go on to write with."""
-    status = next(iter(ALLOWED[action]))
-    number = reach(api, runtime, status)
+    if action == "follow_channel":  # an order its channel ships, told it shipped
+        number = reach(api, runtime, "confirmed")
+        with runtime.transaction() as session:
+            order = session.scalars(select(Order).where(Order.number == number)).one()
+            order.fulfilled_by_channel = True
+
+        def follow(api: Api, who: dict[str, str], number: str) -> tuple[int, Any]:
+            with runtime.transaction() as session:
+                tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
+                orders.follow_channel_shipping(session, tenant_id, number, "shipped",
+                                               actor="amazon-sync")
+            return 200, None
+
+        perform, expected = follow, 200
+    else:
+        status = next(iter(ALLOWED[action]))
+        number = reach(api, runtime, status)
+        perform, expected = ACTIONS[action], ALLOWED[action][status][0]
     answer: list[tuple[int, Any]] = []
     with runtime.engine.connect() as other, runtime.engine.connect() as watcher:
         other.execute(text("SELECT id FROM orders WHERE number = :n FOR KEY SHARE"),
                       {"n": number})
-        worker = threading.Thread(target=lambda: answer.append(ACTIONS[action](api, who, number)))
+        worker = threading.Thread(target=lambda: answer.append(perform(api, who, number)))
         worker.start()
         waited = False
         while worker.is_alive() and not waited:
@@ -618,4 +634,4 @@ def test_every_order_action_locks_the_order_before_reading_it(
         other.commit()  # let it go
         worker.join(timeout=60)
     assert waited, f"{action} went ahead without waiting for the order's row lock"
-    assert answer and answer[0][0] == ALLOWED[action][status][0], answer
+    assert answer and answer[0][0] == expected, answer
