@@ -84,13 +84,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def limit_tests_per_function(limit: int) -> None:
     """Keep, for each function, only ``limit`` of the tests that reach it: first the tests
-    whose source names the most of the words of its name (``check_low_stock``:
-    ``test_hook_stock_low``), then the fastest.
+    using the most words of its name and docstring (``authenticate``, whose docstring speaks
+    of expired and revoked tokens: the token expiry tests), then the fastest.
 
     A function every API request passes through (order creation, the permission check, the
     ledger check every database test ends with) is reached by hundreds of tests; a mutant
-    that survives runs all of them, and there are thousands of mutants. The tests that name
-    what a function does are the ones written to check it, and the fastest are mostly
+    that survives runs all of them, and there are thousands of mutants. The tests that speak
+    of what a function does are the ones written to check it, and the fastest are mostly
     focused ones (decision tables, boundaries), so the cut costs little: the score is a lower
     bound of what the whole suite would give, never more. mutmut has no setting for it, so
     its stats are cut in memory after it has collected them."""
@@ -101,21 +101,49 @@ def limit_tests_per_function(limit: int) -> None:
     def collect_then_limit(*args: Any, **kwargs: Any) -> None:
         collect(*args, **kwargs)
         state = mutmut_main.state()
-        sources = TestSources()
+        tests_of, functions = TestSources(), FunctionWords()
         for name, tests in state.tests_by_mangled_function_name.items():
             if len(tests) <= limit:
                 continue
-            bare = re.split("[.ǁ]", name)[-1].removeprefix("x_").strip("_")
-            words = [w for w in bare.lower().split("_") if len(w) > 2] or [bare.lower()]
+            words = functions.of(name)
 
-            def rank(test: str, words: list[str] = words) -> tuple[int, float, str]:
-                text = sources.of(test).lower()
-                named = sum(w in text for w in words)
-                return -named, state.duration_by_test.get(test, 0.0), test
+            def rank(test: str, words: set[str] = words) -> tuple[int, float, str]:
+                text = tests_of.of(test).lower()
+                return -sum(w in text for w in words), state.duration_by_test.get(test, 0.0), test
 
             state.tests_by_mangled_function_name[name] = set(sorted(tests, key=rank)[:limit])
 
     mutmut_main.collect_or_load_stats = collect_then_limit
+
+
+class FunctionWords:
+    """The words of a mutated function's name and docstring, by mutmut's mangled name
+    (``hub.core.auth.x_authenticate``, ``hub.web.api.framework.xǁParamǁschema``)."""
+
+    def __init__(self) -> None:
+        self._docs: dict[str, dict[str, str]] = {}
+
+    def of(self, mangled: str) -> set[str]:
+        module, _, function = mangled.rpartition(".")
+        parts = function.removeprefix("x").strip("_ǁ").split("ǁ")
+        name = parts[-1]
+        path = ROOT / (module.replace(".", "/") + ".py")
+        if path.name not in self._docs:
+            text = path.read_text(encoding="utf-8") if path.exists() else ""
+            self._docs[path.name] = {
+                node.name: ast.get_docstring(node) or ""
+                for node in ast.walk(ast.parse(text)) if isinstance(node, ast.FunctionDef)
+            }
+        docs = self._docs[path.name]
+        doc = docs.get(parts[-1]) or docs.get("_" + parts[-1]) or ""
+        words = {w for w in name.lower().split("_") if len(w) > 2}
+        return words | {w for w in re.findall(r"[a-z]{5,}", doc.lower()) if w not in COMMON}
+
+
+# Words nearly every test or docstring uses: they rank nothing.
+COMMON = frozenset({"which", "there", "their", "would", "other", "every", "about", "never",
+                    "order", "orders", "tenant", "when", "where", "these", "those", "being",
+                    "after", "before", "while", "should", "could"})
 
 
 class TestSources:
