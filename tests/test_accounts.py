@@ -295,3 +295,35 @@ def test_a_user_reads_back_exactly_as_written_and_never_with_a_password(api: Api
     assert changed == {**created, "role": "service", "active": False, "phone": "+1 555 0199"}
     listed = {u["username"]: u for u in api.get("/users")[1]["items"]}
     assert listed["Ann"] == changed
+
+
+@SQLITE_ONLY
+def test_a_token_works_until_the_second_it_expires(runtime, api: Api, monkeypatch) -> None:
+    ends = (utcnow() + timedelta(hours=1)).replace(microsecond=0)
+    with runtime.transaction() as session:
+        acme = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
+        user = auth.find_user(session, acme, "operator")
+        token, _ = auth.issue_token(session, user, "admin", name="ci", expires_at=ends)
+    monkeypatch.setattr(auth, "utcnow", lambda: ends - timedelta(microseconds=1))
+    assert api.get("/me", token=token)[0] == 200
+    for moment in (ends, ends + timedelta(days=400)):
+        monkeypatch.setattr(auth, "utcnow", lambda moment=moment: moment)
+        status, body = api.get("/me", token=token)
+        assert status == 401
+        assert body["error"]["code"] == "token_expired"
+        assert body["error"]["message"] == (
+            f"the API token expired at {ends.isoformat()}; ask an admin for a new one")
+
+
+@SQLITE_ONLY
+def test_a_token_cannot_be_issued_already_expired_or_to_a_deactivated_user(
+    runtime, api: Api
+) -> None:
+    with runtime.transaction() as session:
+        acme = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
+        user = auth.find_user(session, acme, "operator")
+        with pytest.raises(auth.Invalid, match=r"^expires_at must be in the future$"):
+            auth.issue_token(session, user, "admin", expires_at=utcnow())
+        user.active = False
+        with pytest.raises(auth.Conflict, match=r"^user 'operator' is deactivated; reactivate"):
+            auth.issue_token(session, user, "admin")
