@@ -635,3 +635,24 @@ def test_every_order_action_locks_the_order_before_reading_it(
         worker.join(timeout=60)
     assert waited, f"{action} went ahead without waiting for the order's row lock"
     assert answer and answer[0][0] == expected, answer
+
+
+@SQLITE_ONLY
+def test_an_operator_at_an_admin_level_is_told_which_level_needs_whom(
+    api: Api, who: dict[str, str]
+):
+    number = create(api, lines=[line("SKU-A", 1, "60000.00")])["number"]
+    assert api.post(f"/orders/{number}/approve", {}, token=who["kim"])[0] == 200  # level 1
+    status, body = api.post(f"/orders/{number}/approve", {}, token=who["pat"])
+    assert (status, body["error"]["message"]) == (
+        403, f"order {number} needs approval by an admin at level 2 of 2; you are an operator")
+    status, body = api.post(f"/orders/{number}/reject", {"reason": "no"}, token=who["pat"])
+    assert (status, body["error"]["message"]) == (
+        403, f"order {number} is at approval level 2 of 2, which needs an admin;"
+        " you are an operator")
+    assert read(api, number)["status"] == "awaiting_approval"
+
+
+def test_roles_are_named_with_their_article():
+    assert [orders._article(w) for w in ("admin", "operator", "warehouse", "service")] == [
+        "an", "an", "a", "a"]
