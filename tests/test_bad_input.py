@@ -180,7 +180,8 @@ def test_unknown_sku_names_the_sku_and_line(api, no_orders):
     body["lines"].append({"sku": "SKU-NOPE", "quantity": 1, "unit_price": "1.00"})
     error = error_of(*api.post("/orders", body), 422)
     assert "line 3" in error["message"] and "SKU-NOPE" in error["message"]
-    assert error["details"] == {"line": 3, "sku": "SKU-NOPE"}
+    assert error["details"] == [{"field": "line 3", "problem": "unknown SKU 'SKU-NOPE'",
+                                 "line": 3, "sku": "SKU-NOPE"}]
 
 
 def test_stock_of_an_unknown_sku_is_refused_without_moving_anything(api):

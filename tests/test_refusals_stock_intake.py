@@ -519,6 +519,7 @@ def test_every_stock_line_is_checked_and_the_first_bad_one_named(
         return
     assert status == (409 if "cannot go to" in refusal else 422), body
     assert body["error"]["message"].startswith(refusal), body
-    assert body["error"]["details"] == {"line": 3}
+    problem = body["error"]["message"].removeprefix("line 3: ")
+    assert body["error"]["details"] == [{"field": "line 3", "line": 3, "problem": problem}]
     assert balances(api, "SKU-A") == before  # all or nothing: the good line did not move
     assert ledger(api, "refusal") == []

@@ -235,7 +235,7 @@ def test_outbound_takes_only_free_stock(api):
     assert status == 409, error
     message = error["error"]["message"]
     assert "line 2" in message and "SKU-B" in message and "MAIN" in message
-    assert error["error"]["details"] == {"line": 2}
+    assert [(d["field"], d["line"]) for d in error["error"]["details"]] == [("line 2", 2)]
     assert balances(api)[("SKU-C", "MAIN")] == (5, 0)  # line 1 rolled back too
 
     status, body = api.post(
@@ -376,7 +376,7 @@ def test_adjust_names_the_line_of_the_request(api):
     )
     assert status == 409, error
     assert "line 3" in error["error"]["message"]
-    assert error["error"]["details"] == {"line": 3}
+    assert [(d["field"], d["line"]) for d in error["error"]["details"]] == [("line 3", 3)]
 
 
 # --- CSV import ----------------------------------------------------------------------------
@@ -426,7 +426,8 @@ def test_csv_import_with_a_bad_line_applies_nothing(api, many_products):
     status, error = post_csv(api, "warehouse,sku,quantity\n" + "\n".join(rows))
     assert status == 422, error
     assert "line 2001" in error["error"]["message"] and "five" in error["error"]["message"]
-    assert error["error"]["details"] == {"line": 2001}
+    assert error["error"]["details"] == [{"field": "line 2001", "line": 2001,
+                                          "problem": "quantity 'five' is not a whole number"}]
 
     rows[1999] = "MAIN,NOT-A-SKU,5"
     status, error = post_csv(api, "warehouse,sku,quantity\n" + "\n".join(rows))

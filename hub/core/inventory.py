@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from hub.core import audit, events
 from hub.core import rules as rules_mod
 from hub.core.db import utcnow
-from hub.core.errors import Conflict, InsufficientStock, Invalid
+from hub.core.errors import Conflict, InsufficientStock, Invalid, line_problem
 from hub.core.models import Product, StockLedger, StockLevel, Warehouse
 
 MAX_QUANTITY = 1_000_000
@@ -401,9 +401,10 @@ def dispatch(
         if not done:
             where = _describe(session, m)
             line = line_numbers[index] if line_numbers else index + 1
-            raise InsufficientStock(
-                f"line {line}: not enough free stock of {where} to send out {m.quantity}",
-                {"line": line},
+            raise line_problem(
+                line,
+                f"not enough free stock of {where} to send out {m.quantity}",
+                InsufficientStock,
             )
     _ledger_movements(session, tenant_id, "outbound", movements, reference, actor, sign=-1)
     check_low_stock(session, tenant_id, {m.product_id for m in movements})
@@ -441,10 +442,11 @@ def adjust(
         new_on_hand = m.quantity if absolute else level.on_hand + m.quantity
         line = line_numbers[index] if line_numbers else index + 1
         if new_on_hand < level.reserved:
-            raise Conflict(
-                f"line {line}: on-hand of {_describe(session, m)} cannot go to {new_on_hand}:"
+            raise line_problem(
+                line,
+                f"on-hand of {_describe(session, m)} cannot go to {new_on_hand}:"
                 f" {level.reserved} are reserved for orders",
-                {"line": line},
+                Conflict,
             )
         delta = new_on_hand - level.on_hand
         deltas.append(delta)
@@ -596,18 +598,16 @@ def resolve_movements(
         line = line_numbers[index] if line_numbers else index + 1
         code = r.get("warehouse") or default_warehouse
         if not code:
-            raise Invalid(f"line {line}: no warehouse given", {"line": line})
+            raise line_problem(line, "no warehouse given")
         if code not in warehouses:
-            raise Invalid(f"line {line}: unknown warehouse {code!r}", {"line": line})
+            raise line_problem(line, f"unknown warehouse {code!r}")
         if r["sku"] not in products:
-            raise Invalid(f"line {line}: unknown SKU {r['sku']!r}", {"line": line})
+            raise line_problem(line, f"unknown SKU {r['sku']!r}")
         qty = r["quantity"]
         if not isinstance(qty, int) or isinstance(qty, bool) or abs(qty) > MAX_QUANTITY:
-            raise Invalid(
-                f"line {line}: quantity must be a whole number up to {MAX_QUANTITY}", {"line": line}
-            )
+            raise line_problem(line, f"quantity must be a whole number up to {MAX_QUANTITY}")
         if qty < minimum:
-            raise Invalid(f"line {line}: quantity must be at least {minimum}", {"line": line})
+            raise line_problem(line, f"quantity must be at least {minimum}")
         out.append(Movement(warehouses[code], products[r["sku"]], qty, r.get("reason")))
     return out
 

@@ -30,6 +30,7 @@ from hub.core.errors import (
     InsufficientStock,
     Invalid,
     NotFound,
+    line_problem,
 )
 from hub.core.models import (
     Allocation,
@@ -1218,13 +1219,11 @@ def _products_for(
         products = {sku: known[sku] for sku in skus if sku in known}
     for i, line in enumerate(lines, start=1):
         if line.sku not in products:
-            raise Invalid(f"line {i}: unknown SKU {line.sku!r}", {"line": i, "sku": line.sku})
+            raise line_problem(i, f"unknown SKU {line.sku!r}", sku=line.sku)
         if not products[line.sku].active:
-            raise Invalid(f"line {i}: SKU {line.sku!r} is not for sale", {"line": i})
+            raise line_problem(i, f"SKU {line.sku!r} is not for sale", sku=line.sku)
         if not 1 <= line.quantity <= MAX_LINE_QUANTITY:
-            raise Invalid(
-                f"line {i}: quantity must be between 1 and {MAX_LINE_QUANTITY}", {"line": i}
-            )
+            raise line_problem(i, f"quantity must be between 1 and {MAX_LINE_QUANTITY}")
     return products
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from hub.core import inventory
-from hub.core.errors import Invalid
+from hub.core.errors import Invalid, line_problem
 
 KINDS = ("inbound", "outbound", "adjust")
 MAX_ROWS = 200_000
@@ -27,9 +27,8 @@ def parse(text: str) -> tuple[list[dict[str, Any]], list[int]]:
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise Invalid(
-            f"line 1: the header must name {', '.join(REQUIRED)} (missing {', '.join(missing)})",
-            {"line": 1},
+        raise line_problem(
+            1, f"the header must name {', '.join(REQUIRED)} (missing {', '.join(missing)})"
         )
     reader.fieldnames = header
     rows, lines = [], []
@@ -38,19 +37,17 @@ def parse(text: str) -> tuple[list[dict[str, Any]], list[int]]:
         if len(rows) >= MAX_ROWS:
             raise Invalid(f"more than {MAX_ROWS} rows; split the file")
         if None in row:
-            raise Invalid(f"line {line}: more columns than the header", {"line": line})
+            raise line_problem(line, "more columns than the header")
         if not any((v or "").strip() for v in row.values()):
             continue
         raw_qty = (row.get("quantity") or "").strip()
         try:
             quantity = int(raw_qty)
         except ValueError:
-            raise Invalid(
-                f"line {line}: quantity {raw_qty!r} is not a whole number", {"line": line}
-            ) from None
+            raise line_problem(line, f"quantity {raw_qty!r} is not a whole number") from None
         sku = (row.get("sku") or "").strip()
         if not sku:
-            raise Invalid(f"line {line}: no SKU", {"line": line})
+            raise line_problem(line, "no SKU")
         rows.append(
             {
                 "warehouse": (row.get("warehouse") or "").strip() or None,

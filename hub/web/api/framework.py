@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import func, select
 
 from hub.core import auth, schema_errors, times
-from hub.core.errors import HubError
+from hub.core.errors import HubError, line_problem
 from hub.runtime import Runtime
 from hub.settings import TenantSettings
 from hub.web.errors import MAX_DETAILS
@@ -388,20 +388,11 @@ def _csv_body(runtime: Runtime) -> str:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise _line_problem(line, "is not UTF-8 text") from None
+        raise line_problem(line, "is not UTF-8 text") from None
     nul = text.find("\x00")
     if nul >= 0:
-        raise _line_problem(text.count("\n", 0, nul) + 1, "contains a NUL character")
+        raise line_problem(text.count("\n", 0, nul) + 1, "contains a NUL character")
     return text
-
-
-def _line_problem(line: int, problem: str) -> ApiError:
-    return ApiError(
-        422,
-        "validation_failed",
-        f"line {line}: {problem}",
-        [{"field": f"line {line}", "problem": problem, "line": line}],
-    )
 
 
 def _bad_text(value: str) -> str | None:
