@@ -399,3 +399,43 @@ def test_search_texts_match_literally_even_with_like_wildcards(api):
         assert found(param, ":\\S") == [by_name["C:\\Shop"]], param
         assert found(param, "%") == [by_name["100% Cotton"]], param
         assert found(param, "_") == [by_name["Ann_Lee"]], param
+
+
+def test_every_order_filter_on_its_boundaries(api):
+    """``…from`` and ``amount_…`` bounds include the order sitting on them, ``…to`` bounds
+    exclude it; each text filter looks only where it says."""
+    _, ann = api.post("/orders", order(paid_at="2026-03-02T08:00:00+00:00"))
+    _, bob = api.post("/orders", order(
+        consignee={**ORDER["consignee"], "name": "Bob Stone", "phone": "+44 20 7946 0000"},
+        customer={"email": "zed@example.org", "name": "Zed Park", "phone": "+1 555 0142"},
+        lines=[{"sku": "SKU-C", "quantity": 1, "unit_price": "3.99"}],
+    ))
+    at = api.get(f"/orders/{ann['number']}")[1]["created_at"]
+    after = (datetime.fromisoformat(at) + timedelta(microseconds=1)).isoformat()
+
+    def found(query):
+        status, body = api.get(f"/orders?{query}&sort=number")
+        assert status == 200, body
+        return [o["number"] for o in body["items"]]
+
+    a, b = ann["number"], bob["number"]
+    assert a in found(f"created_from={quote(at)}")
+    assert a not in found(f"created_to={quote(at)}")
+    assert a in found(f"created_to={quote(after)}")
+    assert a not in found(f"created_from={quote(after)}")
+    assert found("paid_from=2026-03-02T08:00:00Z") == [a]
+    assert found("paid_to=2026-03-02T08:00:00Z") == []
+    assert found("paid_to=2026-03-02T08:00:01Z") == [a]
+    assert found("paid_from=2026-03-02&paid_to=2026-03-02") == [a]  # the whole day
+    assert found(f"amount_min={ann['total']}") == [a]
+    assert found(f"amount_max={ann['total']}") == [a, b]
+    assert found(f"amount_max={bob['total']}") == [b]
+    assert found(f"amount_min={bob['total']}&amount_max={bob['total']}") == [b]
+    assert found("amount_min=45.51") == []  # one cent above Ann's 45.50
+    assert found(f"number={a}") == [a] and found(f"number={a[:-1]}") == []
+    assert found("consignee=stone") == [b] and found("consignee=7946") == []
+    assert found("phone=7946") == [b] and found("phone=stone") == []
+    assert found("customer=zed%40") == [b] and found("customer=0142") == [b]
+    assert found("customer=stone") == []  # the consignee is not the customer
+    assert found("q=0142") == [b] and found("q=park") == [b]
+    assert found("fulfilled_by=hub") == [a, b] and found("fulfilled_by=channel") == []
