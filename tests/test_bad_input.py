@@ -395,3 +395,45 @@ def test_missing_or_bad_token_is_401(api):
 def test_forbidden_names_the_permission(api):
     error = error_of(*api.post("/orders", ORDER, token=api.tokens["analyst"]), 403)
     assert "analyst" in error["message"] and "orders.write" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "problem"),
+    [
+        ("/orders?page=0", "page", "must be at least 1"),
+        ("/orders?page=1000001", "page", "must be at most 1000000"),
+        ("/orders?page=two", "page", "must be an integer"),
+        ("/orders?page=1&page=2", "page", "is given more than once"),
+        ("/orders?per_page=501", "per_page", "must be at most 500"),
+        ("/orders?amount_min=1.23456", "amount_min",
+         "must be a decimal such as 19.99 (at most 12 digits and 4 decimals)"),
+        ("/orders?created_from=2026-13-01", "created_from",
+         "must be an ISO 8601 date-time with a time zone (2026-03-02T08:00:00Z) or a day"
+         " (2026-03-02)"),
+        ("/orders?q=" + "x" * 501, "q", "must be at most 500 characters long"),
+        ("/orders?q=a%00b", "q", "contains a NUL character"),
+        ("/orders?status=new,nope", "status", "must list items from: "),
+        ("/orders?sort=colour", "sort", "must be one of: "),
+        ("/stock?low_only=maybe", "low_only", "must be a boolean (true or false)"),
+        ("/inbox?connection=2147483648", "connection", "is too large"),
+    ],
+)
+def test_each_query_refusal_names_its_parameter_and_rule(api, path, field, problem):
+    error = error_of(*api.get(path), 400)
+    assert error["code"] == "bad_query"
+    assert error["message"].startswith(f"query parameter {field!r} {problem}")
+    (detail,) = error["details"]
+    assert detail["field"] == field and detail["problem"].startswith(problem)
+    assert detail["problem"] == error["message"].removeprefix(f"query parameter {field!r} ")
+
+
+def test_unknown_query_parameters_are_each_named_with_what_is_allowed(api):
+    error = error_of(*api.get("/stock/alerts?sku=SKU-A&colour=red"), 400)
+    assert error["message"] == "unknown query parameter(s) colour, sku; allowed: none"
+    assert error["details"] == [
+        {"field": "colour", "problem": "is not a known query parameter"},
+        {"field": "sku", "problem": "is not a known query parameter"},
+    ]
+    error = error_of(*api.get("/audit?colour=red"), 400)
+    assert error["message"].startswith(
+        "unknown query parameter(s) colour; allowed: action, actor, entity_id, entity_type")
