@@ -437,3 +437,27 @@ def test_unknown_query_parameters_are_each_named_with_what_is_allowed(api):
     error = error_of(*api.get("/audit?colour=red"), 400)
     assert error["message"].startswith(
         "unknown query parameter(s) colour; allowed: action, actor, entity_id, entity_type")
+
+
+def test_json_numbers_are_read_as_integers_or_decimals_within_scale():
+    from decimal import Decimal
+
+    from hub.web.api import framework
+
+    out_of_scale = framework._OutOfScale
+    assert framework._number("3.0") == 3 and type(framework._number("3.0")) is int
+    assert framework._number("3.50") == Decimal("3.50")
+    assert type(framework._number("999999999999999999.0")) is int  # 18 digits
+    assert framework._number("1000000000000000000.0") == Decimal("1E+18")
+    assert type(framework._number("1000000000000000000.0")) is Decimal
+    assert framework._number("1E+30") == Decimal("1E+30")
+    assert not isinstance(framework._number("1E+30"), out_of_scale)
+    assert isinstance(framework._number("1E+31"), out_of_scale)
+    assert framework._number("1E-30") == Decimal("1E-30")
+    assert not isinstance(framework._number("1E-30"), out_of_scale)
+    assert isinstance(framework._number("1E-31"), out_of_scale)
+    assert framework._integer("1" + "0" * 30) == 10**30
+    assert framework._integer("-1" + "0" * 30) == -(10**30)
+    assert isinstance(framework._integer("1" + "0" * 31), out_of_scale)
+    with pytest.raises(ValueError, match=r"^NaN is not a number JSON allows$"):
+        framework._no_constant("NaN")
