@@ -505,6 +505,24 @@ def test_a_discount_may_take_the_total_to_zero_but_not_below(
 # --- an order its channel ships (Amazon FBA and the like) --------------------------------
 
 
+def channel_fulfils(runtime: Runtime, number: str, status: str | None = None,
+                    by_channel: bool = True) -> None:
+    """Mark an order as one its channel ships (and put it in ``status``), as intake does for
+    an Amazon FBA order."""
+    with runtime.transaction() as session:
+        order = session.scalars(select(Order).where(Order.number == number)).one()
+        order.fulfilled_by_channel = by_channel
+        order.status = status or order.status
+
+
+def channel_reports(runtime: Runtime, number: str, shipped: str,
+                    said: str | None = None) -> None:
+    with runtime.transaction() as session:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
+        orders.follow_channel_shipping(session, tenant_id, number, shipped,
+                                       actor="amazon-sync", channel_status=said)
+
+
 @SQLITE_ONLY
 @pytest.mark.parametrize(
     ("status", "by_channel", "reported", "after"),
@@ -530,15 +548,9 @@ def test_a_discount_may_take_the_total_to_zero_but_not_below(
 def test_a_channel_fulfilled_order_follows_the_channel_forward_only(
     api: Api, runtime: Runtime, status: str, by_channel: bool, reported: str, after: str
 ):
-    _, created = api.post("/orders", ORDER)
-    number = created["number"]
-    with runtime.transaction() as session:
-        order = session.scalars(select(Order).where(Order.number == number)).one()
-        order.status, order.fulfilled_by_channel = status, by_channel
-    with runtime.transaction() as session:
-        tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
-        orders.follow_channel_shipping(session, tenant_id, number, reported, actor="amazon-sync",
-                                       channel_status="Shipped")
+    number = create(api)["number"]
+    channel_fulfils(runtime, number, status, by_channel)
+    channel_reports(runtime, number, reported, "Shipped")
     assert api.get(f"/orders/{number}")[1]["status"] == after
     moves = [h for h in api.get(f"/orders/{number}/history")[1]["items"]
              if h["action"] == "shipped_by_channel"]
@@ -556,13 +568,9 @@ def test_a_channel_fulfilled_order_follows_the_channel_forward_only(
 
 @SQLITE_ONLY
 def test_the_channel_s_own_words_are_quoted_only_when_it_gave_some(api: Api, runtime: Runtime):
-    _, created = api.post("/orders", ORDER)
-    number = created["number"]
-    with runtime.transaction() as session:
-        order = session.scalars(select(Order).where(Order.number == number)).one()
-        order.fulfilled_by_channel = True
-        orders.follow_channel_shipping(session, order.tenant_id, number, "shipped",
-                                       actor="amazon-sync")
+    number = create(api)["number"]
+    channel_fulfils(runtime, number)
+    channel_reports(runtime, number, "shipped")
     (move,) = [h for h in api.get(f"/orders/{number}/history")[1]["items"]
                if h["action"] == "shipped_by_channel"]
     assert move["reason"] == "the sales channel reports it shipped from its own stock"
@@ -604,15 +612,10 @@ def test_every_order_action_locks_the_order_before_reading_it(
     plain UPDATE an action that forgot the lock would go on to write with."""
     if action == "follow_channel":  # an order its channel ships, told it shipped
         number = reach(api, runtime, "confirmed")
-        with runtime.transaction() as session:
-            order = session.scalars(select(Order).where(Order.number == number)).one()
-            order.fulfilled_by_channel = True
+        channel_fulfils(runtime, number)
 
         def follow(api: Api, who: dict[str, str], number: str) -> tuple[int, Any]:
-            with runtime.transaction() as session:
-                tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
-                orders.follow_channel_shipping(session, tenant_id, number, "shipped",
-                                               actor="amazon-sync")
+            channel_reports(runtime, number, "shipped")
             return 200, None
 
         perform, expected = follow, 200
