@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -714,3 +716,20 @@ def test_an_easypost_rate_without_a_currency_is_noted_and_the_others_still_quote
     )
     assert note["error"] == "easypost: rates[0] (USPS Express) left out: it has no currency"
     assert answer["selected"]["service"] == "GroundAdvantage"
+
+
+def test_a_process_forked_after_quoting_quotes_with_a_pool_of_its_own() -> None:
+    """A server that quoted before forking its workers (or any fork after a quote) must not
+    hand the child a pool whose threads stayed in the parent: its quotes would never run."""
+    assert rates._executor().submit(lambda: 1).result(timeout=10) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        pid = os.fork()
+    if pid == 0:  # the child: quote, and say whether it ran
+        try:
+            ran = rates._executor().submit(lambda: 42).result(timeout=10) == 42
+        except BaseException:
+            ran = False
+        os._exit(0 if ran else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 import weakref
@@ -314,12 +315,23 @@ class _State:
 
 
 def _executor() -> ThreadPoolExecutor:
-    """One pool per process, made on first use (after a pre-forking server has forked)."""
+    """One pool per process, made on first use."""
     global _pool
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="orderhub-quote")
         return _pool
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child has none of its parent's threads: a pool made before the fork (a
+    server that quoted before forking its workers, a test harness) would take the child's
+    quotes and never run them. The child makes its own."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _state(runtime: Runtime) -> _State:
