@@ -65,6 +65,23 @@ def test_a_paid_at_outside_the_sane_range_is_refused_naming_it(api: Api):
     assert api.get("/orders")[1]["total"] == 0
 
 
+@SQLITE
+@pytest.mark.parametrize(
+    "written", ["2026-02-30T00:00:00Z", "yesterday", "2026-03-02T08:00:00", "3000-01-01T00:00:00Z"]
+)
+def test_a_date_time_the_schema_refuses_is_explained_once_in_the_schema_s_words(
+    api: Api, written: str
+):
+    """Both validators (the fast one and the one that explains) check the format the same
+    way, so a bad date-time is one problem, said as the schema says it."""
+    status, body = api.post("/orders", {**ORDER, "paid_at": written})
+    rule = ("must be an ISO 8601 date-time with a time zone, between 1900-01-01 and 2999-12-31"
+            " (UTC)")
+    assert status == 422, body
+    assert body["error"]["message"] == f"paid_at: {rule}"
+    assert body["error"]["details"] == [{"field": "paid_at", "problem": rule}]
+
+
 def test_the_ends_of_the_range_are_kept_and_read_back_on_both_databases(api: Api):
     """The control: the last second of 2999 in UTC is accepted (here written at -14:00) and
     every read shows it; a second later is refused."""

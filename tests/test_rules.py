@@ -340,6 +340,18 @@ def test_region_match_routes_to_the_consignees_warehouse(api: Api):
     assert reasons(api, created["number"], "routed") == ["from WEST (by region, stock, priority)"]
 
 
+def test_routing_never_plans_from_a_deactivated_warehouse(api: Api):
+    assert api.patch("/warehouses/WEST", {"active": False})[0] == 200
+    west = {**ORDER["consignee"]["address"], "region": "west", "city": "Reno"}
+    _, near = api.post("/orders", order(lines=[{"sku": "SKU-A", "quantity": 2}],
+                                        consignee={**ORDER["consignee"], "address": west}))
+    assert allocations(api, near["number"]) == [("MAIN", "SKU-A", 2)]
+    # MAIN's 18 left are not enough; WEST's 10 would be, but WEST is closed.
+    _, short = api.post("/orders", order(lines=[{"sku": "SKU-A", "quantity": 25}]))
+    assert short["status"] == "held" and short["type"] == "backorder"
+    assert allocations(api, short["number"]) == []
+
+
 def test_most_stock_wins_when_no_region_matches(api: Api):
     south = {**ORDER["consignee"]["address"], "region": "south"}
     _, created = api.post(
