@@ -352,6 +352,25 @@ def test_routing_never_plans_from_a_deactivated_warehouse(api: Api):
     assert allocations(api, short["number"]) == []
 
 
+def test_a_regional_warehouse_holding_exactly_the_order_fills_it(api: Api):
+    west = {**ORDER["consignee"]["address"], "region": "west", "city": "Reno"}
+    _, created = api.post("/orders", order(lines=[{"sku": "SKU-A", "quantity": 10}],
+                                           consignee={**ORDER["consignee"], "address": west}))
+    assert allocations(api, created["number"]) == [("WEST", "SKU-A", 10)]  # all WEST has
+
+
+def test_the_warehouse_priority_breaks_a_tie_of_region_and_stock(api: Api):
+    east = {"code": "EAST", "name": "East", "country": "US", "region": "east", "priority": 1}
+    assert api.post("/warehouses", east)[0] == 201
+    assert api.post("/stock/inbound", {"warehouse": "EAST",
+                                       "items": [{"sku": "SKU-C", "quantity": 5}]})[0] == 200
+    south = {**ORDER["consignee"]["address"], "region": "south"}
+    _, created = api.post("/orders", order(lines=[{"sku": "SKU-C", "quantity": 2}],
+                                           consignee={**ORDER["consignee"], "address": south}))
+    # MAIN, WEST and EAST: same country, no region match, 2 free each: priority 1 wins.
+    assert allocations(api, created["number"]) == [("EAST", "SKU-C", 2)]
+
+
 def test_most_stock_wins_when_no_region_matches(api: Api):
     south = {**ORDER["consignee"]["address"], "region": "south"}
     _, created = api.post(
