@@ -447,3 +447,31 @@ def test_a_changed_secret_is_used_once_the_lookup_is_refreshed(api, runtime, sho
     # Then the adapter is built again with it
     assert post(api, shop, delivery(order_id="2"), "d-2").status_code == 401
     assert post(api, shop, delivery(order_id="2"), "d-2", secret="rotated").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("sent", "changed"),
+    [
+        ([("A", 2, "10.00"), ("B", 1, "3.00")], False),
+        ([("B", 1, "3.00"), ("A", 2, "10.00")], False),  # the order of lines does not count
+        ([("A", 2, "10.00"), ("B", 1, "3.50")], True),  # a price does
+        ([("A", 3, "10.00"), ("B", 1, "3.00")], True),
+        ([("A", 2, "10.00")], True),
+        # unpriced (an Amazon order still Pending): only SKUs and quantities are compared
+        ([("A", 2, None), ("B", 1, None)], False),
+        ([("B", 1, None), ("A", 2, None)], False),
+        ([("A", 2, None), ("B", 2, None)], True),
+        ([("A", 2, None), ("C", 1, None)], True),
+        ([("A", 2, "99.00"), ("B", 1, None)], False),
+    ],
+)
+def test_a_channel_update_changes_lines_only_when_they_differ(sent, changed):
+    from decimal import Decimal
+
+    from hub.core.models import OrderLine
+    from hub.core.normalised import LineItem
+
+    stored = Order(lines=[OrderLine(sku="A", quantity=2, unit_price=Decimal("10.00")),
+                          OrderLine(sku="B", quantity=1, unit_price=Decimal("3.00"))])
+    lines = [LineItem(sku, qty, Decimal(price) if price else None) for sku, qty, price in sent]
+    assert intake._lines_changed(stored, lines) is changed

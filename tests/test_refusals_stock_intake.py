@@ -523,3 +523,24 @@ def test_every_stock_line_is_checked_and_the_first_bad_one_named(
     assert body["error"]["details"] == [{"field": "line 3", "line": 3, "problem": problem}]
     assert balances(api, "SKU-A") == before  # all or nothing: the good line did not move
     assert ledger(api, "refusal") == []
+
+
+@SQLITE
+@pytest.mark.parametrize("state", list(INBOX_STATES))
+def test_recording_a_rejection_touches_only_a_pending_entry(
+    api: Api, runtime: Runtime, state: str
+) -> None:
+    """A copy of the job may have finished the entry between the attempt and the rejection:
+    only an entry still waiting (or being worked) is marked rejected."""
+    entry_id = _entry_in(api, runtime, state)
+    with runtime.transaction() as session:
+        recorded = intake.reject(session, entry_id, "unknown SKU 'X'")
+    with runtime.session() as session:
+        entry = session.get(InboxEntry, entry_id)
+        assert entry is not None
+        if state in ("pending", "processing"):
+            assert recorded is True
+            assert (entry.status, entry.reason) == ("rejected", "unknown SKU 'X'")
+        else:
+            assert recorded is False
+            assert entry.status == state and entry.reason != "unknown SKU 'X'"
