@@ -29,7 +29,7 @@ from sqlalchemy import func, select, text
 from hub import hookimpl
 from hub.core import orders
 from hub.core.adapters import StubCarrier
-from hub.core.models import Order, ShipmentPurchase, Tenant
+from hub.core.models import Event, Order, ShipmentPurchase, Tenant
 from hub.runtime import Runtime
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -562,8 +562,8 @@ def test_a_channel_fulfilled_order_follows_the_channel_forward_only(
         status, after, "amazon-sync",
         f"the sales channel reports it {after.replace('_', ' ')} (Shipped) from its own stock",
     )]
-    assert [(c["actor"], c["before"]["status"], c["after"]["status"]) for c in changes] == [
-        ("amazon-sync", status, after)]
+    assert [(c["actor"], c["entity_type"], c["before"]["status"], c["after"]["status"])
+            for c in changes] == [("amazon-sync", "order", status, after)]
 
 
 @SQLITE_ONLY
@@ -659,3 +659,52 @@ def test_an_operator_at_an_admin_level_is_told_which_level_needs_whom(
 def test_roles_are_named_with_their_article():
     assert [orders._article(w) for w in ("admin", "operator", "warehouse", "service")] == [
         "an", "an", "a", "a"]
+
+
+@pytest.mark.parametrize(
+    ("restated", "differs"),
+    [
+        ({}, False),
+        ({"line2": ""}, False),  # an empty text is no text
+        ({"country": "us"}, False),  # countries are compared upper-case
+        ({"city": "Trenton"}, True),
+        ({"line2": "Apt 4"}, True),
+        ({"name": None}, True),  # a name taken away is a change
+        ({"postcode": "07102"}, True),
+    ],
+)
+def test_a_restated_consignee_differs_only_where_a_value_does(restated: dict, differs: bool):
+    from hub.core.normalised import Address, Consignee
+
+    stored = Order(consignee_name="Ann Lee", consignee_phone="+1 555 0100", ship_line1="1 Main St",
+                   ship_line2=None, ship_city="Newark", ship_region="NJ", ship_postcode="07101",
+                   ship_country="US")
+    address = {"line1": "1 Main St", "line2": None, "city": "Newark", "region": "NJ",
+               "postcode": "07101", "country": "US"}
+    name = restated.pop("name", "Ann Lee")
+    consignee = Consignee(name=name, phone="+1 555 0100", address=Address(**(address | restated)))
+    assert orders.consignee_differs(stored, consignee) is differs
+
+
+class HearsOrders:
+    def __init__(self) -> None:
+        self.created: list[tuple[str, str]] = []
+
+    @hookimpl
+    def order_created(self, tenant: str, payload: dict[str, Any]) -> None:
+        self.created.append((tenant, payload["number"]))
+
+
+def test_a_new_order_is_announced_once_on_either_database(api: Api, runtime: Runtime):
+    """The writer differs by database (one JSON-carrying statement on PostgreSQL); both must
+    hand the order's events to the runtime to dispatch once the transaction commits."""
+    heard = HearsOrders()
+    runtime.plugins.register(heard, "hears-orders")
+    runtime.jobs.start_worker(sweep=False)
+    number = create(api)["number"]
+    runtime.jobs.join()
+    assert heard.created == [("acme", number)]
+    with runtime.session() as session:
+        pending = session.scalar(select(func.count()).select_from(Event)
+                                 .where(Event.dispatched_at.is_(None)))
+    assert pending == 0

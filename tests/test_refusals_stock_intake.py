@@ -544,3 +544,36 @@ def test_recording_a_rejection_touches_only_a_pending_entry(
         else:
             assert recorded is False
             assert entry.status == state and entry.reason != "unknown SKU 'X'"
+
+
+@SQLITE
+@pytest.mark.parametrize(("attempt", "final"), [(1, False), (4, False), (5, True), (6, True)])
+def test_a_failed_attempt_is_recorded_on_its_own_entry_only(
+    api: Api, runtime: Runtime, attempt: int, final: bool
+) -> None:
+    """Before the last allowed attempt the entry waits again (queued anew, no longer running);
+    the last one rejects it. A finished entry, or another one, is never touched."""
+    entry_id = _entry_in(api, runtime, "processing")
+    with runtime.session() as session:
+        connection = session.get(InboxEntry, entry_id).connection_id  # type: ignore[union-attr]
+    assert post_hook(api, "acme", connection, delivery("1002"), "d-2").status_code == 200
+    with runtime.transaction() as session:
+        other = session.scalars(select(InboxEntry).where(InboxEntry.id != entry_id)).one()
+        before = (other.status, other.reason, other.enqueued_at, other.processed_at)
+        answer = intake.fail_attempt(session, entry_id, attempt, 5, ValueError("no SKU\nmore"))
+    assert answer is final
+    with runtime.session() as session:
+        entry = session.get(InboxEntry, entry_id)
+        assert entry is not None and entry.started_at is None
+        if final:
+            assert (entry.status, entry.reason) == (
+                "rejected", f"failed {attempt} times; the last error: ValueError: no SKU")
+            assert entry.processed_at is not None
+        else:
+            assert (entry.status, entry.reason) == (
+                "pending", f"attempt {attempt} of 5 failed: ValueError: no SKU; it will be"
+                " tried again")
+            assert entry.processed_at is None and entry.enqueued_at is not None
+        again = session.get(InboxEntry, other.id)
+        assert again is not None
+        assert (again.status, again.reason, again.enqueued_at, again.processed_at) == before
