@@ -461,3 +461,25 @@ def test_json_numbers_are_read_as_integers_or_decimals_within_scale():
     assert isinstance(framework._integer("1" + "0" * 31), out_of_scale)
     with pytest.raises(ValueError, match=r"^NaN is not a number JSON allows$"):
         framework._no_constant("NaN")
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_json_is_415(api, content_type):
+    headers = {"Authorization": f"Bearer {api.token}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    response = api.client.post("/api/v1/orders", data=b'{"lines": []}', headers=headers)
+    assert response.status_code == 415
+    assert response.get_json()["error"] == {
+        "code": "unsupported_media_type", "message": "send the body as application/json",
+        "details": []}
+
+
+def test_an_integer_written_with_more_digits_than_any_field_holds_is_named(api):
+    body = json.dumps(ORDER).replace('"quantity": 2', '"quantity": 1' + "0" * 40)
+    response = api.client.post("/api/v1/orders", data=body, headers={
+        "Authorization": f"Bearer {api.token}", "Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"][0] == {
+        "field": "lines[0].quantity",
+        "problem": "is not a number the hub can use (too large or too precise)"}

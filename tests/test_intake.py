@@ -475,3 +475,21 @@ def test_a_channel_update_changes_lines_only_when_they_differ(sent, changed):
                           OrderLine(sku="B", quantity=1, unit_price=Decimal("3.00"))])
     lines = [LineItem(sku, qty, Decimal(price) if price else None) for sku, qty, price in sent]
     assert intake._lines_changed(stored, lines) is changed
+
+
+def test_an_error_is_described_by_its_kind_and_first_line_never_its_statement():
+    import sqlite3
+
+    from sqlalchemy.exc import IntegrityError, InvalidRequestError
+
+    assert intake.describe(ValueError("no SKU 'X'\nTraceback: …")) == "ValueError: no SKU 'X'"
+    assert intake.describe(ValueError("")) == "ValueError"
+    assert intake.describe(ValueError("\n")) == "ValueError"
+    assert intake.describe(ValueError("x" * 200)) == "ValueError: " + "x" * 200
+    assert intake.describe(ValueError("x" * 201)) == "ValueError: " + "x" * 199 + "…"
+    wrapped = IntegrityError("INSERT INTO orders VALUES (?)", ("secret-parameter",),
+                             sqlite3.IntegrityError("UNIQUE constraint failed: orders.number"))
+    assert intake.describe(wrapped) == (
+        "IntegrityError: UNIQUE constraint failed: orders.number")
+    assert intake.describe(InvalidRequestError("no session")) == (
+        "InvalidRequestError: no session")

@@ -340,7 +340,7 @@ def _parse_body(spec: Route, runtime: Runtime) -> Any:
         return _csv_body(runtime)
     if not request.mimetype or request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    raw = request.get_data(cache=True)
+    raw = request.get_data(cache=False)  # read once, here: no copy kept for later
     try:
         data = json.loads(raw, parse_float=_number, parse_int=_integer, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
