@@ -483,3 +483,18 @@ def test_an_integer_written_with_more_digits_than_any_field_holds_is_named(api):
     assert response.get_json()["error"]["details"][0] == {
         "field": "lines[0].quantity",
         "problem": "is not a number the hub can use (too large or too precise)"}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"lines": [', "the body is not valid JSON: Expecting value: line 1 column 12 (char 11)"),
+        (b"[" * 100_000 + b"]" * 100_000, "the body is nested too deeply"),
+    ],
+)
+def test_a_body_that_cannot_be_read_is_400_malformed_json(api, body, message):
+    response = api.client.post("/api/v1/orders", data=body, headers={
+        "Authorization": f"Bearer {api.token}", "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.get_json()["error"] == {"code": "malformed_json", "message": message,
+                                            "details": []}
