@@ -3,7 +3,8 @@
 Line coverage says a test ran a line, not that it would notice the line being wrong. mutmut
 changes the code one small edit at a time (``<`` to ``<=``, ``and`` to ``or``, a constant to
 another) and runs the tests against each change; a change no test fails on ("a survivor") is
-behaviour nobody checks. The score is killed / (killed + survived).
+behaviour nobody checks. The score is detected / (detected + undetected), counting a mutant
+no test reaches as undetected (see ``build_report``).
 
 The modules come from ``[tool.mutmut]`` in pyproject.toml (orders, inventory, intake, rules,
 rates, auth and the web layer's permission check). ``--module`` and ``--tests`` narrow one run
