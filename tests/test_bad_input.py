@@ -498,3 +498,28 @@ def test_a_body_that_cannot_be_read_is_400_malformed_json(api, body, message):
     assert response.status_code == 400
     assert response.get_json()["error"] == {"code": "malformed_json", "message": message,
                                             "details": []}
+
+
+def test_a_lone_surrogate_in_a_body_is_named_with_its_field(api):
+    body = json.dumps({**ORDER, "note": "@"}).replace('"@"', '"a\\ud800b"')
+    response = api.client.post("/api/v1/orders", data=body, headers={
+        "Authorization": f"Bearer {api.token}", "Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"] == [
+        {"field": "note", "problem": "contains a lone UTF-16 surrogate"}]
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [("true", True), ("TRUE", True), ("1", True), ("false", False), ("False", False),
+     ("0", False), ("yes", None), ("", None), ("2", None)],
+)
+def test_a_boolean_query_parameter_takes_true_false_1_and_0(raw, value):
+    from hub.web.api.framework import ApiError, Param
+
+    flag = Param("low_only", "boolean")
+    if value is None:
+        with pytest.raises(ApiError, match="must be a boolean"):
+            flag.parse(raw)
+    else:
+        assert flag.parse(raw) is value

@@ -59,7 +59,7 @@ class Param:
     comma-separated list, each item one of ``enum``."""
 
     name: str
-    type: str = "string"  # string | integer | number | boolean | date-time | decimal
+    type: str = "string"  # string | integer | boolean | date-time | decimal
     description: str = ""
     enum: tuple[str, ...] | None = None
     minimum: int | None = None
@@ -123,11 +123,6 @@ class Param:
     def _convert(self, raw: str) -> Any:
         if self.type == "integer":
             return int(raw)
-        if self.type == "number":
-            number = float(raw)
-            if number != number or number in (float("inf"), float("-inf")):
-                raise ValueError(raw)
-            return number
         if self.type == "decimal":
             if not re.fullmatch(DECIMAL_PATTERN, raw):
                 raise ValueError(raw)
@@ -148,7 +143,6 @@ class Param:
 
 _KINDS = {
     "integer": "an integer",
-    "number": "a finite number",
     "decimal": "a decimal such as 19.99 (at most 12 digits and 4 decimals)",
     "boolean": "a boolean (true or false)",
     "date-time": "an ISO 8601 date-time with a time zone (2026-03-02T08:00:00Z) or a day"
