@@ -577,3 +577,41 @@ def test_a_failed_attempt_is_recorded_on_its_own_entry_only(
         again = session.get(InboxEntry, other.id)
         assert again is not None
         assert (again.status, again.reason, again.enqueued_at, again.processed_at) == before
+
+
+@SQLITE
+@pytest.mark.parametrize("state", ["processed", "rejected", "discarded"])
+def test_a_late_failure_never_touches_a_finished_entry(
+    api: Api, runtime: Runtime, state: str
+) -> None:
+    """A copy of the job finished the entry while this attempt failed: nothing changes."""
+    entry_id = _entry_in(api, runtime, state)
+    with runtime.session() as session:
+        entry = session.get(InboxEntry, entry_id)
+        assert entry is not None
+        before = (entry.status, entry.reason, entry.processed_at, entry.enqueued_at)
+    with runtime.transaction() as session:
+        intake.fail_attempt(session, entry_id, 5, 5, ValueError("late"))
+        intake.mark_unqueued(session, [entry_id])
+    with runtime.session() as session:
+        entry = session.get(InboxEntry, entry_id)
+        assert entry is not None
+        assert (entry.status, entry.reason, entry.processed_at, entry.enqueued_at) == before
+
+
+@SQLITE
+def test_only_the_entries_the_broker_refused_are_marked_unqueued(
+    api: Api, runtime: Runtime
+) -> None:
+    entry_id = _entry_in(api, runtime, "pending")
+    with runtime.session() as session:
+        connection = session.get(InboxEntry, entry_id).connection_id  # type: ignore[union-attr]
+    assert post_hook(api, "acme", connection, delivery("1002"), "d-2").status_code == 200
+    with runtime.transaction() as session:
+        for entry in session.scalars(select(InboxEntry)):
+            entry.enqueued_at = utcnow()
+        intake.mark_unqueued(session, [entry_id])
+    with runtime.session() as session:
+        queued = {e.id: e.enqueued_at is not None for e in session.scalars(select(InboxEntry))}
+    assert queued[entry_id] is False
+    assert [q for i, q in queued.items() if i != entry_id] == [True]

@@ -3,8 +3,6 @@ routing — each decision visible on the order and in its history with its reaso
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import ORDER, Api
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from hub.core import orders, rules
 from hub.core.models import Customer, Product, StockLevel, Tenant, Warehouse
@@ -452,54 +450,3 @@ def test_rules_are_read_with_levels_in_ascending_order(config_dir: Path):
         (Decimal(50000), "admin"),
     ]
     assert loaded.routing == ("region", "stock", "priority")
-
-
-# --- a plan that loses a race --------------------------------------------------------------
-
-WAITING_FOR_A_LOCK = text(
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-    " AND wait_event_type = 'Lock'"
-)
-
-
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_a_plan_overtaken_by_another_writer_gives_back_what_it_took_and_plans_again(
-    api: Api, runtime: Any
-):
-    """The plan reads free stock, then reserves each part with a conditional update. Here
-    another transaction sends 4 of WEST's 5 SKU-C out between the two: the plan's SKU-A part
-    at WEST is already taken, its SKU-C part then finds too little. It must give the SKU-A
-    back and plan again from fresh numbers (MAIN now fills the order) — never reserve what is
-    not there, never keep half a plan."""
-    west = {**ORDER["consignee"]["address"], "region": "west", "city": "Reno"}
-    body = order(lines=[{"sku": "SKU-A", "quantity": 2}, {"sku": "SKU-C", "quantity": 5}],
-                 consignee={**ORDER["consignee"], "address": west})
-    with runtime.engine.connect() as other, runtime.engine.connect() as watcher:
-        ids = other.execute(text(
-            "SELECT w.tenant_id, w.id, p.id FROM warehouses w JOIN tenants t ON t.id ="
-            " w.tenant_id JOIN products p ON p.tenant_id = t.id"
-            " WHERE t.slug = 'acme' AND w.code = 'WEST' AND p.sku = 'SKU-C'")).one()
-        # The other writer: a dispatch of 4 SKU-C at WEST, with its ledger row, not committed.
-        other.execute(text("UPDATE stock_levels SET on_hand = on_hand - 4"
-                           " WHERE warehouse_id = :w AND product_id = :p"),
-                      {"w": ids[1], "p": ids[2]})
-        other.execute(text(
-            "INSERT INTO stock_ledger (tenant_id, warehouse_id, product_id, kind, on_hand_delta,"
-            " reserved_delta, reference, actor, at) VALUES (:t, :w, :p, 'outbound', -4, 0,"
-            " 'race', 'other', now())"), {"t": ids[0], "w": ids[1], "p": ids[2]})
-        answer: list[Any] = []
-        placing = threading.Thread(target=lambda: answer.append(api.post("/orders", body)))
-        placing.start()
-        waited = False
-        while placing.is_alive() and not waited:
-            waited = watcher.execute(WAITING_FOR_A_LOCK).scalar_one() > 0
-            watcher.commit()
-            time.sleep(0.02)
-        other.commit()
-        placing.join(timeout=60)
-    assert waited, "the plan did not reach WEST's SKU-C row while the other writer held it"
-    status, created = answer[0]
-    assert status == 201, created
-    assert allocations(api, created["number"]) == [("MAIN", "SKU-A", 2), ("MAIN", "SKU-C", 5)]
-    assert reserved(runtime, "SKU-A") == {"MAIN": 2}  # none left at WEST
-    assert reserved(runtime, "SKU-C") == {"MAIN": 5}
