@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -396,3 +398,29 @@ def redis_url() -> Iterator[str]:
     for key in client.scan_iter(f"{REDIS_NAMESPACE}*"):
         client.delete(key)
     client.close()
+
+
+def waits_for_a_lock(
+    engine: Any, work: Callable[[], Any]
+) -> tuple[bool, threading.Thread, list[Any]]:
+    """Start ``work`` in a thread and watch until it ends or PostgreSQL shows a session of
+    this database waiting for a lock (one the caller holds on another connection). Returns
+    whether it waited, the thread (join it once the lock is released) and a list that gets
+    what ``work`` returned."""
+    answer: list[Any] = []
+    worker = threading.Thread(target=lambda: answer.append(work()))
+    waited = False
+    with engine.connect() as watcher:
+        worker.start()
+        while worker.is_alive() and not waited:
+            waited = watcher.execute(_WAITING_FOR_A_LOCK).scalar_one() > 0
+            watcher.commit()
+            time.sleep(0.02)
+    return waited, worker, answer
+
+
+_WAITING_FOR_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND wait_event_type = 'Lock'"
+)
+

@@ -15,15 +15,13 @@ database engine, so everything runs on SQLite only.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORDER, Api, seed_people
+from conftest import ORDER, Api, seed_people, waits_for_a_lock
 from sqlalchemy import func, select, text
 
 from hub import hookimpl
@@ -591,10 +589,6 @@ def test_the_postgresql_writer_sends_amounts_and_times_exactly_and_nothing_else(
 # --- one writer at a time per order -------------------------------------------------------
 
 POSTGRES_ONLY = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-WAITING_FOR_A_LOCK = text(
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-    " AND wait_event_type = 'Lock'"
-)
 
 
 @POSTGRES_ONLY
@@ -623,17 +617,11 @@ def test_every_order_action_locks_the_order_before_reading_it(
         status = next(iter(ALLOWED[action]))
         number = reach(api, runtime, status)
         perform, expected = ACTIONS[action], ALLOWED[action][status][0]
-    answer: list[tuple[int, Any]] = []
-    with runtime.engine.connect() as other, runtime.engine.connect() as watcher:
+    with runtime.engine.connect() as other:
         other.execute(text("SELECT id FROM orders WHERE number = :n FOR KEY SHARE"),
                       {"n": number})
-        worker = threading.Thread(target=lambda: answer.append(perform(api, who, number)))
-        worker.start()
-        waited = False
-        while worker.is_alive() and not waited:
-            waited = watcher.execute(WAITING_FOR_A_LOCK).scalar_one() > 0
-            watcher.commit()
-            time.sleep(0.02)
+        waited, worker, answer = waits_for_a_lock(runtime.engine,
+                                                  lambda: perform(api, who, number))
         other.commit()  # let it go
         worker.join(timeout=60)
     assert waited, f"{action} went ahead without waiting for the order's row lock"

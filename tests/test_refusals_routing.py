@@ -5,29 +5,12 @@ Named a refusal test so the mutation run (which takes PostgreSQL only for these)
 
 from __future__ import annotations
 
-import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORDER, Api
+from conftest import ORDER, Api, waits_for_a_lock
 from sqlalchemy import text
-from test_rules import RULES, allocations, order, reserved
-
-WAITING_FOR_A_LOCK = text(
-    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-    " AND wait_event_type = 'Lock'"
-)
-
-
-@pytest.fixture
-def config_dir(tmp_path: Path) -> Path:
-    """acme routes by region, stock, then priority (a plan, not the priority fast path)."""
-    path = tmp_path / "config"
-    (path / "tenants").mkdir(parents=True)
-    (path / "tenants" / "acme.toml").write_text(RULES)
-    return path
+from test_rules import allocations, config_dir, order, reserved  # noqa: F401 (fixture)
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -42,7 +25,7 @@ def test_a_plan_overtaken_by_another_writer_gives_back_what_it_took_and_plans_ag
     west = {**ORDER["consignee"]["address"], "region": "west", "city": "Reno"}
     body = order(lines=[{"sku": "SKU-A", "quantity": 2}, {"sku": "SKU-C", "quantity": 5}],
                  consignee={**ORDER["consignee"], "address": west})
-    with runtime.engine.connect() as other, runtime.engine.connect() as watcher:
+    with runtime.engine.connect() as other:
         ids = other.execute(text(
             "SELECT w.tenant_id, w.id, p.id FROM warehouses w JOIN tenants t ON t.id ="
             " w.tenant_id JOIN products p ON p.tenant_id = t.id"
@@ -55,14 +38,8 @@ def test_a_plan_overtaken_by_another_writer_gives_back_what_it_took_and_plans_ag
             "INSERT INTO stock_ledger (tenant_id, warehouse_id, product_id, kind, on_hand_delta,"
             " reserved_delta, reference, actor, at) VALUES (:t, :w, :p, 'outbound', -4, 0,"
             " 'race', 'other', now())"), {"t": ids[0], "w": ids[1], "p": ids[2]})
-        answer: list[Any] = []
-        placing = threading.Thread(target=lambda: answer.append(api.post("/orders", body)))
-        placing.start()
-        waited = False
-        while placing.is_alive() and not waited:
-            waited = watcher.execute(WAITING_FOR_A_LOCK).scalar_one() > 0
-            watcher.commit()
-            time.sleep(0.02)
+        waited, placing, answer = waits_for_a_lock(runtime.engine,
+                                                   lambda: api.post("/orders", body))
         other.commit()
         placing.join(timeout=60)
     assert waited, "the plan did not reach WEST's SKU-C row while the other writer held it"
