@@ -20,8 +20,15 @@ def test_a_plan_overtaken_by_another_writer_gives_back_what_it_took_and_plans_ag
     """The plan reads free stock, then reserves each part with a conditional update. Here
     another transaction sends 4 of WEST's 5 SKU-C out between the two: the plan's SKU-A part
     at WEST is already taken, its SKU-C part then finds too little. It must give the SKU-A
-    back and plan again from fresh numbers (MAIN now fills the order) — never reserve what is
-    not there, never keep half a plan."""
+    back and plan again from fresh numbers (WEST2, also in the region, now fills the order) —
+    never reserve what is not there, never keep half a plan."""
+    # A second warehouse in the region, ranked after WEST by priority and after MAIN too:
+    # planning again picks it (region first); falling back to the priority path would not.
+    second = {"code": "WEST2", "name": "West 2", "country": "US", "region": "west",
+              "priority": 30}
+    assert api.post("/warehouses", second)[0] == 201
+    assert api.post("/stock/inbound", {"warehouse": "WEST2", "items": [
+        {"sku": "SKU-A", "quantity": 2}, {"sku": "SKU-C", "quantity": 5}]})[0] == 200
     west = {**ORDER["consignee"]["address"], "region": "west", "city": "Reno"}
     body = order(lines=[{"sku": "SKU-A", "quantity": 2}, {"sku": "SKU-C", "quantity": 5}],
                  consignee={**ORDER["consignee"], "address": west})
@@ -45,6 +52,7 @@ def test_a_plan_overtaken_by_another_writer_gives_back_what_it_took_and_plans_ag
     assert waited, "the plan did not reach WEST's SKU-C row while the other writer held it"
     status, created = answer[0]
     assert status == 201, created
-    assert allocations(api, created["number"]) == [("MAIN", "SKU-A", 2), ("MAIN", "SKU-C", 5)]
-    assert reserved(runtime, "SKU-A") == {"MAIN": 2}  # none left at WEST
-    assert reserved(runtime, "SKU-C") == {"MAIN": 5}
+    assert allocations(api, created["number"]) == [("WEST2", "SKU-A", 2),
+                                                   ("WEST2", "SKU-C", 5)]
+    assert reserved(runtime, "SKU-A") == {"WEST2": 2}  # none left at WEST
+    assert reserved(runtime, "SKU-C") == {"WEST2": 5}
