@@ -66,3 +66,16 @@ def test_an_explained_mutant_keeps_its_reason_and_only_undetected_ones_take_one(
     ]
     with pytest.raises(SystemExit, match="no undetected mutant"):
         mutation.explain({}, statuses, [["f__mutmut_2", "x"]])
+
+
+def test_a_function_s_tests_are_ranked_by_the_words_of_its_name_and_docstring(
+    mutation: ModuleType,
+):
+    sources = mutation.Sources()
+    words = sources.words_of("hub.core.rules.x_plan")
+    assert {"plan", "warehouse", "split"} <= words  # "…fill the whole order; … (a split)"
+    assert not words & mutation.COMMON
+    assert sources.words_of("hub.core.intake.x__stored_key") >= {"stored", "hashed"}
+    source = sources.of_test("tests/test_mutation_report.py::test_no_results_no_score")
+    assert source.startswith("def test_no_results_no_score(")
+    assert sources.of_test("tests/test_mutation_report.py::no_such_test") == ""

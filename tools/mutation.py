@@ -69,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tests-per-function", type=int, default=100, metavar="N",
         help="run each mutant against at most N of the tests that reach its function: those "
-             "naming it first, then the fastest (default 100; 0 for all: days on this suite)",
+             "using the most words of its name and docstring first, then the fastest "
+             "(default 100; 0 for all: days on this suite)",
     )
     parser.add_argument(
         "--equivalent", nargs=2, action="append", default=[], metavar=("MUTANT", "REASON"),
@@ -102,14 +103,14 @@ def limit_tests_per_function(limit: int) -> None:
     def collect_then_limit(*args: Any, **kwargs: Any) -> None:
         collect(*args, **kwargs)
         state = mutmut_main.state()
-        tests_of, functions = TestSources(), FunctionWords()
+        sources = Sources()
         for name, tests in state.tests_by_mangled_function_name.items():
             if len(tests) <= limit:
                 continue
-            words = functions.of(name)
+            words = sources.words_of(name)
 
             def rank(test: str, words: set[str] = words) -> tuple[int, float, str]:
-                text = tests_of.of(test).lower()
+                text = sources.of_test(test).lower()
                 return -sum(w in text for w in words), state.duration_by_test.get(test, 0.0), test
 
             state.tests_by_mangled_function_name[name] = set(sorted(tests, key=rank)[:limit])
@@ -117,26 +118,35 @@ def limit_tests_per_function(limit: int) -> None:
     mutmut_main.collect_or_load_stats = collect_then_limit
 
 
-class FunctionWords:
-    """The words of a mutated function's name and docstring, by mutmut's mangled name
-    (``hub.core.auth.x_authenticate``, ``hub.web.api.framework.xǁParamǁschema``)."""
+class Sources:
+    """Functions' source and docstrings, read once per file: ``{name: (source, docstring)}``
+    for every function and method in it (by bare name; the last of a name wins)."""
 
     def __init__(self) -> None:
-        self._docs: dict[str, dict[str, str]] = {}
+        self._files: dict[Path, dict[str, tuple[str, str]]] = {}
 
-    def of(self, mangled: str) -> set[str]:
-        module, _, function = mangled.rpartition(".")
-        parts = function.removeprefix("x").strip("_ǁ").split("ǁ")
-        name = parts[-1]
-        path = ROOT / (module.replace(".", "/") + ".py")
-        if path.name not in self._docs:
+    def functions(self, path: Path) -> dict[str, tuple[str, str]]:
+        if path not in self._files:
             text = path.read_text(encoding="utf-8") if path.exists() else ""
-            self._docs[path.name] = {
-                node.name: ast.get_docstring(node) or ""
+            self._files[path] = {
+                node.name: (ast.get_source_segment(text, node) or "", ast.get_docstring(node) or "")
                 for node in ast.walk(ast.parse(text)) if isinstance(node, ast.FunctionDef)
             }
-        docs = self._docs[path.name]
-        doc = docs.get(parts[-1]) or docs.get("_" + parts[-1]) or ""
+        return self._files[path]
+
+    def of_test(self, node_id: str) -> str:
+        """A test function's source by its pytest node id (parameters ignored)."""
+        path, _, rest = node_id.partition("::")
+        function = rest.split("[")[0].split("::")[-1]
+        return self.functions(ROOT / path).get(function, ("", ""))[0]
+
+    def words_of(self, mangled: str) -> set[str]:
+        """The words of a mutated function's name and docstring, by mutmut's mangled name
+        (``hub.core.auth.x_authenticate``, ``hub.web.api.framework.xǁParamǁschema``)."""
+        module, _, function = mangled.rpartition(".")
+        name = function.removeprefix("x").strip("_ǁ").split("ǁ")[-1]
+        docs = self.functions(ROOT / (module.replace(".", "/") + ".py"))
+        doc = (docs.get(name) or docs.get("_" + name) or ("", ""))[1]
         words = {w for w in name.lower().split("_") if len(w) > 2}
         return words | {w for w in re.findall(r"[a-z]{5,}", doc.lower()) if w not in COMMON}
 
@@ -145,25 +155,6 @@ class FunctionWords:
 COMMON = frozenset({"which", "there", "their", "would", "other", "every", "about", "never",
                     "order", "orders", "tenant", "when", "where", "these", "those", "being",
                     "after", "before", "while", "should", "could"})
-
-
-class TestSources:
-    """The source of a test function by its pytest node id (parameters ignored)."""
-
-    def __init__(self) -> None:
-        self._by_file: dict[str, dict[str, str]] = {}
-
-    def of(self, node_id: str) -> str:
-        path, _, rest = node_id.partition("::")
-        function = rest.split("[")[0].split("::")[-1]
-        if path not in self._by_file:
-            text = (ROOT / path).read_text(encoding="utf-8") if (ROOT / path).exists() else ""
-            tree = ast.parse(text)
-            self._by_file[path] = {
-                node.name: ast.get_source_segment(text, node) or ""
-                for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
-            }
-        return self._by_file[path].get(function, "")
 
 
 def restore_state(modules: list[str]) -> None:
