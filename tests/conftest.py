@@ -240,18 +240,21 @@ def allow_outbound(config_dir: Path, *hosts: str) -> None:
 
 def seed_people(runtime: Any, people: dict[str, str], slug: str = "acme") -> dict[str, str]:
     """Users of tenant ``slug`` named in ``people`` (username -> role); their API tokens."""
-    from hub.core import auth
     from hub.core.models import Tenant
 
-    tokens = {}
     with runtime.transaction() as session:
         tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
         session.info["orderhub.tenant_id"] = tenant.id
-        for username, role in people.items():
-            user = auth.create_user(
-                session, tenant.id, username, f"password-{username}", role, "seed"
-            )
-            tokens[username] = auth.create_token(session, user, "seed")
+        return _add_users(session, tenant.id, people)
+
+
+def _add_users(session: Any, tenant_id: int, people: dict[str, str]) -> dict[str, str]:
+    """Each user (username -> role) with password ``password-<username>``; their tokens."""
+    tokens = {}
+    for username, role in people.items():
+        user = auth.create_user(session, tenant_id, username, f"password-{username}", role,
+                                "seed")
+        tokens[username] = auth.create_token(session, user, "seed")
     return tokens
 
 
@@ -331,7 +334,6 @@ class Api:
 def seed_tenant(runtime: Runtime, slug: str, stock: dict[str, dict[str, int]] | None = None,
                 products: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """A tenant with two warehouses, products, stock, and a user + token per role."""
-    tokens = {}
     with runtime.transaction() as session:
         tenant = tenancy.create_tenant(session, slug)
         session.info["orderhub.tenant_id"] = tenant.id
@@ -358,10 +360,7 @@ def seed_tenant(runtime: Runtime, slug: str, stock: dict[str, dict[str, int]] | 
                 inventory.receive(session, tenant.id,
                                   inventory.resolve_movements(session, tenant.id, rows, code),
                                   reference="seed", actor="seed")
-        for role in ROLES:
-            user = auth.create_user(session, tenant.id, role, "password-" + role, role, "seed")
-            tokens[role] = auth.create_token(session, user, "seed")
-    return tokens
+        return _add_users(session, tenant.id, {role: role for role in ROLES})
 
 
 @pytest.fixture
