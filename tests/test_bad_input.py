@@ -523,3 +523,31 @@ def test_a_boolean_query_parameter_takes_true_false_1_and_0(raw, value):
             flag.parse(raw)
     else:
         assert flag.parse(raw) is value
+
+
+def test_a_body_too_deep_for_a_uniqueness_check_is_400_not_500(api, no_orders):
+    """The parser takes 900 levels; comparing two such lists for ``uniqueItems`` recurses
+    past Python's limit inside the schema check, which must still answer as for the parser."""
+    deep = "[" * 900 + "]" * 900
+    data = '{"plugin": "stub", "name": "deep", "settings": {}, "services": [' + deep + ","
+    data += deep + "]}"
+    status, body = raw(api, "POST", "/carrier-accounts", data, "application/json")
+    assert (status, body) == (400, {"error": {
+        "code": "malformed_json", "message": "the body is nested too deeply", "details": []}})
+    assert api.get("/carrier-accounts")[1]["items"] == []
+
+
+@pytest.mark.parametrize(("count", "said"), [(49, "49 more problems"),
+                                              (50, "at least 50 more problems"),
+                                              (60, "at least 50 more problems")])
+def test_the_message_counts_the_problems_and_says_when_it_stopped_counting(
+    api, no_orders, count, said
+):
+    """Texts the database cannot store are looked for up to the details' cap (50); a count
+    that reached it is a floor, and the message says so. ``tags`` is no field of an order:
+    one problem more, after them."""
+    body = order_with(tags=["\x00"] * count)
+    status, answer = raw(api, "POST", "/orders", json.dumps(body), "application/json")
+    error = error_of(status, answer, 422)
+    assert error["message"] == f"tags[0]: contains a NUL character (and {said})"
+    assert len(error["details"]) == min(count + 1, 50)

@@ -257,3 +257,17 @@ def test_init_syncs_config_connections(
         result.output
     )
     assert rows(runtime)["eu-shop"].source == "config"
+
+
+def test_a_connection_written_without_settings_is_checked_as_empty_settings(
+    api: Api, runtime: Runtime, acme_file: Path, cli_env: dict[str, str | None]
+) -> None:
+    """No ``[connections.settings]`` table is no settings at all: the plugin's schema says
+    what is missing, as for any other mistake, rather than the sync failing on it."""
+    acme_file.write_text('[[connections]]\nname = "bare"\nplugin = "regional"\n')
+    message = config_error(sync(cli_env))
+    assert message == (
+        f"{acme_file}: connections[0].settings: connection 'bare': regional settings.secret:"
+        " is required (and 1 more problem)"
+    )
+    assert rows(runtime) == {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import os
 import threading
 import time
@@ -26,6 +27,7 @@ from hub.core import rates
 from hub.core.adapters import (
     CarrierAdapter,
     Parcel,
+    PayloadError,
     Place,
     Rate,
     Service,
@@ -33,6 +35,7 @@ from hub.core.adapters import (
     StubCarrier,
 )
 from hub.core.errors import Invalid
+from hub.core.http import HttpError
 from hub.core.rates import QuotedRate, choose, working_days_after
 from hub.runtime import Runtime
 
@@ -246,16 +249,104 @@ def raise_read_timeout(request: Any) -> Any:
     raise requests.exceptions.ReadTimeout("read timed out")
 
 
+SENT = "parcelly:account:{id}: POST https://parcelly.test/quotes → "
+NOT_REPEATED = "; not retried: the server may have processed the POST"
+
+
+class Raiser(CarrierAdapter):
+    """Fails the way its ``fails`` setting says, as a plugin's own code may."""
+
+    name = "raiser"
+    capabilities = frozenset({"rating"})
+    settings_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"fails": {"enum": ["payload", "http", "bug"]}},
+        "additionalProperties": False,
+    }
+
+    def services(self) -> list[Service]:
+        return [Service("std", "Standard", 3)]
+
+    def quote(self, request: ShipmentRequest) -> list[Rate]:
+        fails = self.settings["fails"]
+        if fails == "payload":
+            raise PayloadError("the answer lists no rates")
+        if fails == "http":
+            raise HttpError("the carrier is closed for the holidays")
+        return [Rate("Raiser", "std", Decimal({}["price"]), "USD", 3)]
+
+
 @pytest.mark.parametrize(
-    ("answer", "kind", "retryable"),
+    ("fails", "kind", "message"),
     [
-        ({"status": 500}, "unavailable", True),
-        ({"status": 401}, "auth", False),
-        ({"status": 429, "headers": {"Retry-After": "0"}}, "rate_limit", True),
-        ({"status": 422, "json": {"error": "no service to AQ"}}, "business", False),
-        ({"status": 200, "body": "<html>maintenance</html>"}, "parse", False),
-        ({"status": 200, "json": {"quotes": "none"}}, "internal", False),
-        ({"callback": raise_read_timeout}, "timeout", True),
+        ("payload", "parse", "the answer lists no rates"),
+        # An HttpError of no known kind: the server's trouble, told as the plugin put it.
+        ("http", "unavailable", "the carrier is closed for the holidays"),
+        ("bug", "internal", "the raiser plugin failed (KeyError); it was logged"),
+    ],
+)
+def test_a_plugin_s_own_error_is_typed_and_only_a_bug_is_logged_with_its_trace(
+    api: Api,
+    runtime: Runtime,
+    caplog: pytest.LogCaptureFixture,
+    fails: str,
+    kind: str,
+    message: str,
+) -> None:
+    runtime.plugins.register(RaiserPlugin, "raiser")
+    status, account = api.post(
+        "/carrier-accounts",
+        {"plugin": "raiser", "name": "odd-post", "settings": {"fails": fails}},
+    )
+    assert status == 201, account
+
+    with caplog.at_level(logging.ERROR, logger="hub.core.rates"):
+        status, quoted = api.post("/rates", SHIPMENT)
+
+    assert status == 200, quoted
+    assert quoted["rates"] == [] and quoted["selected"] is None
+    assert quoted["errors"] == [
+        {
+            "carrier_account_id": account["id"],
+            "carrier_account": "odd-post",
+            "carrier": "raiser",
+            "type": kind,
+            "retryable": False,
+            "error": message,
+        }
+    ]
+    logged = [r for r in caplog.records if r.name == "hub.core.rates"]
+    if fails == "bug":
+        [record] = logged
+        assert record.getMessage() == "carrier account odd-post (raiser) failed to quote"
+        assert record.exc_info is not None and record.exc_info[0] is KeyError
+    else:
+        assert logged == []
+
+
+class RaiserPlugin:
+    @staticmethod
+    @hookimpl
+    def register_carriers() -> list[type]:
+        return [Raiser]
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "retryable", "message"),
+    [
+        ({"status": 500}, "unavailable", True,
+         SENT + "500 Internal Server Error (server trouble)" + NOT_REPEATED),
+        ({"status": 401}, "auth", False, SENT + "401 Unauthorized (credentials refused)"),
+        ({"status": 429, "headers": {"Retry-After": "0"}}, "rate_limit", True,
+         SENT + "429 Too Many Requests (rate limited); gave up after 4 attempts"),
+        ({"status": 422, "json": {"error": "no service to AQ"}}, "business", False,
+         SENT + "422 Unprocessable Entity (request rejected)"),
+        ({"status": 200, "body": "<html>maintenance</html>"}, "parse", False,
+         SENT + "200 OK but the body is not JSON"),
+        ({"status": 200, "json": {"quotes": "none"}}, "internal", False,
+         "the parcelly plugin failed (TypeError); it was logged"),
+        ({"callback": raise_read_timeout}, "timeout", True,
+         SENT + "no answer within 5 s (read timeout)" + NOT_REPEATED),
     ],
     ids=["500", "401", "429", "422", "not json", "plugin bug", "read timeout"],
 )
@@ -265,6 +356,7 @@ def test_a_failing_carrier_costs_only_its_own_rates_with_a_typed_error(
     answer: dict[str, Any],
     kind: str,
     retryable: bool,
+    message: str,
 ) -> None:
     with responses.RequestsMock() as mock:
         mock.post(FASTPOST, json=FASTPOST_ANSWER)
@@ -281,7 +373,7 @@ def test_a_failing_carrier_costs_only_its_own_rates_with_a_typed_error(
     assert error["carrier_account"] == "parcelly" and error["carrier"] == "parcelly"
     assert error["carrier_account_id"] == carriers["parcelly"]
     assert (error["type"], error["retryable"]) == (kind, retryable)
-    assert error["error"]
+    assert error["error"] == message.format(id=carriers["parcelly"])
     assert quoted["selected"]["carrier_account"] == "stub"
 
 

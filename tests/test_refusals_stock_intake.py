@@ -615,3 +615,58 @@ def test_only_the_entries_the_broker_refused_are_marked_unqueued(
         queued = {e.id: e.enqueued_at is not None for e in session.scalars(select(InboxEntry))}
     assert queued[entry_id] is False
     assert [q for i, q in queued.items() if i != entry_id] == [True]
+
+
+@SQLITE
+def test_a_sweep_claims_the_oldest_due_entries_up_to_its_limit_and_none_of_a_paused_shop(
+    api: Api, runtime: Runtime
+) -> None:
+    """Never queued (the broker refused them) makes an entry due; the claim takes the oldest
+    first, no more than asked, and leaves a paused connection's entries for its resume."""
+    shop = connect(api, runtime)
+    status, paused = api.post(
+        "/connections", {"plugin": "stub", "name": "outlet", "settings": {"secret": SECRET}}
+    )
+    assert status == 201, paused
+    for key, number in (("d-1", "1001"), ("d-2", "1002"), ("d-3", "1003")):
+        assert post_hook(api, "acme", shop["id"], delivery(number), key).status_code == 200
+    assert post_hook(api, "acme", paused["id"], delivery("2001"), "p-1").status_code == 200
+    assert api.post(f"/connections/{paused['id']}/pause")[0] == 200
+    with runtime.transaction() as session:
+        session.execute(update(InboxEntry).values(enqueued_at=None))
+        ids = list(session.scalars(
+            select(InboxEntry.id).where(InboxEntry.connection_id == shop["id"])
+            .order_by(InboxEntry.id)))
+    cutoff = utcnow() - timedelta(minutes=5)
+
+    with runtime.transaction() as session:
+        assert intake.claim_unqueued(session, cutoff, limit=2) == ids[:2]
+    with runtime.transaction() as session:
+        # The two claimed were stamped as queued just now: only the third is still due.
+        assert intake.claim_unqueued(session, cutoff, limit=10) == ids[2:]
+    with runtime.transaction() as session:
+        assert intake.claim_unqueued(session, cutoff) == []
+        unqueued = session.scalars(
+            select(InboxEntry.connection_id).where(InboxEntry.enqueued_at.is_(None))).all()
+    assert unqueued == [paused["id"]]
+
+
+@SQLITE
+def test_growing_a_line_reserves_the_difference_under_the_order_s_number_and_its_user(
+    api: Api,
+) -> None:
+    status, order = api.post("/orders", one_line("SKU-A", 3))
+    assert status == 201 and order["status"] == "confirmed", order
+    number = order["number"]
+
+    status, changed = api.patch(
+        f"/orders/{number}", {"lines": [{"sku": "SKU-A", "quantity": 5, "unit_price": "10.00"}]}
+    )
+
+    assert status == 200 and changed["status"] == "confirmed", changed
+    assert ledger(api, number) == [
+        ("reserve", "MAIN", "SKU-A", 0, 3),
+        ("reserve", "MAIN", "SKU-A", 0, 2),
+    ]
+    _, page = api.get(f"/stock/ledger?reference={number}&kind=reserve")
+    assert [e["actor"] for e in page["items"]] == ["admin", "admin"]

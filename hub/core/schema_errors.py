@@ -112,13 +112,18 @@ def problems(
     return out
 
 
-def summary(found: list[dict[str, str]], *, total: int | None = None) -> str:
-    """One line for ``message``: the first problem, and how many more there are."""
+def summary(
+    found: list[dict[str, str]], *, total: int | None = None, at_least: bool = False
+) -> str:
+    """One line for ``message``: the first problem, and how many more there are (``at
+    least`` that many when the search for problems stopped at a cap)."""
     if not found:
         return "the value is not valid"
     first = f"{found[0]['field']}: {found[0]['problem']}"
     more = (total if total is not None else len(found)) - 1
-    return first if more <= 0 else f"{first} (and {more} more problem{_s(more)})"
+    if more <= 0:
+        return first
+    return f"{first} (and {'at least ' if at_least else ''}{more} more problem{_s(more)})"
 
 
 def _entries(error: ValidationError, root: str) -> list[dict[str, str]]:

@@ -104,7 +104,7 @@ class Param:
         except times.OutOfRange as exc:
             raise self.refuse(str(exc)) from None
         except (ValueError, InvalidOperation):  # Decimal("x") raises the latter
-            raise self.refuse(f"must be {_KINDS.get(self.type, 'a ' + self.type)}") from None
+            raise self.refuse(f"must be {_KINDS[self.type]}") from None
         if self.enum:
             items = value.split(",") if self.many else [value]
             if any(item not in self.enum for item in items):
@@ -125,11 +125,11 @@ class Param:
             return int(raw)
         if self.type == "decimal":
             if not re.fullmatch(DECIMAL_PATTERN, raw):
-                raise ValueError(raw)
+                raise ValueError  # parse() words the refusal
             return Decimal(raw)
         if self.type == "boolean":
             if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(raw)
+                raise ValueError  # parse() words the refusal
             return raw.lower() in ("true", "1")
         if self.type == "date-time":
             if len(raw) == 10:
@@ -137,7 +137,7 @@ class Param:
                 return start + timedelta(days=1) if self.end else start
             return times.parse_instant(raw)
         if len(raw) > MAX_QUERY_TEXT:
-            raise ValueError(raw)
+            raise ValueError  # parse() words the refusal
         return raw
 
 
@@ -355,10 +355,13 @@ def _parse_body(spec: Route, runtime: Runtime) -> Any:
         found = unusable + [
             p for p in schema_errors.problems(errors, limit=MAX_ERRORS) if p["field"] not in marked
         ]
+        # Looking stops at a cap (a huge body would cost a long search): past it the count
+        # in the message is a floor, and says so.
+        cut = len(unusable) == MAX_DETAILS or len(errors) == MAX_ERRORS
         raise ApiError(
             422,
             "validation_failed",
-            schema_errors.summary(found),
+            schema_errors.summary(found, at_least=cut),
             found[:MAX_DETAILS],
         )
     return data
