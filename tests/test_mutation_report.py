@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -79,3 +80,52 @@ def test_a_function_s_tests_are_ranked_by_the_words_of_its_name_and_docstring(
     source = sources.of_test("tests/test_mutation_report.py::test_no_results_no_score")
     assert source.startswith("def test_no_results_no_score(")
     assert sources.of_test("tests/test_mutation_report.py::no_such_test") == ""
+
+
+def test_a_mutant_is_killed_by_hand_only_by_a_test_that_passes_without_it(
+    mutation: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A copy of mutmut's layout: a module whose function picks its mutant by
+    ``MUTANT_UNDER_TEST``, as mutmut's trampoline does, and its ``.meta`` verdicts."""
+    package = tmp_path / "mutants" / "pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "calc.py").write_text(
+        "import os\n"
+        "def double(x):\n"
+        "    chosen = os.environ.get('MUTANT_UNDER_TEST', '')\n"
+        "    if chosen == 'pkg.calc.x_double__mutmut_1':\n"
+        "        return x + x + 1\n"
+        "    if chosen == 'pkg.calc.x_double__mutmut_2':\n"
+        "        return x * 2  # the same, written otherwise\n"
+        "    return x + x\n"
+    )
+    tests = tmp_path / "mutants" / "tests"
+    tests.mkdir()
+    (tests / "test_calc.py").write_text(
+        "from pkg.calc import double\n"
+        "def test_double():\n    assert double(2) == 4\n"
+        "def test_wrong():\n    assert double(2) == 5\n"
+    )
+    meta = package / "calc.py.meta"
+    meta.write_text(json.dumps({"exit_code_by_key": {
+        "pkg.calc.x_double__mutmut_1": 0, "pkg.calc.x_double__mutmut_2": 0}}))
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "mutants"))
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # seconds less per run
+    modules = ["pkg/calc.py"]
+
+    mutation.kill_by_hand(modules, [["pkg.calc.x_double__mutmut_1",
+                                     "tests/test_calc.py::test_double"]])
+    assert mutation.read_statuses(modules)["pkg.calc.x_double__mutmut_1"] == "killed"
+
+    with pytest.raises(SystemExit, match=r"does not fail on pkg\.calc\.x_double__mutmut_2"):
+        mutation.kill_by_hand(modules, [["pkg.calc.x_double__mutmut_2",
+                                         "tests/test_calc.py::test_double"]])
+    with pytest.raises(SystemExit, match="fails on the original code"):
+        mutation.kill_by_hand(modules, [["pkg.calc.x_double__mutmut_2",
+                                         "tests/test_calc.py::test_wrong"]])
+    with pytest.raises(SystemExit, match=r"no mutant 'pkg\.calc\.x_double__mutmut_9'"):
+        mutation.kill_by_hand(modules, [["pkg.calc.x_double__mutmut_9",
+                                         "tests/test_calc.py::test_double"]])
+    assert mutation.read_statuses(modules)["pkg.calc.x_double__mutmut_2"] == "survived"

@@ -22,6 +22,7 @@ mutants of the same name, so re-running never loses that review.
     python tools/mutation.py --module hub/core/rules.py -- \\
         tests/test_rules.py tests/test_approval.py           # one module, minutes
     python tools/mutation.py --rerun-survivors               # after adding tests
+    python tools/mutation.py --killed-by MUTANT TEST         # code mutmut cannot map
 """
 
 from __future__ import annotations
@@ -76,6 +77,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--equivalent", nargs=2, action="append", default=[], metavar=("MUTANT", "REASON"),
         help="record that an undetected mutant cannot change behaviour, and why (repeatable; "
              "a trailing * matches every mutant of a function); implies --report-only",
+    )
+    parser.add_argument(
+        "--killed-by", nargs=2, action="append", default=[], metavar=("MUTANT", "TEST"),
+        help="run TEST (a pytest node id) against MUTANT and, if it passes on the original "
+             "code and fails on the mutant, record the mutant killed: for code mutmut cannot "
+             "map to a test, such as a fork handler that runs only in a child process "
+             "(repeatable); implies --report-only",
     )
     parser.add_argument(
         "--report-only", action="store_true",
@@ -263,13 +271,43 @@ def explain(previous: dict[str, Any], statuses: dict[str, str],
     return {**previous, "survivors": [{"mutant": n, "verdict": v} for n, v in verdicts.items()]}
 
 
+def kill_by_hand(modules: list[str], pairs: list[list[str]]) -> None:
+    """Run each test against its mutant as mutmut would (in mutants/, the mutant chosen by
+    ``MUTANT_UNDER_TEST``) and write the verdict into mutmut's own ``.meta`` file. The test
+    must pass on the original code first, or its failure would prove nothing."""
+    import subprocess
+
+    for name, test in pairs:
+        meta = next((ROOT / "mutants" / f"{m}.meta" for m in modules
+                     if name.startswith(m.removesuffix(".py").replace("/", ".") + ".")), None)
+        if meta is None or not meta.exists() or name not in json.loads(meta.read_text())[
+                "exit_code_by_key"]:
+            sys.exit(f"no mutant {name!r} in mutants/; run the mutation run first")
+        codes = []
+        for chosen in ("", name):
+            env = {**os.environ, "MUTANT_UNDER_TEST": chosen}
+            codes.append(subprocess.call(
+                [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", test],
+                cwd=ROOT / "mutants", env=env, stdout=subprocess.DEVNULL))
+        if codes[0] != 0:
+            sys.exit(f"{test} fails on the original code (exit {codes[0]}); it proves nothing")
+        if codes[1] != 1:
+            sys.exit(f"{test} does not fail on {name} (exit {codes[1]})")
+        data = json.loads(meta.read_text())
+        data["exit_code_by_key"][name] = 1  # mutmut's code for "a test failed": killed
+        meta.write_text(json.dumps(data))
+        print(f"{name}: killed by {test}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.chdir(ROOT)  # mutmut reads pyproject.toml and writes mutants/ in the working directory
     from mutmut import configuration
 
     modules = args.module or list(configuration.config().only_mutate)
-    if not args.report_only and not args.equivalent:
+    if args.killed_by:
+        kill_by_hand(modules, args.killed_by)
+    elif not args.report_only and not args.equivalent:
         restore_state(modules)
         if args.tests_per_function:
             limit_tests_per_function(args.tests_per_function)
