@@ -42,8 +42,12 @@ def test_a_username_differing_only_in_case_is_refused(api: Api) -> None:
     for name in ("ann", "ANN", "aNn"):
         status, body = api.post("/users", {**NEW_USER, "username": name})
         assert status == 409, body
-        assert "'Ann'" in body["error"]["message"]
-        assert "whatever their case" in body["error"]["message"]
+        assert body["error"]["message"] == (
+            f"user {name!r} already exists as 'Ann' (usernames are unique whatever their case)")
+    status, body = api.post("/users", NEW_USER)
+    assert status == 409
+    assert body["error"]["message"] == (
+        "user 'Ann' already exists (usernames are unique whatever their case)")
     # A different name is fine, and the name keeps the case it was written in.
     assert api.post("/users", {**NEW_USER, "username": "Anna"})[0] == 201
     status, users = api.get("/users")
@@ -75,6 +79,18 @@ def test_the_database_refuses_a_case_twin(runtime, api: Api) -> None:
     with pytest.raises(IntegrityError):
         add("acme", "ZED")
     add("other", "ZED")  # another tenant's users are its own
+    # ... and are found only in their own tenant, even by a session no tenant scopes.
+    with runtime.session() as session:
+        found = auth.find_user(session, ids["acme"], "zed")
+        assert found is not None and (found.tenant_id, found.username) == (ids["acme"], "Zed")
+        found = auth.find_user(session, ids["other"], "Zed")
+        assert found is not None and (found.tenant_id, found.username) == (ids["other"], "ZED")
+
+
+def test_an_unknown_tenant_is_named_in_the_refusal(runtime) -> None:
+    with runtime.session() as session, pytest.raises(auth.NotFound) as missing:
+        auth.get_tenant(session, "nope")
+    assert str(missing.value) == "no tenant 'nope'"
 
 
 # --- token expiry --------------------------------------------------------------------------

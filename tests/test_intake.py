@@ -339,6 +339,7 @@ def test_two_sweeps_at_once_queue_each_delivery_once(api, runtime, shop, monkeyp
 
 
 # PostgreSQL only: SQLite runs one writer at a time, so a second claim waits for the first.
+@pytest.mark.dialect
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_claim_in_progress_is_skipped_by_another_sweep(api, runtime, shop, monkeypatch):
     recorded_sends(runtime, monkeypatch)

@@ -411,6 +411,7 @@ def test_attempts_that_all_die_end_rejected_at_the_limit(
 
 # PostgreSQL only: on SQLite the running attempt holds the database's one write lock, so
 # nothing else (the sweep) can even look until it ends.
+@pytest.mark.dialect
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_an_attempt_in_flight_is_not_queued_again_nor_run_twice(
     api: Any, runtime: Any, stubs: None, monkeypatch: pytest.MonkeyPatch

@@ -148,6 +148,10 @@ def test_a_poll_stores_every_page_and_saves_the_cursor_after_the_last(
     # Between the pages the first page was already committed, and the cursor not yet moved.
     assert seen == [(None, ["A1@1", "A2@1"])]
     assert feed_orders(runtime) == ["A1", "A2", "A3"]
+    # Stored as a webhook delivery is: the plugin's topic, and no request headers at all.
+    with runtime.session() as session:
+        stored = session.execute(select(InboxEntry.topic, InboxEntry.headers)).all()
+    assert [tuple(r) for r in stored] == [("order", {})] * 3
     status, shown = api.get(f"/connections/{feed['id']}")
     assert status == 200
     assert shown["cursor"] == "2026-11-01T10:05:00Z"

@@ -76,6 +76,8 @@ def test_shrinking_a_line_releases_only_the_difference_where_it_was_reserved(api
         ("reserve", "MAIN", "SKU-A", 0, 5),
         ("release", "MAIN", "SKU-A", 0, -2),
     ]
+    _, page = api.get(f"/stock/ledger?reference={number}&kind=release")
+    assert [e["actor"] for e in page["items"]] == ["admin"]
     assert api.get(f"/orders/{number}")[1]["allocations"] == [
         {"warehouse": "MAIN", "sku": "SKU-A", "quantity": 3}
     ]
@@ -632,20 +634,31 @@ def test_a_sweep_claims_the_oldest_due_entries_up_to_its_limit_and_none_of_a_pau
         assert post_hook(api, "acme", shop["id"], delivery(number), key).status_code == 200
     assert post_hook(api, "acme", paused["id"], delivery("2001"), "p-1").status_code == 200
     assert api.post(f"/connections/{paused['id']}/pause")[0] == 200
+    cutoff = utcnow() - timedelta(minutes=5)
     with runtime.transaction() as session:
         session.execute(update(InboxEntry).values(enqueued_at=None))
+        # The sweep's grace period is exclusive: queued (or started) exactly at the cutoff
+        # is not due yet; a microsecond earlier is.
+        session.execute(update(InboxEntry).where(InboxEntry.delivery_key.in_(
+            [intake._stored_key("d-3")])).values(enqueued_at=cutoff))
+        session.execute(update(InboxEntry).where(InboxEntry.delivery_key.in_(
+            [intake._stored_key("d-2")])).values(started_at=cutoff,
+                                                 enqueued_at=cutoff - timedelta(microseconds=1)))
         ids = list(session.scalars(
             select(InboxEntry.id).where(InboxEntry.connection_id == shop["id"])
             .order_by(InboxEntry.id)))
-    cutoff = utcnow() - timedelta(minutes=5)
 
     with runtime.transaction() as session:
-        assert intake.claim_unqueued(session, cutoff, limit=2) == ids[:2]
+        assert intake.claim_unqueued(session, cutoff, limit=1) == ids[:1]
     with runtime.transaction() as session:
-        # The two claimed were stamped as queued just now: only the third is still due.
-        assert intake.claim_unqueued(session, cutoff, limit=10) == ids[2:]
+        assert intake.claim_unqueued(session, cutoff, limit=10) == []  # d-2, d-3: at the cutoff
+        later = cutoff + timedelta(microseconds=1)
+        assert intake.claim_unqueued(session, later, limit=1) == ids[1:2]
     with runtime.transaction() as session:
-        assert intake.claim_unqueued(session, cutoff) == []
+        # The claimed ones were stamped as queued just now: only the third is still due.
+        assert intake.claim_unqueued(session, later, limit=10) == ids[2:]
+    with runtime.transaction() as session:
+        assert intake.claim_unqueued(session, later) == []
         unqueued = session.scalars(
             select(InboxEntry.connection_id).where(InboxEntry.enqueued_at.is_(None))).all()
     assert unqueued == [paused["id"]]
@@ -670,3 +683,16 @@ def test_growing_a_line_reserves_the_difference_under_the_order_s_number_and_its
     ]
     _, page = api.get(f"/stock/ledger?reference={number}&kind=reserve")
     assert [e["actor"] for e in page["items"]] == ["admin", "admin"]
+
+
+@SQLITE
+def test_shrinking_a_line_that_was_low_closes_the_alert(api: Api) -> None:
+    """SKU-A: 30 on hand, threshold 5. Taking 26 leaves 4 (an alert); giving 6 back leaves
+    10, and the release checks the tenant's stock again."""
+    status, order = api.post("/orders", one_line("SKU-A", 26))
+    assert status == 201, order
+    assert [a["sku"] for a in api.get("/stock/alerts")[1]["items"]] == ["SKU-A"]
+    status, _ = api.patch(f"/orders/{order['number']}",
+                          {"lines": [{"sku": "SKU-A", "quantity": 20, "unit_price": "10.00"}]})
+    assert status == 200
+    assert api.get("/stock/alerts")[1]["items"] == []
