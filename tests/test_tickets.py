@@ -453,3 +453,24 @@ def test_sla_targets_default_per_priority_and_the_first_matching_entry_wins() ->
     assert rules.target("delivery", "high") == Target(20, 200)
     assert rules.target(None, "urgent") == Target(60, 480)
     assert rules.target(None, "low") == Target(1440, 5760)
+
+
+@pytest.mark.parametrize(
+    ("skills", "ok"),
+    [(["billing"], True), ([], True), (["Billing"], False), (["a b"], False),
+     (["billing", "billing"], False), ([f"s{i}" for i in range(51)], False)],
+)
+def test_skills_are_category_names(api: Api, agents: dict[str, str], skills: list[str],
+                                   ok: bool) -> None:
+    status, answer = api.patch("/users/kim", {"skills": skills})
+    assert status == (200 if ok else 422), answer
+    assert api.get("/users")[1]["items"] and (
+        {u["username"]: u for u in api.get("/users")[1]["items"]}["kim"]["skills"]
+        == (skills if ok else []))
+
+
+@strategy("least_loaded")
+def test_a_deactivated_agent_s_tickets_go_to_the_others(api: Api, agents: dict[str, str]) -> None:
+    number = opened(api)["number"]  # kim
+    assert api.patch("/users/kim", {"active": False})[0] == 200
+    assert api.get(f"/tickets/{number}")[1]["assignee"] == "pat"
