@@ -58,3 +58,28 @@ def shipment_status_changed(tenant: str, payload: dict[str, Any]) -> None:
 @hookspec
 def delivery_exception(tenant: str, payload: dict[str, Any]) -> None:
     """A delivery went wrong (delayed, lost, damaged …); payload has id, number, kind, reason."""
+
+
+@hookspec
+def ticket_created(tenant: str, payload: dict[str, Any]) -> None:
+    """A service ticket was opened; payload has number, kind, priority and customer (e-mail)."""
+
+
+@hookspec
+def ticket_assigned(tenant: str, payload: dict[str, Any]) -> None:
+    """A ticket was given to an agent; payload has number, assignee, assignee_email, priority."""
+
+
+@hookspec
+def ticket_status_changed(tenant: str, payload: dict[str, Any]) -> None:
+    """A ticket changed status; payload has number, from and to."""
+
+
+@hookspec
+def ticket_sla_warning(tenant: str, payload: dict[str, Any]) -> None:
+    """A ticket's SLA deadline is near; payload has number, clock, due and assignee."""
+
+
+@hookspec
+def ticket_sla_breached(tenant: str, payload: dict[str, Any]) -> None:
+    """A ticket's SLA deadline passed; payload has number, clock, due, assignee, escalated_to."""

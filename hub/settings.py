@@ -22,6 +22,7 @@ from hub.core.outbound import ENTRY_PATTERN as OUTBOUND_ENTRY
 from hub.core.outbound import parse_entry as parse_outbound_entry
 from hub.core.rules import RULES_SCHEMA, Rules, rules_from
 from hub.core.schema_errors import rule_of
+from hub.core.ticket_rules import CALENDAR_SCHEMA, TICKETS_SCHEMA, TicketRules, ticket_rules_from
 
 ENV_REF = {
     "type": "object",
@@ -177,6 +178,8 @@ TENANT_SCHEMA: dict[str, Any] = {
         },
         "shipping": SHIPPING_SCHEMA,
         "tracking": TRACKING_SCHEMA,
+        "tickets": TICKETS_SCHEMA,
+        "calendar": CALENDAR_SCHEMA,
         "notifiers": {
             "type": "array",
             "items": {
@@ -253,6 +256,7 @@ class TenantSettings:
     carrier_accounts: list[dict[str, Any]] = field(default_factory=list)
     shipping: Shipping = field(default_factory=Shipping)
     tracking: Tracking = field(default_factory=Tracking)
+    tickets: TicketRules = field(default_factory=TicketRules)
 
     def plugin_enabled(self, name: str) -> bool:
         if name in self.disabled_plugins:
@@ -449,8 +453,17 @@ def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSetti
             carrier_accounts=carrier_accounts,
             shipping=Shipping(**raw.get("shipping", {})),
             tracking=Tracking(**raw.get("tracking", {})),
+            tickets=_ticket_rules(path, raw),
         )
     return tenants
+
+
+def _ticket_rules(path: Path, raw: dict[str, Any]) -> TicketRules:
+    try:
+        return ticket_rules_from(raw.get("tickets"), raw.get("calendar"))
+    except ValueError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(str(path), f"calendar.{key}", problem) from None
 
 
 def _read_toml(path: Path, schema: dict[str, Any]) -> dict[str, Any]:

@@ -306,7 +306,8 @@ def test_a_user_reads_back_exactly_as_written_and_never_with_a_password(api: Api
                "address": "1 Main St, Newark"}
     status, created = api.post("/users", {**NEW_USER, **contact})
     assert status == 201, created
-    expected = {"username": "Ann", "role": "operator", "active": True, **contact}
+    expected = {"username": "Ann", "role": "operator", "active": True, "available": True,
+                "skills": [], **contact}
     assert {k: v for k, v in created.items() if k != "id"} == expected
     assert isinstance(created["id"], int)
     status, changed = api.patch("/users/Ann", {"role": "service", "active": False,

@@ -45,6 +45,7 @@ ACME_ORDER = {
 }
 ACME_CONNECTION = "acme-only-shop"
 ACME_DELIVERY = "acme-only-delivery"
+ACME_TICKET = "acme-only-ticket"
 ACME_LOST = "acme-only-lost-parcel"
 ACME_CARRIER_ACCOUNT = "acme-only-carrier"
 GARBAGE_TOKEN = "oh_not-a-token-anyone-was-given"
@@ -225,6 +226,12 @@ class Acme:
 
     def unique(self, stem: str) -> str:
         return f"{stem}{next(self.serial)}"
+
+    def ticket(self) -> str:
+        """A fresh ticket of acme's, about one of its orders (its subject is acme's alone)."""
+        body = {"kind": "question", "subject": ACME_TICKET, "body": "Where is it?",
+                "order": self.order_number, "customer": {"email": "ann@example.com"}}
+        return self.ok("POST", "/tickets", body)["id"]
 
 
 @dataclass
@@ -510,6 +517,28 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("GET", "/exceptions"): Sample(_exceptions, "list", lambda a: ACME_LOST),
     ("POST", "/exceptions/<int:exception_id>/resolve"): Sample(_resolve, "record"),
     ("GET", "/reports/carriers"): Sample(lambda a: Request("GET", "/reports/carriers"), "own"),
+    # tickets
+    ("POST", "/tickets"): Sample(
+        lambda a: Request("POST", "/tickets", {"kind": "question", "subject": "Hello?",
+                                               "body": "Anyone?",
+                                               "customer": {"email": "bo@example.com"}}),
+        "own",
+    ),
+    ("GET", "/tickets"): Sample(
+        lambda a: (a.ticket(), Request("GET", "/tickets?per_page=500"))[1],
+        "list",
+        lambda a: ACME_TICKET,
+    ),
+    ("GET", "/tickets/<number>"): Sample(
+        lambda a: Request("GET", f"/tickets/{a.ticket()}"), "record"
+    ),
+    ("PATCH", "/tickets/<number>"): Sample(
+        lambda a: Request("PATCH", f"/tickets/{a.ticket()}", {"priority": "high"}), "record"
+    ),
+    ("POST", "/tickets/<number>/messages"): Sample(
+        lambda a: Request("POST", f"/tickets/{a.ticket()}/messages", {"body": "On its way."}),
+        "record",
+    ),
 }
 
 

@@ -42,6 +42,7 @@ from hub.core.models import (
     Order,
     Shipment,
     Tenant,
+    Ticket,
 )
 from hub.plugins import Plugins
 from hub.runtime import Runtime
@@ -353,6 +354,26 @@ class Recorder:
     @hookimpl
     def delivery_exception(self, tenant: str, payload: dict[str, Any]) -> None:
         self._record("delivery_exception", tenant, payload)
+
+    @hookimpl
+    def ticket_created(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("ticket_created", tenant, payload)
+
+    @hookimpl
+    def ticket_assigned(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("ticket_assigned", tenant, payload)
+
+    @hookimpl
+    def ticket_status_changed(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("ticket_status_changed", tenant, payload)
+
+    @hookimpl
+    def ticket_sla_warning(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("ticket_sla_warning", tenant, payload)
+
+    @hookimpl
+    def ticket_sla_breached(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("ticket_sla_breached", tenant, payload)
 
     def hooks(self, name: str) -> list[tuple[str, dict[str, Any]]]:
         return [(tenant, payload) for hook, tenant, payload in self.calls if hook == name]
@@ -689,3 +710,68 @@ def test_every_hook_has_a_test(hook: str) -> None:
     for path in Path(__file__).parent.glob("test_*.py"):
         tested.update(re.findall(r"^def test_hook_(\w+)\(", path.read_text(), re.MULTILINE))
     assert hook in tested, f"no test_hook_{hook} test proves the hub calls {hook}"
+
+
+# --- tickets ---------------------------------------------------------------------------------
+
+QUESTION = {"kind": "question", "subject": "Where is it?", "body": "Still waiting",
+            "customer": {"email": "ann@example.com"}, "priority": "urgent"}
+
+
+def test_hook_ticket_created(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    status, ticket = api.post("/tickets", QUESTION)
+    assert status == 201, ticket
+    runtime.jobs.join()
+    assert recorder.hooks("ticket_created") == [("acme", {
+        "number": ticket["number"], "kind": "question", "priority": "urgent",
+        "customer": "ann@example.com"})]
+
+
+def test_hook_ticket_assigned(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    # The seeded 'service' user is acme's one agent.
+    status, ticket = api.post("/tickets", QUESTION)
+    assert status == 201 and ticket["assignee"] == "service", ticket
+    runtime.jobs.join()
+    assert recorder.hooks("ticket_assigned") == [("acme", {
+        "number": ticket["number"], "assignee": "service", "assignee_email": None,
+        "priority": "urgent"})]
+
+
+def test_hook_ticket_status_changed(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    _, ticket = api.post("/tickets", QUESTION)
+    status, _ = api.patch(f"/tickets/{ticket['number']}", {"status": "resolved"})
+    assert status == 200
+    runtime.jobs.join()
+    assert recorder.hooks("ticket_status_changed") == [
+        ("acme", {"number": ticket["number"], "from": "assigned", "to": "resolved"})]
+
+
+def _sla_check(runtime: Runtime, minutes_after: int) -> None:
+    from hub.core import ticket_sla
+
+    with runtime.transaction() as session:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
+        ticket_sla.check(session, tenant_id, runtime.tenant_settings("acme").tickets,
+                         utcnow() + timedelta(days=30, minutes=minutes_after))
+    runtime.jobs.join()
+
+
+def test_hook_ticket_sla_warning(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    _, ticket = api.post("/tickets", QUESTION)
+    with runtime.transaction() as session:
+        session.execute(update(Ticket).values(
+            first_reply_due=utcnow() + timedelta(days=30, minutes=30),
+            resolution_due=utcnow() + timedelta(days=90)))
+    _sla_check(runtime, 0)
+    [(tenant, payload)] = recorder.hooks("ticket_sla_warning")
+    assert (tenant, payload["number"], payload["clock"], payload["assignee"]) == (
+        "acme", ticket["number"], "first_reply", "service")
+    assert recorder.hooks("ticket_sla_breached") == []
+
+
+def test_hook_ticket_sla_breached(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    _, ticket = api.post("/tickets", QUESTION)
+    _sla_check(runtime, 0)  # a month on: both clocks are long past
+    clocks = sorted(p["clock"] for _, p in recorder.hooks("ticket_sla_breached"))
+    assert clocks == ["first_reply", "resolution"]
+    assert {p["number"] for _, p in recorder.hooks("ticket_sla_breached")} == {ticket["number"]}

@@ -41,6 +41,8 @@ PERMISSIONS = frozenset(
         # Configuring carrier accounts (settings, secrets, base URLs): admins only.
         "carriers.write",
         "tracking.write",
+        "tickets.read",
+        "tickets.write",
     }
 )
 
@@ -58,6 +60,8 @@ ROLES: dict[str, frozenset[str]] = {
             "shipping.read",
             "shipping.write",
             "tracking.write",
+            "tickets.read",
+            "tickets.write",
         }
     ),
     "warehouse": frozenset(
@@ -65,8 +69,13 @@ ROLES: dict[str, frozenset[str]] = {
         | {"stock.write", "catalog.write", "shipping.read", "shipping.write", "tracking.write"}
     ),
     # tracking.write: record tracking events and delivery exceptions by hand, check now.
-    "service": frozenset(_READ | {"shipping.read", "tracking.write"}),
-    "analyst": frozenset(_READ | {"reports.read", "channels.read", "shipping.read"}),
+    # tickets: the service desk's own work.
+    "service": frozenset(
+        _READ | {"shipping.read", "tracking.write", "tickets.read", "tickets.write"}
+    ),
+    "analyst": frozenset(
+        _READ | {"reports.read", "channels.read", "shipping.read", "tickets.read"}
+    ),
 }
 
 TOKEN_PREFIX = "oh_"
@@ -146,6 +155,8 @@ def user_view(user: User) -> dict[str, object]:
         "phone": user.phone,
         "address": user.address,
         "active": user.active,
+        "available": user.available,
+        "skills": list(user.skills or []),
     }
 
 

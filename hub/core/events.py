@@ -21,6 +21,11 @@ STOCK_LOW = "stock_low"
 STOCK_REPLENISHED = "stock_replenished"
 SHIPMENT_STATUS_CHANGED = "shipment_status_changed"
 DELIVERY_EXCEPTION = "delivery_exception"
+TICKET_CREATED = "ticket_created"
+TICKET_ASSIGNED = "ticket_assigned"
+TICKET_STATUS_CHANGED = "ticket_status_changed"
+TICKET_SLA_WARNING = "ticket_sla_warning"
+TICKET_SLA_BREACHED = "ticket_sla_breached"
 
 EVENT_NAMES = (
     ORDER_CREATED,
@@ -30,6 +35,11 @@ EVENT_NAMES = (
     STOCK_REPLENISHED,
     SHIPMENT_STATUS_CHANGED,
     DELIVERY_EXCEPTION,
+    TICKET_CREATED,
+    TICKET_ASSIGNED,
+    TICKET_STATUS_CHANGED,
+    TICKET_SLA_WARNING,
+    TICKET_SLA_BREACHED,
 )
 
 OUTBOX_KEY = "orderhub.outbox"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from hub.core import audit
@@ -49,6 +51,26 @@ _NEXTVAL = text("SELECT nextval(CAST(:seq AS regclass))")
 def next_value(session: Session, tenant_id: int, name: str) -> int:
     if session.get_bind().dialect.name == "postgresql":
         return session.execute(_NEXTVAL, {"seq": _sequence(tenant_id, name)}).scalar_one()
+    return session.execute(
+        update(Counter)
+        .where(Counter.tenant_id == tenant_id, Counter.name == name)
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+
+
+def next_count(session: Session, tenant_id: int, name: str) -> int:
+    """The next number of a low-volume per-tenant sequence (tickets, returns), on a counter row
+    made at first use: no tenant needs creating again for a new kind of number. The row stays
+    locked until commit, which only numbers of the same kind wait for."""
+    dialect = session.get_bind().dialect.name
+    make = (pg_insert if dialect == "postgresql" else sqlite_insert)(Counter)
+    session.execute(
+        make.values(tenant_id=tenant_id, name=name, value=0).on_conflict_do_nothing(
+            index_elements=["tenant_id", "name"]
+        )
+    )
     return session.execute(
         update(Counter)
         .where(Counter.tenant_id == tenant_id, Counter.name == name)

@@ -15,12 +15,29 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from hub.core import fulfilment, intake, polling, purchases, tracking
+from hub.core import (
+    fulfilment,
+    intake,
+    polling,
+    purchases,
+    ticket_assignment,
+    ticket_sla,
+    tickets,
+    tracking,
+)
 from hub.core.adapters import Message
 from hub.core.db import single_statement, utcnow
 from hub.core.errors import Invalid
 from hub.core.http import HttpError
-from hub.core.models import CarrierAccount, Connection, Event, NotificationDelivery, Tenant
+from hub.core.models import (
+    CarrierAccount,
+    Connection,
+    Event,
+    NotificationDelivery,
+    Tenant,
+    Ticket,
+)
+from hub.core.scoping import TENANT_KEY
 
 if TYPE_CHECKING:
     from hub.runtime import Runtime
@@ -38,6 +55,11 @@ SUBJECTS = {
     "stock_replenished": "Stock back: {sku} has {available} available",
     "shipment_status_changed": "Order {number}: shipment {tracking_number} {from} → {to}",
     "delivery_exception": "Order {number}: delivery exception ({kind}) on {tracking_number}",
+    "ticket_created": "Ticket {number} opened ({kind}, {priority})",
+    "ticket_assigned": "Ticket {number} assigned to {assignee}",
+    "ticket_status_changed": "Ticket {number}: {from} → {to}",
+    "ticket_sla_warning": "Ticket {number}: {clock} due at {due}",
+    "ticket_sla_breached": "Ticket {number}: {clock} deadline passed ({due})",
 }
 
 
@@ -309,7 +331,30 @@ def sweep(runtime: Runtime, older_than: timedelta | None = None) -> int:
         + len(polls)
         + sweep_tracking(runtime)
         + sweep_purchases(runtime)
+        + sweep_tickets(runtime)
     )
+
+
+def sweep_tickets(runtime: Runtime) -> int:
+    """The service desks' clock: per tenant with active tickets, hand the queue to agents who
+    became available, then warn of near SLA deadlines and mark (and escalate) passed ones.
+    Each tenant in its own transaction, under its own rules. Returns what changed."""
+    with runtime.transaction() as session:
+        tenants = session.execute(
+            select(Tenant.id, Tenant.slug)
+            .where(Tenant.id.in_(
+                select(Ticket.tenant_id).where(Ticket.status.in_(tickets.ACTIVE))
+            ))
+            .order_by(Tenant.id)
+        ).all()
+    done = 0
+    for tenant_id, slug in tenants:
+        rules = runtime.tenant_settings(slug).tickets
+        with runtime.transaction() as session:
+            session.info[TENANT_KEY] = tenant_id
+            done += ticket_assignment.assign_waiting(session, tenant_id, rules, "sweep")
+            done += sum(ticket_sla.check(session, tenant_id, rules).values())
+    return done
 
 
 def sweep_purchases(runtime: Runtime) -> int:

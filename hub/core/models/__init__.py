@@ -16,6 +16,13 @@ from hub.core.models.logistics import (
 from hub.core.models.operations import WorkerHeartbeat
 from hub.core.models.orders import Allocation, Customer, Order, OrderHistory, OrderLine
 from hub.core.models.tenancy import ApiToken, Counter, Tenant, TenantScoped, User
+from hub.core.models.tickets import (
+    Ticket,
+    TicketAttachment,
+    TicketEvent,
+    TicketLine,
+    TicketMessage,
+)
 
 __all__ = [
     "Allocation",
@@ -41,6 +48,11 @@ __all__ = [
     "StockLevel",
     "Tenant",
     "TenantScoped",
+    "Ticket",
+    "TicketAttachment",
+    "TicketEvent",
+    "TicketLine",
+    "TicketMessage",
     "TrackingEventRecord",
     "User",
     "Warehouse",

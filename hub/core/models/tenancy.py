@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, validates
 
 from hub.core.db import Base, utcnow
@@ -58,6 +58,11 @@ class User(TenantScoped, Base):
     address: Mapped[str | None] = mapped_column(String(500))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Service agents: whether tickets may be assigned to them now, the ticket categories they
+    # handle (assignment by skill), and when they were last given one (round robin).
+    available: Mapped[bool] = mapped_column(default=True)
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    last_assigned_at: Mapped[datetime | None]
 
     @validates("username")
     def _keep_key(self, _key: str, value: str) -> str:

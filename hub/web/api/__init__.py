@@ -15,6 +15,7 @@ def blueprint() -> Blueprint:
         orders,
         shipments,
         stock,
+        tickets,
         tracking,
     )
     from hub.web.api.framework import bp

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from hub.core import audit as audit_log
-from hub.core import auth
+from hub.core import auth, ticket_assignment
 from hub.core.errors import Conflict, NotFound
 from hub.core.models import AuditEntry, Customer, User
 from hub.web.api import schemas
@@ -73,13 +73,17 @@ def update_user(ctx: Ctx, username: str, body: dict[str, Any]) -> dict[str, Any]
     ):
         raise Conflict("you cannot demote or deactivate yourself")
     before = auth.user_view(user)
-    for key in ("role", "full_name", "email", "phone", "address", "active"):
+    for key in ("role", "full_name", "email", "phone", "address", "active", "available",
+                "skills"):
         if key in body:
             setattr(user, key, body[key])
     if "password" in body:
         auth.set_password(user, body["password"])
     if body.get("active") is False:
         auth.revoke_tokens(ctx.session, user, ctx.actor)
+    if body.get("active") is False or body.get("available") is False:
+        ctx.session.flush()
+        ticket_assignment.hand_over(ctx.session, user, ctx.tenant.tickets, ctx.actor)
     auth.forget_principals()  # a new role or a deactivation applies to the next request
     ctx.session.flush()
     audit_log.record(

@@ -207,6 +207,18 @@ USER_UPDATE = closed(
         "phone": {"type": "string", "maxLength": 40},
         "address": {"type": "string", "maxLength": 500},
         "active": {"type": "boolean"},
+        "available": {
+            "type": "boolean",
+            "description": "whether tickets are assigned to this agent now; false hands their"
+            " open tickets to others",
+        },
+        "skills": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
+            "maxItems": 50,
+            "uniqueItems": True,
+            "description": "ticket categories this agent handles (assignment by skill)",
+        },
     },
     minProperties=1,
 )
