@@ -33,6 +33,9 @@ logger = logging.getLogger("orderhub.plugins")
 
 DEFAULT_PLUGINS = (
     "plugins.notifiers.log",
+    "plugins.notifiers.email",
+    "plugins.notifiers.webhook",
+    "plugins.notifiers.sms",
     "plugins.channels.shopify",
     "plugins.channels.woocommerce",
     "plugins.channels.amazon",
