@@ -41,6 +41,9 @@ PERMISSIONS = frozenset(
         # Configuring carrier accounts (settings, secrets, base URLs): admins only.
         "carriers.write",
         "tracking.write",
+        # Messages about events: their state and errors; replaying them, enabling a notifier.
+        "notifications.read",
+        "notifications.write",
     }
 )
 
@@ -58,6 +61,8 @@ ROLES: dict[str, frozenset[str]] = {
             "shipping.read",
             "shipping.write",
             "tracking.write",
+            "notifications.read",
+            "notifications.write",
         }
     ),
     "warehouse": frozenset(
