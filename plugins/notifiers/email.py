@@ -146,9 +146,10 @@ class EmailNotifier(Notifier):
         mail["Date"] = formatdate(usegmt=True)
         mail["Message-ID"] = f"<{message.id}@{domain}>"
         mail["Auto-Submitted"] = "auto-generated"
-        mail["Content-Language"] = language
         mail.set_content(parts["text"] + "\n")
         mail.add_alternative(_document(parts["html"], language), subtype="html")
+        # After the parts: setting content clears the Content-* headers.
+        mail["Content-Language"] = language
         return mail
 
     def _deliver(self, mail: EmailMessage) -> None:

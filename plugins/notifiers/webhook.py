@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -63,6 +64,8 @@ class WebhookNotifier(Notifier):
     title = "Signed JSON POSTs to a URL (Standard Webhooks)"
     secret_settings = ("secret", "previous_secret")
     outbound_settings = ("url",)
+    # Seconds since the epoch for webhook-timestamp (tests replace it).
+    clock: ClassVar[Callable[[], float]] = staticmethod(time.time)
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
@@ -116,7 +119,7 @@ class WebhookNotifier(Notifier):
 
     def send(self, message: Message) -> str | None:
         body = self.body(message)
-        headers = self.headers(message, body, str(int(time.time())))
+        headers = self.headers(message, body, str(int(self.clock())))
         parts = urlsplit(self.settings["url"])
         where = f"{parts.scheme}://{parts.hostname}"
         try:
