@@ -113,6 +113,17 @@ class Undeliverable(Exception):
     shown to the tenant: word it, never paste a response or a setting."""
 
 
+class TryLater(Exception):
+    """Raised by a notifier for a failure that may mend (the server is down, busy, or deferred
+    the message): the hub retries after its next wait, or after ``retry_after`` seconds when
+    the destination asked for longer. Its text is worded for the tenant, like Undeliverable's;
+    any other exception is retried too, shown with its type."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Gone(Undeliverable):
     """The destination says it no longer exists (a webhook endpoint's 410): the hub disables
     the notifier for the tenant until an admin enables it again."""

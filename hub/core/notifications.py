@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from hub.core import audit, notification_context, notification_routes
-from hub.core.adapters import Gone, Message, Notifier, Recipient, Undeliverable
+from hub.core.adapters import Gone, Message, Notifier, Recipient, TryLater, Undeliverable
 from hub.core.db import utcnow
 from hub.core.errors import Conflict, Invalid, NotFound
 from hub.core.http import HttpClient, HttpError
@@ -235,7 +235,7 @@ def build(runtime: Runtime, cls: type[Notifier], slug: str, cfg: Mapping[str, An
 
 def _describe(exc: BaseException) -> str:
     text = str(exc)
-    if isinstance(exc, Undeliverable | HttpError | Invalid):
+    if isinstance(exc, Undeliverable | TryLater | HttpError | Invalid):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, NoReturn
 
 from hub import hookimpl
 from hub.core import outbound
-from hub.core.adapters import Message, Notifier, Undeliverable
+from hub.core.adapters import Message, Notifier, TryLater, Undeliverable
 from hub.core.errors import Invalid
 from hub.core.schema_errors import summary
 from plugins.notifiers import _templates
@@ -34,7 +34,7 @@ PORTS = {"starttls": 587, "tls": 465, "none": 25}
 DEFAULT_TIMEOUT = 15.0
 
 
-class SmtpTrouble(Exception):
+class SmtpTrouble(TryLater):
     """The server could not take the message now (unreachable, a 4xx): the hub retries."""
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from hub import hookimpl
-from hub.core.adapters import Message, Notifier, Undeliverable
+from hub.core.adapters import Message, Notifier, TryLater, Undeliverable
 from hub.core.http import AuthError, HttpError, OutboundRefused
 from plugins.notifiers import _templates
 
@@ -36,12 +36,8 @@ REFUSALS = {
 }
 
 
-class GatewayTrouble(Exception):
+class GatewayTrouble(TryLater):
     """The gateway could not take the message now (429, 5xx, no answer): the hub retries."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class SmsNotifier(Notifier):

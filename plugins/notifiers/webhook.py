@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from hub import hookimpl
-from hub.core.adapters import Gone, Message, Notifier, Undeliverable
+from hub.core.adapters import Gone, Message, Notifier, TryLater, Undeliverable
 from hub.core.errors import Invalid
 from hub.core.http import HttpError, OutboundRefused
 from hub.core.schema_errors import summary
@@ -43,13 +43,9 @@ SECRET = {
 }
 
 
-class EndpointTrouble(Exception):
+class EndpointTrouble(TryLater):
     """The endpoint did not take the message (not a 2xx, no answer): the hub retries, no
     sooner than ``retry_after`` seconds when the endpoint said so."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def sign(secret: str, message_id: str, timestamp: str, body: bytes) -> str:
