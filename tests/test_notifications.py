@@ -24,7 +24,7 @@ from hub import settings as settings_module
 from hub.core import notifications, tracking
 from hub.core.adapters import TrackingEvent, TrackingUpdate
 from hub.core.db import utcnow
-from hub.core.models import Event, NotificationDelivery, Shipment
+from hub.core.models import Event, NotificationDelivery, Shipment, Tenant
 from hub.plugins import Plugins
 from hub.runtime import Runtime
 from hub.settings import ConfigError
@@ -540,3 +540,70 @@ def test_a_good_configuration_starts(tmp_path: Path, monkeypatch: pytest.MonkeyP
         ("mail", ["delivery_exception"]),
         ("hook", ["*"]),  # a webhook no route names hears every event
     ]
+
+
+# --- the message's state machine: each state under each action ------------------------------
+
+
+def _message(runtime: Runtime, status: str, **columns: Any) -> int:
+    """A stock_low message of acme's to the partner webhook, in ``status``."""
+    with runtime.transaction() as session:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
+        event = Event(
+            tenant_id=tenant_id,
+            name="stock_low",
+            payload={"sku": "SKU-A", "available": 1, "threshold": 5},
+            dispatched_at=utcnow(),
+        )
+        session.add(event)
+        session.flush()
+        row = NotificationDelivery(
+            tenant_id=tenant_id,
+            event_id=event.id,
+            notifier="partner",
+            plugin="webhook",
+            message_id=notifications.new_message_id(),
+            status=status,
+            attempts=1 if status in ("retrying", "sent", "failed") else 0,
+            **columns,
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+# (status, extra columns) → what a job does (status after, hits), what a replay answers
+STATES = [
+    ("pending", {}, ("sent", 1), 409),
+    ("retrying", {"next_attempt_at": utcnow() - timedelta(seconds=1)}, ("sent", 1), 409),
+    ("retrying", {"next_attempt_at": utcnow() + timedelta(hours=1)}, ("retrying", 0), 409),
+    ("sent", {}, ("sent", 0), 409),
+    ("failed", {}, ("failed", 0), 202),
+    ("skipped", {"recipient": "customer"}, ("skipped", 0), 409),
+]
+
+
+@pytest.mark.parametrize(("status", "columns", "after_job", "replay"), STATES)
+def test_each_state_under_each_action(
+    api: Api,
+    runtime: Runtime,
+    receiver: Receiver,
+    status: str,
+    columns: dict[str, Any],
+    after_job: tuple[str, int],
+    replay: int,
+) -> None:
+    # A job for the message: only a pending one, or a retrying one that is due, is sent
+    sent_to_be = _message(runtime, status, **columns)
+    actors.send_notification(runtime, sent_to_be)
+    with runtime.session() as session:
+        assert session.get(NotificationDelivery, sent_to_be).status == after_job[0]
+    assert len(receiver.hits) == after_job[1]
+    # A replay: only a failed message goes back to pending
+    replayed = _message(runtime, status, **columns)
+    answer, body = api.post(f"/notifications/{replayed}/replay")
+    assert answer == replay, body
+    with runtime.session() as session:
+        now = session.get(NotificationDelivery, replayed)
+        assert now.status == ("pending" if replay == 202 else status)
+        assert now.replays == (1 if replay == 202 else 0)
