@@ -21,6 +21,9 @@ import pluggy
 from hub import hookspecs
 from hub.core import plugin_settings
 from hub.core.adapters import Adapter, CarrierAdapter, ChannelAdapter, Notifier
+from hub.core.config_sync import check_settings
+from hub.core.notification_routes import RouteProblem, check
+from hub.core.secret_box import SecretBox
 from hub.settings import ConfigError
 
 if TYPE_CHECKING:
@@ -30,6 +33,9 @@ logger = logging.getLogger("orderhub.plugins")
 
 DEFAULT_PLUGINS = (
     "plugins.notifiers.log",
+    "plugins.notifiers.email",
+    "plugins.notifiers.webhook",
+    "plugins.notifiers.sms",
     "plugins.channels.shopify",
     "plugins.channels.woocommerce",
     "plugins.channels.amazon",
@@ -236,6 +242,24 @@ class Plugins:
                         f" disabled in hub.toml); installed {KINDS[family]} plugins:"
                         f" {', '.join(sorted(known)) or 'none'}",
                     )
+            self._check_notifiers(settings, slug, tenant)
+
+    def _check_notifiers(self, settings: Settings, slug: str, tenant: Any) -> None:
+        """Each notifier's settings as its plugin takes them (secrets as references, the
+        schema, where it may send), and each route against its notifier (hub.core.
+        notification_routes.check): a ConfigError naming the key, never a value."""
+        file = str(settings.config_dir / "tenants" / f"{slug}.toml")
+        box = SecretBox(settings.secret_key)
+        addressed: dict[str, str | None] = {}
+        for i, entry in enumerate(tenant.notifiers):
+            cls = self._adapters["notifiers"][entry["plugin"]][0]
+            label = f"notifier {entry['name']!r}"
+            check_settings(cls, label, entry.get("settings", {}), file, f"notifiers[{i}]", box)
+            addressed[entry["name"]] = getattr(cls, "addressed", None)
+        try:
+            check(tenant.notifications, tenant.notifiers, addressed)
+        except RouteProblem as problem:
+            raise ConfigError(file, problem.key, problem.problem) from None
 
     def catalogue(self, tenant: Any = None, *, host_details: bool = True) -> dict[str, Any]:
         """The installed channels, carriers and notifiers, each with what it takes to set one

@@ -65,7 +65,7 @@ class Runtime:
             yield session
 
     def listens(self, session: Session, tenant_id: int, event: str) -> bool:
-        """Does anyone hear this tenant's event: a subscribed notifier or an enabled plugin's
+        """Does anyone hear this tenant's event: a notifier's route or an enabled plugin's
         hook? Settings are fixed for the process's life, so the answer can be cached."""
         key = (tenant_id, event, self.plugins.generation)
         answer = self._listening.get(key)
@@ -73,8 +73,7 @@ class Runtime:
             slug = session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
             tenant = self.tenant_settings(slug) if slug else None
             answer = tenant is not None and (
-                any(not n.get("events") or event in n["events"] for n in tenant.notifiers)
-                or self.plugins.implements(event, tenant)
+                tenant.notifications.hears(event) or self.plugins.implements(event, tenant)
             )
             self._listening[key] = answer
         return answer

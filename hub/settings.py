@@ -18,6 +18,12 @@ from urllib.parse import urlsplit, urlunsplit
 from jsonschema import Draft202012Validator
 
 from hub.core.events import EVENT_NAMES
+from hub.core.notification_routes import (
+    NOTIFICATIONS_SCHEMA,
+    Notifications,
+    RouteProblem,
+)
+from hub.core.notification_routes import from_config as notifications_from
 from hub.core.outbound import ENTRY_PATTERN as OUTBOUND_ENTRY
 from hub.core.outbound import parse_entry as parse_outbound_entry
 from hub.core.rules import RULES_SCHEMA, Rules, rules_from
@@ -99,6 +105,13 @@ HUB_SCHEMA: dict[str, Any] = {
                 "max_delivery_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
                 "heartbeat_seconds": {"type": "number", "minimum": 1, "maximum": 3600},
                 "heartbeat_timeout_seconds": {"type": "number", "minimum": 2, "maximum": 86400},
+                # The wait before each retry of a failed notification; its length is the
+                # number of retries (see DEFAULT_NOTIFICATION_RETRIES).
+                "notification_retry_seconds": {
+                    "type": "array",
+                    "items": {"type": "number", "minimum": 0, "maximum": 604800},
+                    "maxItems": 50,
+                },
             },
         },
         "api": {
@@ -180,6 +193,7 @@ TENANT_SCHEMA: dict[str, Any] = {
         "tracking": TRACKING_SCHEMA,
         "tickets": TICKETS_SCHEMA,
         "calendar": CALENDAR_SCHEMA,
+        "notifications": NOTIFICATIONS_SCHEMA,
         "notifiers": {
             "type": "array",
             "items": {
@@ -196,6 +210,12 @@ TENANT_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+# Seconds before each retry of a notification that failed: at once, then longer and longer
+# waits over about a day and a half, as webhook senders do (the hub adds jitter), so a
+# receiver that is down for an afternoon still gets every message.
+DEFAULT_NOTIFICATION_RETRIES = (5, 300, 1800, 7200, 18000, 36000, 36000, 36000)
 
 
 class ConfigError(Exception):
@@ -247,7 +267,10 @@ class TenantSettings:
     order_number_prefix: str = "SO-"
     enabled_plugins: list[str] | None = None
     disabled_plugins: list[str] = field(default_factory=list)
+    # [[notifiers]] exactly as written: {"$env": …} references stay references, resolved when
+    # a notifier is built (hub.core.notifications), like connections' settings.
     notifiers: list[dict[str, Any]] = field(default_factory=list)
+    notifications: Notifications = field(default_factory=Notifications)
     rules: Rules = field(default_factory=Rules)
     # [[connections]] exactly as written: {"$env": …} references stay references (they are
     # stored so and resolved only when an adapter is built); see intake.sync_config_connections.
@@ -292,6 +315,7 @@ class Settings:
     # from within heartbeat_timeout_seconds (Redis broker only).
     heartbeat_seconds: float = 10.0
     heartbeat_timeout_seconds: float = 60.0
+    notification_retry_seconds: tuple[float, ...] = DEFAULT_NOTIFICATION_RETRIES
     max_body_bytes: int = 1_048_576
     max_upload_bytes: int = 33_554_432
     max_per_page: int = 500
@@ -394,6 +418,9 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         max_delivery_attempts=worker.get("max_delivery_attempts", 5),
         heartbeat_seconds=worker.get("heartbeat_seconds", 10.0),
         heartbeat_timeout_seconds=worker.get("heartbeat_timeout_seconds", 60.0),
+        notification_retry_seconds=tuple(
+            worker.get("notification_retry_seconds", DEFAULT_NOTIFICATION_RETRIES)
+        ),
         max_body_bytes=api.get("max_body_bytes", 1_048_576),
         max_upload_bytes=api.get("max_upload_bytes", 33_554_432),
         max_per_page=api.get("max_per_page", 500),
@@ -438,7 +465,14 @@ def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSetti
         raw = _read_toml(path, TENANT_SCHEMA)
         connections = raw.pop("connections", [])
         carrier_accounts = raw.pop("carrier_accounts", [])
+        notifiers = raw.pop("notifiers", [])
+        # Checked now (an unset variable stops the start), resolved when a notifier is built.
+        _resolve_env(notifiers, str(path), "notifiers", env)
         raw = _resolve_env(raw, str(path), "", env)
+        try:
+            notifications = notifications_from(raw.get("notifications"), notifiers)
+        except RouteProblem as problem:
+            raise ConfigError(str(path), problem.key, problem.problem) from None
         plugins = raw.get("plugins", {})
         tenants[path.stem] = TenantSettings(
             slug=path.stem,
@@ -447,7 +481,8 @@ def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSetti
             order_number_prefix=raw.get("order_number_prefix", "SO-"),
             enabled_plugins=plugins.get("enabled"),
             disabled_plugins=plugins.get("disabled", []),
-            notifiers=raw.get("notifiers", []),
+            notifiers=notifiers,
+            notifications=notifications,
             rules=rules_from(raw.get("rules")),
             connections=connections,
             carrier_accounts=carrier_accounts,

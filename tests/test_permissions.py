@@ -21,11 +21,11 @@ from sqlalchemy import select
 from tracking_support import Shipping
 
 from hub import hookimpl
-from hub.core import tracking
+from hub.core import notifications, tracking
 from hub.core.adapters import PollPage, StubCarrier, StubChannel, TrackingEvent, TrackingUpdate
 from hub.core.auth import ROLES as PERMISSIONS_OF
 from hub.core.db import utcnow
-from hub.core.models import DeliveryException, Shipment
+from hub.core.models import DeliveryException, Event, NotificationDelivery, Shipment, Tenant
 from hub.web.api import blueprint
 from hub.web.api.framework import ROUTES
 
@@ -48,6 +48,8 @@ ACME_DELIVERY = "acme-only-delivery"
 ACME_TICKET = "acme-only-ticket"
 ACME_LOST = "acme-only-lost-parcel"
 ACME_CARRIER_ACCOUNT = "acme-only-carrier"
+ACME_NOTIFIER = "acme-only-notifier"
+ACME_RECIPIENT = "stock@acme-only.test"
 GARBAGE_TOKEN = "oh_not-a-token-anyone-was-given"
 
 
@@ -87,6 +89,7 @@ def config_dir(tmp_path: Path) -> Path:
         f'order_number_prefix = "{ACME_PREFIX}"\n'
         "[rules]\nfour_eyes = false\n"
         '[[rules.approval]]\nabove = "1000"\nrole = "operator"\n'
+        f'[[notifiers]]\nname = "{ACME_NOTIFIER}"\nplugin = "log"\nevents = ["stock_low"]\n'
     )
     return path
 
@@ -264,6 +267,30 @@ def _lost_parcel(a: Acme) -> int:
         return session.scalar(
             select(DeliveryException.id).where(DeliveryException.shipment_id == shipment_id)
         )
+
+
+def _failed_notification(a: Acme) -> int:
+    """A message of acme's that failed (its notifier's endpoint refused it for good)."""
+    runtime = a.api.client.application.extensions["orderhub"]
+    with runtime.transaction() as session:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
+        event = Event(tenant_id=tenant_id, name="stock_low", payload={"sku": ACME_SKU})
+        session.add(event)
+        session.flush()
+        failed = NotificationDelivery(
+            tenant_id=tenant_id,
+            event_id=event.id,
+            notifier=ACME_NOTIFIER,
+            plugin="log",
+            recipient=ACME_RECIPIENT,
+            message_id=notifications.new_message_id(),
+            status="failed",
+            attempts=1,
+            last_error="refused",
+        )
+        session.add(failed)
+        session.flush()
+        return failed.id
 
 
 def _exceptions(a: Acme) -> Request:
@@ -538,6 +565,21 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/tickets/<number>/messages"): Sample(
         lambda a: Request("POST", f"/tickets/{a.ticket()}/messages", {"body": "On its way."}),
         "record",
+    ),
+    # notifications
+    ("GET", "/notifications"): Sample(
+        lambda a: (_failed_notification(a), Request("GET", "/notifications?status=failed"))[1],
+        "list",
+        lambda a: ACME_RECIPIENT,
+    ),
+    ("POST", "/notifications/<int:notification_id>/replay"): Sample(
+        lambda a: Request("POST", f"/notifications/{_failed_notification(a)}/replay"), "record"
+    ),
+    ("GET", "/notifiers"): Sample(
+        lambda a: Request("GET", "/notifiers"), "list", lambda a: ACME_NOTIFIER
+    ),
+    ("POST", "/notifiers/<name>/enable"): Sample(
+        lambda a: Request("POST", f"/notifiers/{ACME_NOTIFIER}/enable"), "record"
     ),
 }
 

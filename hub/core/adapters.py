@@ -67,21 +67,80 @@ class Adapter(ABC):
 
 # --- notifiers -----------------------------------------------------------------------------
 
+# What a notifier's ``addressed`` may say it delivers to; the hub resolves a route's recipients
+# ("customer": the order's customer) to an address of that kind.
+ADDRESS_KINDS = ("email", "phone")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who one message goes to: an address of the notifier's kind (an e-mail address, a phone
+    number), a name to greet, and the language to write in (a BCP 47 tag: "en", "zh-CN")."""
+
+    address: str
+    name: str | None = None
+    language: str = "en"
+
 
 @dataclass(frozen=True)
 class Message:
-    """What a notifier is asked to say: the event, a one-line subject, and the event's data."""
+    """What a notifier is asked to say: the event, a one-line subject in English (for logs),
+    and the event's data (its payload, as plugins' event hooks get it).
+
+    ``id`` is the same on every attempt at this message: a receiver's de-duplication key (a
+    webhook's ``webhook-id``, an e-mail's Message-ID). ``recipient`` is set for an addressed
+    notifier. ``context`` is what templates may use: the payload's fields plus what the hub
+    looked up (the tenant, the order, its shipments and tracking links, the recipient)."""
 
     tenant: str
     event: str
     subject: str
     data: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+    recipient: Recipient | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    occurred_at: datetime | None = None
+
+    @property
+    def language(self) -> str:
+        return self.recipient.language if self.recipient else "en"
+
+
+class Undeliverable(Exception):
+    """Raised by a notifier when trying again cannot help until someone acts: the recipient or
+    the credentials were refused, the destination may not be called. The hub marks the
+    message failed at once (it can be replayed); any other exception is retried. The text is
+    shown to the tenant: word it, never paste a response or a setting."""
+
+
+class TryLater(Exception):
+    """Raised by a notifier for a failure that may mend (the server is down, busy, or deferred
+    the message): the hub retries after its next wait, or after ``retry_after`` seconds when
+    the destination asked for longer. Its text is worded for the tenant, like Undeliverable's;
+    any other exception is retried too, shown with its type."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Gone(Undeliverable):
+    """The destination says it no longer exists (a webhook endpoint's 410): the hub disables
+    the notifier for the tenant until an admin enables it again."""
 
 
 class Notifier(Adapter):
+    """Tells people about events. ``addressed`` says what a route's recipients must be for
+    it ("email", "phone"); None for a notifier whose destination is in its settings (a URL,
+    the log), which takes no recipients."""
+
+    addressed: ClassVar[str | None] = None
+
     @abstractmethod
-    def send(self, message: Message) -> None:
-        """Deliver the message; raise to have the hub retry later."""
+    def send(self, message: Message) -> str | None:
+        """Deliver the message; return the provider's id for it (a Message-ID, an SMS id)
+        when there is one. Raise Undeliverable when retrying cannot help, anything else to
+        have the hub retry later (with back-off)."""
 
 
 class StubNotifier(Notifier):
@@ -91,8 +150,9 @@ class StubNotifier(Notifier):
     title = "Stub notifier (keeps messages in memory)"
     sent: ClassVar[list[Message]] = []
 
-    def send(self, message: Message) -> None:
+    def send(self, message: Message) -> str | None:
         self.sent.append(message)
+        return None
 
 
 # --- channels ------------------------------------------------------------------------------

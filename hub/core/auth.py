@@ -43,6 +43,9 @@ PERMISSIONS = frozenset(
         "tracking.write",
         "tickets.read",
         "tickets.write",
+        # Messages about events: their state and errors; replaying them, enabling a notifier.
+        "notifications.read",
+        "notifications.write",
     }
 )
 
@@ -62,6 +65,8 @@ ROLES: dict[str, frozenset[str]] = {
             "tracking.write",
             "tickets.read",
             "tickets.write",
+            "notifications.read",
+            "notifications.write",
         }
     ),
     "warehouse": frozenset(

@@ -79,7 +79,7 @@ def sync(
                 f" tenant (available: {', '.join(sorted(adapters)) or 'none'})",
             )
         secret_names = cls.secret_settings
-        _check_settings(cls, kind, name, settings, file, where, box)
+        check_settings(cls, f"{kind.noun} {name!r}", settings, file, where, box)
         wanted = {"settings": box.seal(settings, secret_names)}
         wanted.update(extra(cls, entry, where) if extra else {})
         row = session.scalar(select(model).where(model.tenant_id == tenant_id, model.name == name))
@@ -133,18 +133,17 @@ def _shown(key: str, value: Any, secret_names: tuple[str, ...]) -> Any:
     return redact(value, secret_names) if key == "settings" else value
 
 
-def _check_settings(
+def check_settings(
     cls: type[Adapter],
-    kind: Kind,
-    name: str,
-    settings: dict[str, Any],
+    label: str,
+    settings: Mapping[str, Any],
     file: str,
     where: str,
     box: SecretBox,
 ) -> None:
     """Refuse literal secrets and settings the plugin would refuse, before anything is
-    stored; references are resolved here only to validate, never to be kept."""
-    label = f"{kind.noun} {name!r}"
+    stored or used; references are resolved here only to validate, never to be kept.
+    ``label`` names the entry in messages ("connection 'shop'"), ``where`` its key."""
     for key, value in settings.items():
         ref = value.get(ENV) if isinstance(value, dict) and set(value) == {ENV} else None
         if key in cls.secret_settings and ref is None:

@@ -412,12 +412,15 @@ class HttpClient:
         idempotent: bool | None = None,
         limit: RateLimit | None = None,
         ok: Container[int] = range(200, 300),
+        allow_redirects: bool = True,
     ) -> requests.Response:
         """Send a request, retrying what may be retried; raise a typed ``HttpError`` otherwise.
 
         ``idempotent`` defaults to False for POST and PATCH: those are retried only when the
         server surely did not process them (connection never made, 429, 503). ``ok`` lists the
-        statuses that are not errors (a plugin that expects a 404 says so here).
+        statuses that are not errors (a plugin that expects a 404 says so here). Redirects
+        are followed (each hop checked like the first) unless ``allow_redirects`` is False:
+        then a 3xx is an answer like any other, an error unless ``ok`` lists it.
         """
         method = method.upper()
         refused = outbound.url_problem(url)
@@ -437,6 +440,7 @@ class HttpClient:
             "headers": merged,
             "auth": auth,
             "timeout": self.timeout if timeout is None else timeout,
+            "allow_redirects": allow_redirects,
         }
 
         def may_retry(exc: BaseException) -> bool:

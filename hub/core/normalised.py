@@ -30,6 +30,8 @@ class CustomerInfo:
     email: str | None = None
     name: str | None = None
     phone: str | None = None
+    # The language the customer reads (BCP 47, "zh-CN"), when the caller or channel says.
+    language: str | None = None
 
 
 @dataclass

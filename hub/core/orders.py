@@ -237,7 +237,8 @@ def create(
 
 def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None) -> Any:
     """One customer per e-mail within a tenant, in one statement that is safe against two
-    orders racing to create it. Returns a row with id, email, name and phone, or None."""
+    orders racing to create it. Returns a row with id, email, name, phone and language, or None. A
+    language the order states replaces the one on record (the customer's latest choice)."""
     if info is None or not (info.email or info.name or info.phone):
         return None
     email = info.email.strip().lower() if info.email else None
@@ -246,6 +247,7 @@ def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None)
         "email": email,
         "name": info.name,
         "phone": info.phone,
+        "language": info.language,
         "vip": False,
         "created_at": utcnow(),
     }
@@ -260,6 +262,7 @@ _CUSTOMER_COLUMNS = (
     _customers.c.email,
     _customers.c.name,
     _customers.c.phone,
+    _customers.c.language,
     _customers.c.vip,
 )
 _INSERT_CUSTOMER = insert(_customers).returning(*_CUSTOMER_COLUMNS)
@@ -276,6 +279,7 @@ def _upsert_customer(dialect: str) -> Any:
         set_={
             "name": func.coalesce(_customers.c.name, stmt.excluded.name),
             "phone": func.coalesce(_customers.c.phone, stmt.excluded.phone),
+            "language": func.coalesce(stmt.excluded.language, _customers.c.language),
         },
     ).returning(*_CUSTOMER_COLUMNS)
 
@@ -374,6 +378,7 @@ def order_dict(order: Order) -> dict[str, Any]:
             "email": customer.email,
             "name": customer.name,
             "phone": customer.phone,
+            "language": customer.language,
         },
         "consignee": {
             "name": order.consignee_name,

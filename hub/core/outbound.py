@@ -39,6 +39,7 @@ __all__ = [
     "Refused",
     "allow",
     "allowed",
+    "connect_address",
     "is_public",
     "parse_entry",
     "session",
@@ -207,6 +208,30 @@ def setting_problem(value: str) -> str | None:
         if not is_public(ipaddress.ip_address(str(address[0]).split("%", 1)[0])):
             return NOT_PUBLIC
     return None
+
+
+def connect_address(host: str, port: int) -> str:
+    """The address to open a non-HTTP connection to (an SMTP server): ``host`` resolved once
+    and checked as an HTTP connection's address is, so the caller connects to that very
+    address and no later look-up can swap in another (DNS rebinding). Raises Refused with
+    NOT_PUBLIC for an internal address the operator has not allowed, OSError when the name
+    does not resolve."""
+    literal = _literal(host)
+    if literal is not None:
+        found = [str(literal)]
+    else:
+        found = [
+            str(address[0]).split("%", 1)[0]
+            for *_, address in socket.getaddrinfo(_normal(host), port, type=socket.SOCK_STREAM)
+        ]
+    if not found:
+        raise OSError(f"{host} has no address")
+    if allowed(host, port):
+        return found[0]
+    for text in found:
+        if not is_public(ipaddress.ip_address(text)):
+            raise Refused(NOT_PUBLIC)
+    return found[0]
 
 
 # --- the connection-level guard --------------------------------------------------------------

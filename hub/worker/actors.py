@@ -1,7 +1,7 @@
 """Small idempotent jobs. Each takes ids, opens its own transaction, and declares its retries.
 
-Running one twice does nothing the second time: dispatch checks ``dispatched_at``, a delivery
-row is unique per (event, notifier) and carries its ``sent`` status.
+Running one twice does nothing the second time: dispatch checks ``dispatched_at``, a message
+is unique per (event, notifier, recipient) and carries its status.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from dramatiq.errors import Retry
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from hub.core import (
     fulfilment,
     intake,
+    notifications,
     polling,
     purchases,
     ticket_assignment,
@@ -25,18 +25,10 @@ from hub.core import (
     tickets,
     tracking,
 )
-from hub.core.adapters import Message
 from hub.core.db import single_statement, utcnow
 from hub.core.errors import Invalid
 from hub.core.http import HttpError
-from hub.core.models import (
-    CarrierAccount,
-    Connection,
-    Event,
-    NotificationDelivery,
-    Tenant,
-    Ticket,
-)
+from hub.core.models import CarrierAccount, Connection, Event, Tenant, Ticket
 from hub.core.scoping import TENANT_KEY
 
 if TYPE_CHECKING:
@@ -44,28 +36,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("orderhub.worker")
 
-NOTIFY_RETRIES = 8
+# Dramatiq's own retries of send_notification, for failures outside an attempt (the database
+# is down): the hub schedules the retries of a failed attempt itself ([worker]
+# notification_retry_seconds), with Retry(delay=…), within this many.
+NOTIFY_RETRIES = 100
 CURSOR_LENGTH = 200  # connections.cursor
-
-SUBJECTS = {
-    "order_created": "Order {number} created ({status})",
-    "order_status_changed": "Order {number}: {from} → {to}",
-    "order_updated": "Order {number} updated",
-    "stock_low": "Low stock: {sku} has {available} available (threshold {threshold})",
-    "stock_replenished": "Stock back: {sku} has {available} available",
-    "shipment_status_changed": "Order {number}: shipment {tracking_number} {from} → {to}",
-    "delivery_exception": "Order {number}: delivery exception ({kind}) on {tracking_number}",
-    "ticket_created": "Ticket {number} opened ({kind}, {priority})",
-    "ticket_assigned": "Ticket {number} assigned to {assignee}",
-    "ticket_status_changed": "Ticket {number}: {from} → {to}",
-    "ticket_sla_warning": "Ticket {number}: {clock} due at {due}",
-    "ticket_sla_breached": "Ticket {number}: {clock} deadline passed ({due})",
-}
 
 
 def dispatch_event(runtime: Runtime, event_id: int) -> None:
-    """Fan an event out: the event hook on every enabled plugin, then one delivery per notifier."""
-    new_deliveries: list[int] = []
+    """Fan an event out: the event hook on every enabled plugin, then one message per
+    (notifier, recipient) of the tenant's routes (hub.core.notifications.fan_out)."""
     with runtime.transaction() as session:
         ev = session.scalar(select(Event).where(Event.id == event_id).with_for_update())
         if ev is None or ev.dispatched_at is not None:
@@ -73,67 +53,25 @@ def dispatch_event(runtime: Runtime, event_id: int) -> None:
         slug = session.scalar(select(Tenant.slug).where(Tenant.id == ev.tenant_id))
         tenant = runtime.tenant_settings(slug)
         runtime.plugins.announce(ev.name, tenant, ev.payload)
-        ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        for cfg in tenant.notifiers:
-            if cfg.get("events") and ev.name not in cfg["events"]:
-                continue
-            delivery_id = session.execute(
-                ins(NotificationDelivery)
-                .values(
-                    tenant_id=ev.tenant_id,
-                    event_id=ev.id,
-                    notifier=cfg["name"],
-                    plugin=cfg["plugin"],
-                    status="pending",
-                    attempts=0,
-                    created_at=utcnow(),
-                )
-                .on_conflict_do_nothing(index_elements=["event_id", "notifier"])
-                .returning(NotificationDelivery.id)
-            ).scalar()
-            if delivery_id is not None:
-                new_deliveries.append(delivery_id)
+        kinds = {
+            n["name"]: getattr(runtime.plugins.notifier(n["plugin"], tenant), "addressed", None)
+            for n in tenant.notifiers
+        }
+        new_deliveries = notifications.fan_out(session, ev, tenant, kinds.__getitem__)
         ev.dispatched_at = utcnow()
     for delivery_id in new_deliveries:
         runtime.jobs.send("send_notification", delivery_id)
 
 
 def send_notification(runtime: Runtime, delivery_id: int) -> None:
-    """Deliver one message through one configured notifier; raises (and retries) on failure."""
-    with runtime.transaction() as session:
-        row = session.execute(
-            select(NotificationDelivery, Event, Tenant.slug)
-            .join(Event, Event.id == NotificationDelivery.event_id)
-            .join(Tenant, Tenant.id == NotificationDelivery.tenant_id)
-            .where(NotificationDelivery.id == delivery_id)
-            .with_for_update(of=NotificationDelivery)
-        ).first()
-        if row is None or row[0].status == "sent":
-            return
-        delivery, ev, slug = row
-        tenant = runtime.tenant_settings(slug)
-        cfg = next((n for n in tenant.notifiers if n["name"] == delivery.notifier), None)
-        cls = runtime.plugins.notifier(delivery.plugin, tenant)
-        delivery.attempts += 1
-        if cfg is None or cls is None:
-            delivery.status = "failed"
-            delivery.last_error = f"notifier {delivery.notifier!r} ({delivery.plugin}) unavailable"
-            return
-        message = Message(
-            slug, ev.name, SUBJECTS[ev.name].format_map(_Loose(ev.payload)), dict(ev.payload)
+    """One attempt at one message (hub.core.notifications.deliver). A failed attempt that may
+    mend is retried after the wait the hub chose and wrote on the message."""
+    attempt = notifications.deliver(runtime, delivery_id)
+    if attempt is not None and attempt.retry_in is not None:
+        raise Retry(
+            f"notification {delivery_id} failed; will retry in {attempt.retry_in:.1f} s",
+            delay=int(attempt.retry_in * 1000),
         )
-        try:
-            notifier = cls(cfg.get("settings", {}))
-            notifier.validate_settings(notifier.settings)
-            notifier.send(message)
-        except Exception as exc:
-            delivery.last_error = f"{type(exc).__name__}: {exc}"[:1000]
-            delivery.status = "failed" if delivery.attempts > NOTIFY_RETRIES else "retrying"
-            retry = delivery.status == "retrying"
-        else:
-            delivery.status, delivery.sent_at, retry = "sent", utcnow(), False
-    if retry:
-        raise RuntimeError(f"notification {delivery_id} failed; will retry")
 
 
 def ingest(runtime: Runtime, entry_id: int) -> None:
@@ -310,16 +248,7 @@ def sweep(runtime: Runtime, older_than: timedelta | None = None) -> int:
                 .limit(10_000)
             )
         )
-        pending = list(
-            session.scalars(
-                select(NotificationDelivery.id)
-                .where(
-                    NotificationDelivery.status == "pending",
-                    NotificationDelivery.created_at < cutoff,
-                )
-                .limit(10_000)
-            )
-        )
+        pending = notifications.due(session, cutoff)
     for event_id in ids:
         runtime.jobs.send("dispatch_event", event_id)
     for delivery_id in pending:
@@ -435,11 +364,6 @@ def track_shipments(
         return {"checked": 0, "error": error}
     with runtime.transaction() as session:
         return tracking.record_poll(session, account_id, list(numbers), claim, updates, policy)
-
-
-class _Loose(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "?"
 
 
 def push_fulfilment(runtime: Runtime, shipment_id: int) -> str:

@@ -2,7 +2,7 @@
 
 from hub.core.models.audit import AuditEntry
 from hub.core.models.catalog import Product, Warehouse
-from hub.core.models.events import Event, NotificationDelivery
+from hub.core.models.events import Event, NotificationDelivery, NotifierState
 from hub.core.models.intake import Connection, InboxEntry, SkuMapping
 from hub.core.models.inventory import StockLedger, StockLevel
 from hub.core.models.logistics import (
@@ -36,6 +36,7 @@ __all__ = [
     "Event",
     "InboxEntry",
     "NotificationDelivery",
+    "NotifierState",
     "Order",
     "OrderHistory",
     "OrderLine",

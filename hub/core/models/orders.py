@@ -29,6 +29,9 @@ class Customer(TenantScoped, Base):
     email: Mapped[str | None] = mapped_column(String(254))
     name: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(40))
+    # The language the customer reads (a BCP 47 tag, "zh-CN"), for what the hub tells them;
+    # None: the tenant's [notifications] language.
+    language: Mapped[str | None] = mapped_column(String(35))
     vip: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

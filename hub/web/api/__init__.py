@@ -11,6 +11,7 @@ def blueprint() -> Blueprint:
         catalog,
         channels,
         logistics,
+        notifications,
         openapi,
         orders,
         shipments,

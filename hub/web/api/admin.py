@@ -210,7 +210,14 @@ def list_customers(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         stmt,
         Customer.id,
         args,
-        lambda c: {"id": c.id, "email": c.email, "name": c.name, "phone": c.phone, "vip": c.vip},
+        lambda c: {
+            "id": c.id,
+            "email": c.email,
+            "name": c.name,
+            "phone": c.phone,
+            "language": c.language,
+            "vip": c.vip,
+        },
     )
 
 

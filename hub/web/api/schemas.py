@@ -54,6 +54,13 @@ CUSTOMER = closed(
         "email": {"type": "string", "format": "email", "maxLength": 254},
         "name": TEXT,
         "phone": {"type": "string", "maxLength": 40},
+        "language": {
+            "type": "string",
+            "pattern": r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+            "maxLength": 35,
+            "description": "the language the customer reads, for what the hub tells them:"
+            ' a BCP 47 tag such as "en" or "zh-CN"',
+        },
     }
 )
 ORDER_LINE = closed(
