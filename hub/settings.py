@@ -120,6 +120,7 @@ HUB_SCHEMA: dict[str, Any] = {
             "properties": {
                 "max_body_bytes": {"type": "integer", "minimum": 1024},
                 "max_upload_bytes": {"type": "integer", "minimum": 1024},
+                "max_attachment_bytes": {"type": "integer", "minimum": 1024},
                 "max_per_page": {"type": "integer", "minimum": 1, "maximum": 10000},
             },
         },
@@ -318,6 +319,7 @@ class Settings:
     notification_retry_seconds: tuple[float, ...] = DEFAULT_NOTIFICATION_RETRIES
     max_body_bytes: int = 1_048_576
     max_upload_bytes: int = 33_554_432
+    max_attachment_bytes: int = 10_485_760
     max_per_page: int = 500
     disabled_plugins: list[str] = field(default_factory=list)
     # [outbound] allow: hosts plugins may call over http or at internal addresses.
@@ -423,6 +425,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         ),
         max_body_bytes=api.get("max_body_bytes", 1_048_576),
         max_upload_bytes=api.get("max_upload_bytes", 33_554_432),
+        max_attachment_bytes=api.get("max_attachment_bytes", 10_485_760),
         max_per_page=api.get("max_per_page", 500),
         disabled_plugins=raw.get("plugins", {}).get("disabled", []),
         outbound_allow=raw.get("outbound", {}).get("allow", []),

@@ -8,6 +8,7 @@ fails ``test_every_route_answers_each_caller_as_its_permission_says``.
 from __future__ import annotations
 
 import hmac
+import io
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -100,6 +101,7 @@ class Request:
     path: str  # below /api/v1
     body: Any = None
     csv: str | None = None
+    upload: bytes | None = None  # a multipart 'file' part
 
 
 class Acme:
@@ -235,6 +237,17 @@ class Acme:
         body = {"kind": "question", "subject": ACME_TICKET, "body": "Where is it?",
                 "order": self.order_number, "customer": {"email": "ann@example.com"}}
         return self.ok("POST", "/tickets", body)["id"]
+
+    def attachment(self) -> str:
+        """The path of a file on a fresh ticket of acme's."""
+        number = self.ticket()
+        response = self.api.client.post(
+            f"/api/v1/tickets/{number}/attachments",
+            data={"file": (io.BytesIO(b"acme's receipt"), "receipt.txt")},
+            headers={"Authorization": f"Bearer {self.api.token}"},
+            content_type="multipart/form-data")
+        assert response.status_code == 201, response.get_json()
+        return f"/tickets/{number}/attachments/{response.get_json()['id']}"
 
 
 @dataclass
@@ -562,6 +575,13 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("PATCH", "/tickets/<number>"): Sample(
         lambda a: Request("PATCH", f"/tickets/{a.ticket()}", {"priority": "high"}), "record"
     ),
+    ("POST", "/tickets/<number>/attachments"): Sample(
+        lambda a: Request("POST", f"/tickets/{a.ticket()}/attachments", upload=b"a receipt"),
+        "record",
+    ),
+    ("GET", "/tickets/<number>/attachments/<int:attachment_id>"): Sample(
+        lambda a: Request("GET", a.attachment()), "record"
+    ),
     ("POST", "/tickets/<number>/messages"): Sample(
         lambda a: Request("POST", f"/tickets/{a.ticket()}/messages", {"body": "On its way."}),
         "record",
@@ -589,10 +609,13 @@ def send(api: Api, req: Request, token: str | None) -> tuple[int, Any]:
     kwargs: dict[str, Any] = {"headers": headers}
     if req.csv is not None:
         kwargs.update(data=req.csv, content_type="text/csv")
+    elif req.upload is not None:
+        kwargs.update(data={"file": (io.BytesIO(req.upload), "note.txt")},
+                      content_type="multipart/form-data")
     elif req.body is not None:
         kwargs["json"] = req.body
-    response = api.client.open(f"/api/v1{req.path}", method=req.method, **kwargs)
-    return response.status_code, response.get_json(silent=True)
+    with api.client.open(f"/api/v1{req.path}", method=req.method, **kwargs) as response:
+        return response.status_code, response.get_json(silent=True)
 
 
 def test_every_route_has_a_sample():

@@ -4,6 +4,8 @@ SLA deadlines in working hours that warn, breach once and escalate."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -474,3 +476,81 @@ def test_a_deactivated_agent_s_tickets_go_to_the_others(api: Api, agents: dict[s
     number = opened(api)["number"]  # kim
     assert api.patch("/users/kim", {"active": False})[0] == 200
     assert api.get(f"/tickets/{number}")[1]["assignee"] == "pat"
+
+
+# --- attachments -------------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200)
+ELF = b"\x7fELF\x02\x01\x01" + bytes(200)
+
+
+def upload(api: Api, number: str, data: bytes, name: str = "photo.png",
+           mimetype: str = "multipart/form-data") -> tuple[int, Any]:
+    response = api.client.post(
+        f"/api/v1/tickets/{number}/attachments",
+        data={"file": (io.BytesIO(data), name)} if mimetype == "multipart/form-data" else data,
+        headers={"Authorization": f"Bearer {api.token}"},
+        content_type=mimetype,
+    )
+    return response.status_code, response.get_json(silent=True)
+
+
+def test_a_file_is_kept_outside_the_database_and_served_back_as_a_download(
+    api: Api, agents: dict[str, str], runtime: Runtime
+) -> None:
+    number = opened(api)["number"]
+    status, kept = upload(api, number, PNG, "../../etc/damage.png")
+    assert status == 201, kept
+    assert (kept["filename"], kept["content_type"], kept["size"]) == ("damage.png",
+                                                                      "image/png", len(PNG))
+    assert kept["sha256"] == hashlib.sha256(PNG).hexdigest()
+    stored = (runtime.settings.data_dir / "attachments").rglob(kept["sha256"])
+    assert [p.read_bytes() for p in stored] == [PNG]
+
+    with api.client.get(f"/api/v1/tickets/{number}/attachments/{kept['id']}",
+                        headers={"Authorization": f"Bearer {api.token}"}) as response:
+        assert response.status_code == 200 and response.data == PNG
+        assert response.mimetype == "image/png"
+        assert response.headers["Content-Disposition"] == "attachment; filename=damage.png"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    ticket = api.get(f"/tickets/{number}")[1]
+    assert [a["id"] for a in ticket["attachments"]] == [kept["id"]]
+    assert ticket["timeline"][-1]["kind"] == "attachment"
+
+
+def test_what_a_file_is_comes_from_its_bytes_not_its_name(
+    api: Api, agents: dict[str, str]
+) -> None:
+    number = opened(api)["number"]
+    # A page named as a photo is kept as text, and served as text to download.
+    status, kept = upload(api, number, b"<html><script>alert(1)</script></html>", "cat.png")
+    assert status == 201 and kept["content_type"] == "text/plain", kept
+    status, answer = upload(api, number, ELF, "invoice.pdf")
+    assert status == 422
+    assert answer["error"]["message"] == (
+        "the file is application/x-executable; allowed: JPEG, PNG, GIF, WebP, PDF and UTF-8"
+        " text")
+    status, answer = upload(api, number, b"\x00\x01\x02 binary", "data.txt")
+    assert status == 422 and "not a file type the hub recognises" in answer["error"]["message"]
+    assert len(api.get(f"/tickets/{number}")[1]["attachments"]) == 1
+
+
+@pytest.mark.parametrize(("size", "status"), [(2048, 201), (2049, 413)])
+def test_a_file_may_be_as_large_as_the_limit_and_not_a_byte_more(
+    api: Api, agents: dict[str, str], runtime: Runtime, size: int, status: int
+) -> None:
+    runtime.settings.max_attachment_bytes = 2048
+    number = opened(api)["number"]
+    answer = upload(api, number, PNG[:size].ljust(size, b"\x00"))
+    assert answer[0] == status, answer
+    if status == 413:
+        assert answer[1]["error"]["message"] == "the file is larger than 2048 bytes"
+
+
+def test_an_upload_must_be_a_multipart_file(api: Api, agents: dict[str, str]) -> None:
+    number = opened(api)["number"]
+    status, answer = upload(api, number, PNG, mimetype="image/png")
+    assert status == 415
+    assert answer["error"]["message"] == "send multipart/form-data with a 'file' part"
+    status, answer = api.get(f"/tickets/{number}/attachments/99")
+    assert status == 404 and "has no attachment 99" in answer["error"]["message"]

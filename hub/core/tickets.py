@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from hub.core import audit, events, tenancy, ticket_assignment, ticket_sla
+from hub.core import attachments, audit, events, tenancy, ticket_assignment, ticket_sla
 from hub.core.db import utcnow
 from hub.core.errors import IllegalTransition, Invalid, NotFound
 from hub.core.models import (
@@ -25,6 +26,7 @@ from hub.core.models import (
     Order,
     OrderLine,
     Ticket,
+    TicketAttachment,
     TicketEvent,
     TicketLine,
     TicketMessage,
@@ -252,6 +254,46 @@ def add_message(
     return message
 
 
+def attach(
+    session: Session, ticket: Ticket, data_dir: Path, filename: str, data: bytes, actor: str
+) -> TicketAttachment:
+    """Keep a file with the ticket (hub.core.attachments says which files and where)."""
+    content_type = attachments.kind_of(data)
+    count = session.scalar(
+        select(func.count()).where(TicketAttachment.ticket_id == ticket.id)
+    ) or 0
+    if count >= attachments.MAX_PER_TICKET:
+        raise IllegalTransition(
+            f"ticket {ticket.number} has {attachments.MAX_PER_TICKET} files already")
+    digest = attachments.store(data_dir, ticket.tenant_id, data)
+    row = TicketAttachment(tenant_id=ticket.tenant_id, ticket_id=ticket.id,
+                           filename=attachments.clean_name(filename), content_type=content_type,
+                           size=len(data), sha256=digest, uploaded_by=actor,
+                           created_at=utcnow())
+    session.add(row)
+    session.flush()
+    note(session, ticket, actor, "attachment", {"id": row.id, "filename": row.filename})
+    audit.record(session, ticket.tenant_id, actor, "ticket.attach", "ticket", ticket.number,
+                 None, {"attachment": row.id, "filename": row.filename, "size": row.size,
+                        "sha256": digest})
+    ticket.updated_at = utcnow()
+    return row
+
+
+def attachment(session: Session, ticket: Ticket, attachment_id: int) -> TicketAttachment:
+    row = session.scalar(select(TicketAttachment).where(
+        TicketAttachment.id == attachment_id, TicketAttachment.ticket_id == ticket.id))
+    if row is None:
+        raise NotFound(f"ticket {ticket.number} has no attachment {attachment_id}")
+    return row
+
+
+def attachment_view(row: TicketAttachment) -> dict[str, Any]:
+    return {"id": row.id, "filename": row.filename, "content_type": row.content_type,
+            "size": row.size, "sha256": row.sha256, "uploaded_by": row.uploaded_by,
+            "created_at": row.created_at.isoformat()}
+
+
 def note(session: Session, ticket: Ticket, actor: str, kind: str, data: dict[str, Any]) -> None:
     """One line of the ticket's timeline."""
     session.add(TicketEvent(tenant_id=ticket.tenant_id, ticket_id=ticket.id, at=utcnow(),
@@ -302,6 +344,13 @@ def view(session: Session, ticket: Ticket, *, full: bool = False) -> dict[str, A
             for m in session.scalars(
                 select(TicketMessage).where(TicketMessage.ticket_id == ticket.id)
                 .order_by(TicketMessage.id)
+            )
+        ]
+        out["attachments"] = [
+            attachment_view(a)
+            for a in session.scalars(
+                select(TicketAttachment).where(TicketAttachment.ticket_id == ticket.id)
+                .order_by(TicketAttachment.id)
             )
         ]
         out["timeline"] = [

@@ -332,6 +332,8 @@ def _parse_query(spec: Route) -> dict[str, Any]:
 def _parse_body(spec: Route, runtime: Runtime) -> Any:
     if spec.body_kind == "csv":
         return _csv_body(runtime)
+    if spec.body_kind == "file":
+        return _file_body(runtime)
     if not request.mimetype or request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     raw = request.get_data(cache=False)  # read once, here: no copy kept for later
@@ -365,6 +367,28 @@ def _parse_body(spec: Route, runtime: Runtime) -> Any:
             found[:MAX_DETAILS],
         )
     return data
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file sent as the ``file`` part of a multipart form: its bytes and the name the
+    sender gave it (what it claims to be is not kept: the content says what it is)."""
+
+    filename: str
+    data: bytes
+
+
+def _file_body(runtime: Runtime) -> Upload:
+    request.max_content_length = runtime.settings.max_attachment_bytes + 64 * 1024
+    upload = request.files.get("file") if request.mimetype == "multipart/form-data" else None
+    if upload is None:
+        raise ApiError(415, "unsupported_media_type",
+                       "send multipart/form-data with a 'file' part")
+    data = upload.read(runtime.settings.max_attachment_bytes + 1)
+    if len(data) > runtime.settings.max_attachment_bytes:
+        raise ApiError(413, "too_large",
+                       f"the file is larger than {runtime.settings.max_attachment_bytes} bytes")
+    return Upload(upload.filename or "", data)
 
 
 def _csv_body(runtime: Runtime) -> str:

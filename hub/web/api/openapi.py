@@ -38,6 +38,15 @@ ERROR_STATUSES = {
 }
 
 
+# An upload: the ``file`` part of a multipart form.
+MULTIPART_FILE: dict[str, Any] = {
+    "schema": {
+        "type": "object",
+        "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary"}},
+    }
+}
+
 def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for r in ROUTES:
@@ -92,16 +101,12 @@ def document() -> dict[str, Any]:
         if r.permission:
             op["description"] = f"Needs the `{r.permission}` permission."
         if r.body is not None:
-            if r.body_kind == "csv":
+            if r.body_kind == "file":
+                content = {"multipart/form-data": MULTIPART_FILE}
+            elif r.body_kind == "csv":
                 content = {
                     "text/csv": {"schema": {"type": "string"}},
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["file"],
-                            "properties": {"file": {"type": "string", "format": "binary"}},
-                        }
-                    },
+                    "multipart/form-data": MULTIPART_FILE,
                 }
             else:
                 content = {"application/json": {"schema": r.body}}

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.core import tickets
+from flask import Response, send_file
+
+from hub.core import attachments, tickets
+from hub.core.errors import NotFound
 from hub.core.models import Ticket
 from hub.core.ticket_rules import KINDS, PRIORITIES
 from hub.web.api import schemas
-from hub.web.api.framework import Ctx, Param, paginate, route
+from hub.web.api.framework import Ctx, Param, Upload, paginate, route
 
 TAG = "tickets"
 BODY_TEXT = {"type": "string", "minLength": 1, "maxLength": 20_000}
@@ -147,3 +150,30 @@ def add_message(ctx: Ctx, number: str, body: dict[str, Any]) -> dict[str, Any]:
     if body.get("wait") and ticket.status != "waiting_customer":
         tickets.move(ctx.session, ticket, "waiting_customer", ctx.tenant.tickets, ctx.actor)
     return tickets.view(ctx.session, ticket, full=True)
+
+
+@route("/tickets/<number>/attachments", "POST", permission="tickets.write", tag=TAG,
+       status=201, body={}, body_kind="file",
+       summary="Attach a file (JPEG, PNG, GIF, WebP, PDF or UTF-8 text) to a ticket")
+def attach(ctx: Ctx, number: str, body: Upload) -> dict[str, Any]:
+    ticket = tickets.get(ctx.session, ctx.tenant_id, number, lock=True)
+    row = tickets.attach(ctx.session, ticket, ctx.runtime.settings.data_dir, body.filename,
+                         body.data, ctx.actor)
+    return tickets.attachment_view(row)
+
+
+@route("/tickets/<number>/attachments/<int:attachment_id>", permission="tickets.read",
+       tag=TAG, summary="Download a ticket's file")
+def download(ctx: Ctx, number: str, attachment_id: int) -> Response:
+    ticket = tickets.get(ctx.session, ctx.tenant_id, number)
+    row = tickets.attachment(ctx.session, ticket, attachment_id)
+    try:
+        path = attachments.path_of(ctx.runtime.settings.data_dir, ctx.tenant_id, row.sha256)
+    except FileNotFoundError:
+        raise NotFound(f"the file of attachment {attachment_id} is missing from the hub's"
+                       " storage") from None
+    response = send_file(path, mimetype=row.content_type, as_attachment=True,
+                         download_name=row.filename, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
