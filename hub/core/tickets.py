@@ -18,7 +18,15 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from hub.core import attachments, audit, events, tenancy, ticket_assignment, ticket_sla
+from hub.core import (
+    attachments,
+    audit,
+    events,
+    orders,
+    tenancy,
+    ticket_assignment,
+    ticket_sla,
+)
 from hub.core.db import utcnow
 from hub.core.errors import IllegalTransition, Invalid, NotFound
 from hub.core.models import (
@@ -32,6 +40,7 @@ from hub.core.models import (
     TicketMessage,
     User,
 )
+from hub.core.normalised import CustomerInfo
 from hub.core.ticket_rules import KINDS, PRIORITIES, TicketRules
 
 STATUSES = ("open", "assigned", "waiting_customer", "resolved", "closed")
@@ -457,19 +466,10 @@ def _lines(
     return out
 
 
-def _customer(session: Session, tenant_id: int, email: str, name: str | None) -> Customer:
-    """The tenant's customer with this e-mail (any case), made on first contact."""
-    key = email.strip().lower()
-    customer = session.scalar(
-        select(Customer).where(Customer.tenant_id == tenant_id, func.lower(Customer.email) == key)
-    )
-    if customer is None:
-        customer = Customer(tenant_id=tenant_id, email=key, name=name)
-        session.add(customer)
-        session.flush()
-    elif name and not customer.name:
-        customer.name = name
-    return customer
+def _customer(session: Session, tenant_id: int, email: str, name: str | None) -> Any:
+    """The tenant's customer with this e-mail, made on first contact: the same upsert orders
+    use, so a ticket and an order arriving at once for a new customer make one row."""
+    return orders.upsert_customer(session, tenant_id, CustomerInfo(email=email, name=name))
 
 
 def customer_email(session: Session, ticket: Ticket) -> str:
