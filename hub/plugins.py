@@ -61,6 +61,7 @@ REQUIRED_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
         "push": ("verify", "delivery", "parse"),
         "pull": ("poll", "parse"),
         "fulfilment": ("push_fulfilment",),
+        "refund": ("push_refund",),
     },
     "carriers": {
         "rating": ("quote",),

@@ -247,7 +247,8 @@ def test_channel_declaring_a_capability_without_its_methods_is_refused_with_reas
         "PullWithoutPoll does not implement what it declares: 'pull' needs poll",
         "FulfilmentWithoutPush does not implement what it declares: 'fulfilment' needs"
         " push_fulfilment",
-        "MisspeltCapability declares unknown capabilities 'pul' (known: fulfilment, pull, push)",
+        "MisspeltCapability declares unknown capabilities 'pul' (known: fulfilment, pull, push,"
+        " refund)",
         "CapabilitiesAsText.capabilities must be a set of names, such as frozenset({'push'})",
     }
     channels = plugins.adapters("channels")

@@ -41,10 +41,16 @@ PERMISSIONS = frozenset(
         # Configuring carrier accounts (settings, secrets, base URLs): admins only.
         "carriers.write",
         "tracking.write",
+        # Returns: read them; create, cancel and close them; receive their goods; refund.
+        "returns.read",
+        "returns.write",
+        "returns.receive",
+        "refunds.write",
     }
 )
 
 _READ = {"orders.read", "catalog.read", "stock.read", "customers.read"}
+_RETURNS = {"returns.read", "returns.write", "returns.receive", "refunds.write"}
 
 ROLES: dict[str, frozenset[str]] = {
     "admin": PERMISSIONS,
@@ -58,15 +64,28 @@ ROLES: dict[str, frozenset[str]] = {
             "shipping.read",
             "shipping.write",
             "tracking.write",
+            *_RETURNS,
         }
     ),
+    # The dock receives returned parcels; deciding on returns and money is not theirs.
     "warehouse": frozenset(
         _READ
-        | {"stock.write", "catalog.write", "shipping.read", "shipping.write", "tracking.write"}
+        | {
+            "stock.write",
+            "catalog.write",
+            "shipping.read",
+            "shipping.write",
+            "tracking.write",
+            "returns.read",
+            "returns.receive",
+        }
     ),
     # tracking.write: record tracking events and delivery exceptions by hand, check now.
-    "service": frozenset(_READ | {"shipping.read", "tracking.write"}),
-    "analyst": frozenset(_READ | {"reports.read", "channels.read", "shipping.read"}),
+    # refunds.write: up to the tenant's [service] refund_limit (hub.core.refunds).
+    "service": frozenset(_READ | {"shipping.read", "tracking.write", *_RETURNS}),
+    "analyst": frozenset(
+        _READ | {"reports.read", "channels.read", "shipping.read", "returns.read"}
+    ),
 }
 
 TOKEN_PREFIX = "oh_"

@@ -21,6 +21,12 @@ STOCK_LOW = "stock_low"
 STOCK_REPLENISHED = "stock_replenished"
 SHIPMENT_STATUS_CHANGED = "shipment_status_changed"
 DELIVERY_EXCEPTION = "delivery_exception"
+RETURN_CREATED = "return_created"
+RETURN_RECEIVED = "return_received"
+RETURN_CANCELLED = "return_cancelled"
+RETURN_CLOSED = "return_closed"
+REFUND_CREATED = "refund_created"
+REFUND_SETTLED = "refund_settled"
 
 EVENT_NAMES = (
     ORDER_CREATED,
@@ -30,6 +36,12 @@ EVENT_NAMES = (
     STOCK_REPLENISHED,
     SHIPMENT_STATUS_CHANGED,
     DELIVERY_EXCEPTION,
+    RETURN_CREATED,
+    RETURN_RECEIVED,
+    RETURN_CANCELLED,
+    RETURN_CLOSED,
+    REFUND_CREATED,
+    REFUND_SETTLED,
 )
 
 OUTBOX_KEY = "orderhub.outbox"

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from hub.core import fulfilment, intake, polling, purchases, tracking
+from hub.core import fulfilment, intake, polling, purchases, refunds, tracking
 from hub.core.adapters import Message
 from hub.core.db import single_statement, utcnow
 from hub.core.errors import Invalid
@@ -38,6 +38,12 @@ SUBJECTS = {
     "stock_replenished": "Stock back: {sku} has {available} available",
     "shipment_status_changed": "Order {number}: shipment {tracking_number} {from} → {to}",
     "delivery_exception": "Order {number}: delivery exception ({kind}) on {tracking_number}",
+    "return_created": "Order {order}: {kind} {number} authorised",
+    "return_received": "Return {number} of order {order}: goods received ({status})",
+    "return_cancelled": "Return {number} of order {order} cancelled",
+    "return_closed": "Return {number} of order {order} closed",
+    "refund_created": "Order {order}: refund of {amount} {currency} for return {return} ({status})",
+    "refund_settled": "Order {order}: refund of {amount} {currency} {status}",
 }
 
 
@@ -402,6 +408,11 @@ def push_fulfilment(runtime: Runtime, shipment_id: int) -> str:
     return fulfilment.push(runtime, shipment_id)
 
 
+def push_refund(runtime: Runtime, refund_id: int) -> str:
+    """Have the order's sales channel make a granted refund (hub.core.refunds)."""
+    return refunds.push(runtime, refund_id)
+
+
 ACTORS: dict[str, tuple[Callable[..., object], dict[str, Any]]] = {
     "track_shipments": (
         track_shipments,
@@ -417,6 +428,11 @@ ACTORS: dict[str, tuple[Callable[..., object], dict[str, Any]]] = {
         push_fulfilment,
         # The channel may be down for a while: back off up to an hour, for about a day.
         {"max_retries": 30, "min_backoff": 5000, "max_backoff": 3_600_000},
+    ),
+    "push_refund": (
+        push_refund,
+        # Like fulfilments; after the last attempt the refund is marked failed.
+        {"max_retries": refunds.PUSH_ATTEMPTS - 1, "min_backoff": 5000, "max_backoff": 3_600_000},
     ),
     "ingest": (
         ingest,

@@ -13,6 +13,7 @@ def blueprint() -> Blueprint:
         logistics,
         openapi,
         orders,
+        returns,
         shipments,
         stock,
         tracking,
