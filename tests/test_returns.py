@@ -6,17 +6,49 @@ the service role refunds only up to its limit."""
 
 from __future__ import annotations
 
+import hmac
+import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, ClassVar
 
 import pytest
 from conftest import ORDER, Api
 from sqlalchemy import select
 
 from hub import hookimpl
-from hub.core.adapters import StubCarrier, StubChannel
+from hub.core import refunds
+from hub.core.adapters import ChannelRefund, RefundedLine, StubCarrier, StubChannel
+from hub.core.http import BusinessError, Timeout
 from hub.core.models import AuditEntry, Event
 from hub.runtime import Runtime
+from hub.worker import actors
+
+SECRET = "returns-shop-secret"
+
+
+class FlakyShop(StubChannel):
+    """The Stub channel answering refunds as told by ``answers``, one per call: "timeout"
+    (it made the refund, but the answer never came), "refuse", then "ok" once they run out."""
+
+    name = "flaky-shop"
+    answers: ClassVar[list[str]] = []
+
+    def push_refund(self, external_id: str, refund: ChannelRefund) -> str | None:
+        outcome = self.answers.pop(0) if self.answers else "ok"
+        if outcome == "refuse":
+            raise BusinessError("the shop refused the refund: the order is archived")
+        made = super().push_refund(external_id, refund)
+        if outcome == "timeout":
+            raise Timeout("the shop did not answer in time")
+        return made
+
+
+class CountingShop(StubChannel):
+    """A channel that takes orders but no refunds."""
+
+    name = "counting-shop"
+    capabilities = frozenset({"push"})
 
 
 class StubPlugins:
@@ -28,7 +60,13 @@ class StubPlugins:
     @staticmethod
     @hookimpl
     def register_channels() -> list[type]:
-        return [StubChannel]
+        return [StubChannel, FlakyShop, CountingShop]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(StubChannel, "refunds", {})
+    monkeypatch.setattr(FlakyShop, "answers", [])
 
 
 @pytest.fixture
@@ -70,9 +108,63 @@ def day(offset: int) -> str:
     return (datetime.now(UTC) + timedelta(days=offset)).date().isoformat()
 
 
-def ask_back(api: Api, number: str, *lines: tuple[str, int], **more: Any) -> tuple[int, Any]:
+def channel_order(api: Api, runtime: Runtime, carrier: int, plugin: str = "stub") -> str:
+    """An order of 2 SKU-A at 10.00 that came in from a shop on ``plugin`` (its id "5001"),
+    shipped and delivered yesterday. Its number."""
+    status, connection = api.post(
+        "/connections", {"plugin": plugin, "name": "web-shop", "settings": {"secret": SECRET}}
+    )
+    assert status == 201, connection
+    body = json.dumps(
+        {
+            "id": "5001",
+            "updated_at": "2026-11-01T10:00:00+00:00",
+            "name": "Ann Lee",
+            "country": "US",
+            "lines": [{"sku": "SKU-A", "quantity": 2, "unit_price": "10.00"}],
+        }
+    ).encode()
+    response = api.client.post(
+        f"/hooks/acme/{connection['id']}",
+        data=body,
+        headers={
+            "X-Stub-Signature": hmac.new(SECRET.encode(), body, "sha256").hexdigest(),
+            "X-Stub-Delivery": "d-5001",
+        },
+    )
+    assert response.status_code == 200
+    [entry] = api.get("/inbox")[1]["items"]
+    actors.ingest(runtime, entry["id"])
+    [order] = api.get(f"/orders?channel={plugin}")[1]["items"]
+    status, shipment = api.post(
+        f"/orders/{order['number']}/shipments", {"carrier_account": carrier, "service": "standard"}
+    )
+    assert status == 201, shipment
+    status, _ = api.post(
+        f"/shipments/{shipment['id']}/events", {"status": "delivered", "at": days_ago(1)}
+    )
+    assert status == 201
+    return order["number"]
+
+
+def returned(api: Api, number: str) -> dict[str, Any]:
+    """Both SKU-A of the order asked back and received sellable."""
+    ret = made(api, number, ("SKU-A", 2))
+    status, ret = receive(api, ret, ("SKU-A", 2, "sellable"))
+    assert status == 200, ret
+    return ret
+
+
+def refund_of(api: Api, ret: dict[str, Any]) -> dict[str, Any]:
+    [refund] = api.get(f"/returns/{ret['id']}")[1]["refunds"]
+    return refund
+
+
+def ask_back(
+    api: Api, number: str, *lines: tuple[str, int], token: str | None = None, **more: Any
+) -> tuple[int, Any]:
     body = {"order": number, "lines": [{"sku": s, "quantity": q} for s, q in lines]}
-    return api.post("/returns", {"reason": "too small", **body, **more})
+    return api.post("/returns", {"reason": "too small", **body, **more}, token=token)
 
 
 def made(api: Api, number: str, *lines: tuple[str, int], **more: Any) -> dict[str, Any]:
@@ -210,3 +302,458 @@ def test_a_return_of_one_line_comes_back_into_stock_and_quarantine_and_is_refund
     ]
     history = [h["action"] for h in api.get(f"/orders/{number}/history")[1]["items"]]
     assert history[-3:] == ["return_authorised", "return_received", "refund_granted"]
+
+
+# --- exchanges -------------------------------------------------------------------------------
+
+
+def test_an_exchange_makes_a_replacement_order_that_reserves_its_stock(
+    api: Api, runtime: Runtime, carrier: int
+) -> None:
+    number = delivered(api, carrier)
+    before = stock(api, "SKU-C")
+
+    # When the customer exchanges one SKU-A for a SKU-C
+    ret = made(
+        api,
+        number,
+        ("SKU-A", 1),
+        kind="exchange",
+        replacement=[{"sku": "SKU-C", "quantity": 1}],
+        reason="wants the other model",
+    )
+
+    # Then a replacement order, linked to the original, reserves the SKU-C the normal way
+    assert (ret["kind"], ret["status"]) == ("exchange", "authorised")
+    replacement = api.get(f"/orders/{ret['replacement_order']}")[1]
+    assert (replacement["status"], replacement["channel"], replacement["parent_number"]) == (
+        "confirmed",
+        "exchange",
+        number,
+    )
+    assert [(x["sku"], x["quantity"], x["unit_price"]) for x in replacement["lines"]] == [
+        ("SKU-C", 1, "0.00")
+    ]
+    assert replacement["total"] == "0.00"
+    assert replacement["customer"]["email"] == "ann@example.com"
+    assert replacement["consignee"]["address"]["city"] == "Newark"
+    assert replacement["allocations"] == [{"warehouse": "MAIN", "sku": "SKU-C", "quantity": 1}]
+    assert ledger(api, replacement["number"]) == [("reserve", "SKU-C", "MAIN", 0, 1)]
+    on_hand, reserved, available = before["MAIN"]
+    assert stock(api, "SKU-C")["MAIN"] == (on_hand, reserved + 1, available - 1)
+    history = api.get(f"/orders/{number}/history")[1]["items"]
+    assert [h["reason"] for h in history if h["action"] == "exchange_replacement"] == [
+        f"{ret['number']}: replaced by {replacement['number']}"
+    ]
+
+    # And the exchange is settled by that order: no refund while it stands
+    status, _ = receive(api, ret, ("SKU-A", 1, "sellable"))
+    assert status == 200
+    status, refused = api.post(f"/returns/{ret['id']}/refund", {})
+    assert status == 409, refused
+    assert refused["error"]["message"] == (
+        f"exchange {ret['number']} is settled by its replacement order"
+        f" {replacement['number']}; cancel that order first to refund instead"
+    )
+    # ... unless the replacement cannot be sent after all
+    assert api.post(f"/orders/{replacement['number']}/cancel", {"reason": "none left"})[0] == 200
+    status, refund = api.post(f"/returns/{ret['id']}/refund", {})
+    assert (status, refund["amount"]) == (201, "10.00")
+
+
+def test_an_exchange_replaces_the_same_goods_by_default_and_waits_for_stock_like_any_order(
+    api: Api, carrier: int
+) -> None:
+    number = delivered(api, carrier)
+    # Nothing of SKU-B is left to reserve
+    status, _ = api.post(
+        "/stock/outbound", {"warehouse": "MAIN", "items": [{"sku": "SKU-B", "quantity": 9}]}
+    )
+    assert status == 200
+
+    ret = made(api, number, ("SKU-B", 1), kind="exchange")
+
+    replacement = api.get(f"/orders/{ret['replacement_order']}")[1]
+    assert [(x["sku"], x["quantity"]) for x in replacement["lines"]] == [("SKU-B", 1)]
+    assert (replacement["status"], replacement["type"]) == ("held", "backorder")
+    assert replacement["allocations"] == []
+
+
+def test_cancelling_an_exchange_cancels_its_replacement_and_frees_its_stock(
+    api: Api, carrier: int
+) -> None:
+    number = delivered(api, carrier)
+    ret = made(api, number, ("SKU-A", 2), kind="exchange")
+    replacement = ret["replacement_order"]
+    assert stock(api, "SKU-A")["MAIN"] == (18, 2, 16)
+
+    status, cancelled = api.post(f"/returns/{ret['id']}/cancel", {"reason": "kept them"})
+
+    assert status == 200, cancelled
+    assert (cancelled["status"], cancelled["note"]) == ("cancelled", "kept them")
+    assert api.get(f"/orders/{replacement}")[1]["status"] == "cancelled"
+    assert stock(api, "SKU-A")["MAIN"] == (18, 0, 18)
+    # The units are free to come back on another return
+    assert ask_back(api, number, ("SKU-A", 2))[0] == 201
+
+
+def test_an_exchange_whose_replacement_shipped_cannot_be_cancelled(
+    api: Api, carrier: int
+) -> None:
+    number = delivered(api, carrier)
+    ret = made(api, number, ("SKU-A", 1), kind="exchange")
+    status, _ = api.post(
+        f"/orders/{ret['replacement_order']}/shipments",
+        {"carrier_account": carrier, "service": "standard"},
+    )
+    assert status == 201
+
+    status, refused = api.post(f"/returns/{ret['id']}/cancel", {})
+
+    assert status == 409, refused
+    assert refused["error"]["message"] == (
+        f"cannot cancel exchange {ret['number']}: its replacement order"
+        f" {ret['replacement_order']} is shipped"
+    )
+    assert api.get(f"/returns/{ret['id']}")[1]["status"] == "authorised"
+
+
+# --- the same units twice ------------------------------------------------------------------
+
+
+def test_a_second_return_of_the_same_units_is_refused_naming_the_sku(
+    api: Api, carrier: int
+) -> None:
+    number = delivered(api, carrier)
+    first = made(api, number, ("SKU-A", 2))
+
+    status, refused = ask_back(api, number, ("SKU-B", 1), ("SKU-A", 1))
+
+    assert status == 409, refused
+    assert refused["error"]["message"] == (
+        f"line 2: SKU-A: 2 of the 2 shipped are on return {first['number']} already; at most 0"
+        " more can be returned"
+    )
+    assert refused["error"]["details"] == [
+        {
+            "field": "line 2",
+            "problem": f"SKU-A: 2 of the 2 shipped are on return {first['number']} already;"
+            " at most 0 more can be returned",
+            "line": 2,
+            "sku": "SKU-A",
+            "reason": "already_returned",
+        }
+    ]
+    # Nothing was made of the refused request, not even its SKU-B line
+    assert [r["number"] for r in api.get(f"/returns?order={number}")[1]["items"]] == [
+        first["number"]
+    ]
+
+
+def test_the_whole_order_back_shows_as_fully_returned(api: Api, carrier: int) -> None:
+    number = delivered(api, carrier)
+    a = made(api, number, ("SKU-A", 2))
+    b = made(api, number, ("SKU-B", 1))
+    assert b["number"] == f"{number}-R2"
+    assert receive(api, a, ("SKU-A", 2, "sellable"))[0] == 200
+    assert api.get(f"/orders/{number}")[1]["returned"] == "partial"
+
+    assert receive(api, b, ("SKU-B", 1, "damaged"))[0] == 200
+
+    order = api.get(f"/orders/{number}")[1]
+    assert (order["status"], order["returned"]) == ("delivered", "full")
+
+
+# --- finding returns, and strangers ----------------------------------------------------------
+
+
+def test_returns_are_listed_by_status_and_order(api: Api, carrier: int) -> None:
+    first, second = delivered(api, carrier), delivered(api, carrier)
+    a = made(api, first, ("SKU-A", 1))
+    b = made(api, second, ("SKU-B", 1))
+    assert receive(api, b, ("SKU-B", 1, "sellable"))[0] == 200
+
+    def numbers(query: str) -> list[str]:
+        status, found = api.get(f"/returns{query}")
+        assert status == 200, found
+        return [r["number"] for r in found["items"]]
+
+    assert numbers("") == [b["number"], a["number"]]  # newest first
+    assert numbers("?status=authorised") == [a["number"]]
+    assert numbers("?status=received,authorised") == [b["number"], a["number"]]
+    assert numbers(f"?order={second}") == [b["number"]]
+    assert numbers("?order=SO-999999") == []
+    status, refused = api.get("/returns?status=lost")
+    assert status == 400, refused
+
+
+def test_another_tenants_return_is_not_found(api: Api, carrier: int) -> None:
+    number = delivered(api, carrier)
+    ret = made(api, number, ("SKU-A", 1))
+    stranger = api.tokens["stranger"]
+    path = f"/returns/{ret['id']}"
+
+    assert api.get(path, token=stranger)[0] == 404
+    for action, body in (
+        ("receive", {"lines": [{"sku": "SKU-A", "quantity": 1, "condition": "sellable"}]}),
+        ("refund", {}),
+        ("cancel", {}),
+        ("close", {}),
+    ):
+        status, answer = api.post(f"{path}/{action}", body, token=stranger)
+        assert status == 404, (action, answer)
+        assert answer["error"]["message"] == f"no return {ret['id']}"
+    assert api.get("/returns", token=stranger)[1]["items"] == []
+    # Nor can the stranger make a return of acme's order
+    status, answer = ask_back(api, number, ("SKU-A", 1), token=stranger)
+    assert status == 404, answer
+    assert api.get(path)[1]["status"] == "authorised"
+
+
+# --- refunds reach the sales channel ---------------------------------------------------------
+
+
+def test_a_refund_is_made_by_the_sales_channel_the_order_came_from(
+    api: Api, runtime: Runtime, carrier: int
+) -> None:
+    number = channel_order(api, runtime, carrier)
+    ret = returned(api, number)
+
+    status, refund = api.post(f"/returns/{ret['id']}/refund", {"reason": "faulty"})
+    assert status == 201, refund
+    assert (refund["status"], refund["external_id"]) == ("pending", None)
+    runtime.jobs.start_worker(2, sweep=False)
+    runtime.jobs.join()
+
+    refund = refund_of(api, ret)
+    assert (refund["status"], refund["external_id"], refund["error"]) == (
+        "succeeded",
+        "stub-refund-1",
+        None,
+    )
+    assert StubChannel.refunds == {
+        f"orderhub-refund-{refund['id']}": (
+            "5001",
+            ChannelRefund(
+                key=f"orderhub-refund-{refund['id']}",
+                amount=Decimal("20.0000"),
+                currency="USD",
+                reason="faulty",
+                lines=(RefundedLine("SKU-A", 2),),
+            ),
+        )
+    }
+    [(_, settled)] = named(runtime, "refund_settled")
+    assert (settled["status"], settled["amount"]) == ("succeeded", "20.00")
+    history = api.get(f"/orders/{number}/history")[1]["items"]
+    assert history[-1]["reason"] == (
+        f"refund {refund['id']} of 20.00 USD: made by the sales channel"
+    )
+
+
+def test_a_refund_retried_after_a_timeout_is_made_once(
+    api: Api, runtime: Runtime, carrier: int
+) -> None:
+    number = channel_order(api, runtime, carrier, plugin="flaky-shop")
+    ret = returned(api, number)
+    status, refund = api.post(f"/returns/{ret['id']}/refund", {})
+    assert status == 201, refund
+    FlakyShop.answers = ["timeout"]
+
+    # The shop made the refund but its answer was lost: the job fails, to be retried
+    with pytest.raises(Timeout):
+        refunds.push(runtime, refund["id"])
+    waiting = refund_of(api, ret)
+    assert (waiting["status"], waiting["error"]) == ("pending", "the shop did not answer in time")
+
+    # The retry sends the same key: the shop still has one refund
+    assert refunds.push(runtime, refund["id"]) == "pushed"
+    assert list(FlakyShop.refunds) == [f"orderhub-refund-{refund['id']}"]
+    assert refund_of(api, ret)["status"] == "succeeded"
+    assert refunds.push(runtime, refund["id"]) == "skipped: not waiting to be pushed"
+
+
+def test_a_refund_the_channel_refuses_fails_and_stops_counting(
+    api: Api, runtime: Runtime, carrier: int
+) -> None:
+    number = channel_order(api, runtime, carrier, plugin="flaky-shop")
+    ret = returned(api, number)
+    status, refund = api.post(f"/returns/{ret['id']}/refund", {})
+    assert status == 201, refund
+    FlakyShop.answers = ["refuse"]
+
+    assert refunds.push(runtime, refund["id"]).startswith("failed: ")
+
+    ret = api.get(f"/returns/{ret['id']}")[1]
+    [failed] = ret["refunds"]
+    assert (failed["status"], failed["error"]) == (
+        "failed",
+        "the shop refused the refund: the order is archived",
+    )
+    # Back to waiting for a refund, and the whole amount may be granted again
+    assert (ret["status"], ret["refunded"]) == ("received", "0.00")
+    status, again = api.post(f"/returns/{ret['id']}/refund", {})
+    assert (status, again["amount"], again["status"]) == (201, "20.00", "pending")
+
+
+def test_a_channel_that_takes_no_refunds_leaves_them_to_be_made_by_hand(
+    api: Api, runtime: Runtime, carrier: int
+) -> None:
+    number = channel_order(api, runtime, carrier, plugin="counting-shop")
+    ret = returned(api, number)
+
+    status, refund = api.post(f"/returns/{ret['id']}/refund", {"amount": "15.00"})
+
+    assert status == 201, refund
+    assert (refund["amount"], refund["status"]) == ("15.00", "manual")
+    [(_, created)] = named(runtime, "refund_created")
+    assert created["status"] == "manual"
+
+
+# --- every hook is called --------------------------------------------------------------------
+
+
+class Recorder:
+    """Records the returns' event hooks."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    @hookimpl
+    def return_created(self, tenant: str, payload: dict[str, Any]) -> None:
+        self.calls.append(("return_created", tenant, payload))
+
+    @hookimpl
+    def return_received(self, tenant: str, payload: dict[str, Any]) -> None:
+        self.calls.append(("return_received", tenant, payload))
+
+    @hookimpl
+    def return_cancelled(self, tenant: str, payload: dict[str, Any]) -> None:
+        self.calls.append(("return_cancelled", tenant, payload))
+
+    @hookimpl
+    def return_closed(self, tenant: str, payload: dict[str, Any]) -> None:
+        self.calls.append(("return_closed", tenant, payload))
+
+    @hookimpl
+    def refund_created(self, tenant: str, payload: dict[str, Any]) -> None:
+        self.calls.append(("refund_created", tenant, payload))
+
+    @hookimpl
+    def refund_settled(self, tenant: str, payload: dict[str, Any]) -> None:
+        self.calls.append(("refund_settled", tenant, payload))
+
+    def hooks(self, name: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(tenant, payload) for hook, tenant, payload in self.calls if hook == name]
+
+
+@pytest.fixture
+def recorder(runtime: Runtime, carrier: int) -> Recorder:
+    found = Recorder()
+    runtime.plugins.register(found, "return-recorder")
+    runtime.jobs.start_worker(2, sweep=False)
+    return found
+
+
+def test_hook_return_created(api: Api, runtime: Runtime, carrier: int, recorder: Recorder):
+    number = delivered(api, carrier)
+    ret = made(api, number, ("SKU-A", 1), kind="exchange")
+    runtime.jobs.join()
+    assert recorder.hooks("return_created") == [
+        (
+            "acme",
+            {
+                "id": ret["id"],
+                "number": ret["number"],
+                "order": number,
+                "kind": "exchange",
+                "status": "authorised",
+                "replacement_order": ret["replacement_order"],
+                "lines": [{"sku": "SKU-A", "quantity": 1}],
+            },
+        )
+    ]
+
+
+def test_hook_return_received(api: Api, runtime: Runtime, carrier: int, recorder: Recorder):
+    number = delivered(api, carrier)
+    ret = made(api, number, ("SKU-A", 2))
+    assert receive(api, ret, ("SKU-A", 1, "damaged"))[0] == 200
+    runtime.jobs.join()
+    assert recorder.hooks("return_received") == [
+        (
+            "acme",
+            {
+                "id": ret["id"],
+                "number": ret["number"],
+                "order": number,
+                "status": "partially_received",
+                "lines": [{"sku": "SKU-A", "quantity": 1, "condition": "damaged"}],
+            },
+        )
+    ]
+
+
+def test_hook_return_cancelled(api: Api, runtime: Runtime, carrier: int, recorder: Recorder):
+    number = delivered(api, carrier)
+    ret = made(api, number, ("SKU-A", 1))
+    assert api.post(f"/returns/{ret['id']}/cancel", {"reason": "kept it"})[0] == 200
+    runtime.jobs.join()
+    assert recorder.hooks("return_cancelled") == [
+        ("acme", {"id": ret["id"], "number": ret["number"], "order": number, "reason": "kept it"})
+    ]
+
+
+def test_hook_return_closed(api: Api, runtime: Runtime, carrier: int, recorder: Recorder):
+    number = delivered(api, carrier)
+    ret = made(api, number, ("SKU-A", 2))
+    assert receive(api, ret, ("SKU-A", 1, "sellable"))[0] == 200
+    assert api.post(f"/returns/{ret['id']}/close", {})[0] == 200
+    runtime.jobs.join()
+    assert recorder.hooks("return_closed") == [
+        ("acme", {"id": ret["id"], "number": ret["number"], "order": number, "reason": None})
+    ]
+
+
+def test_hook_refund_created(api: Api, runtime: Runtime, carrier: int, recorder: Recorder):
+    number = delivered(api, carrier)
+    ret = returned(api, number)
+    status, refund = api.post(f"/returns/{ret['id']}/refund", {"amount": "12.50"})
+    assert status == 201, refund
+    runtime.jobs.join()
+    assert recorder.hooks("refund_created") == [
+        (
+            "acme",
+            {
+                "id": refund["id"],
+                "return": ret["number"],
+                "order": number,
+                "amount": "12.50",
+                "currency": "USD",
+                "status": "manual",
+                "error": None,
+            },
+        )
+    ]
+
+
+def test_hook_refund_settled(api: Api, runtime: Runtime, carrier: int, recorder: Recorder):
+    number = channel_order(api, runtime, carrier)
+    ret = returned(api, number)
+    status, refund = api.post(f"/returns/{ret['id']}/refund", {})
+    assert status == 201, refund
+    runtime.jobs.join()
+    assert recorder.hooks("refund_settled") == [
+        (
+            "acme",
+            {
+                "id": refund["id"],
+                "return": ret["number"],
+                "order": number,
+                "amount": "20.00",
+                "currency": "USD",
+                "status": "succeeded",
+                "error": None,
+            },
+        )
+    ]
