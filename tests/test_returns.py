@@ -69,9 +69,8 @@ def _fresh_channel_state(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(FlakyShop, "answers", [])
 
 
-@pytest.fixture
-def carrier(api: Api, runtime: Runtime) -> int:
-    """acme's carrier account: the Stub carrier."""
+def stub_account(api: Api, runtime: Runtime) -> int:
+    """acme's carrier account on the Stub carrier (with the Stub channels installed too)."""
     runtime.plugins.register(StubPlugins, "stub-plugins")
     status, account = api.post(
         "/carrier-accounts", {"plugin": "stub", "name": "stub-post", "settings": {}}
@@ -80,24 +79,38 @@ def carrier(api: Api, runtime: Runtime) -> int:
     return account["id"]
 
 
+@pytest.fixture
+def carrier(api: Api, runtime: Runtime) -> int:
+    return stub_account(api, runtime)
+
+
 def days_ago(days: float) -> str:
     return (datetime.now(UTC) - timedelta(days=days)).isoformat()
 
 
 def delivered(
-    api: Api, carrier: int, *, days: float | None = 1, order: dict[str, Any] | None = None
+    api: Api,
+    carrier: int,
+    *,
+    days: float | None = 1,
+    order: dict[str, Any] | None = None,
+    token: str | None = None,
 ) -> str:
-    """A new acme order, shipped with the Stub carrier and delivered ``days`` ago (None:
-    shipped, not delivered yet). Its number."""
-    status, made = api.post("/orders", order or ORDER)
+    """A new order (of acme, or of the token's tenant), shipped with the Stub carrier and
+    delivered ``days`` ago (None: shipped, not delivered yet). Its number."""
+    status, made = api.post("/orders", order or ORDER, token=token)
     assert status == 201, made
     status, shipment = api.post(
-        f"/orders/{made['number']}/shipments", {"carrier_account": carrier, "service": "standard"}
+        f"/orders/{made['number']}/shipments",
+        {"carrier_account": carrier, "service": "standard"},
+        token=token,
     )
     assert status == 201, shipment
     if days is not None:
         status, answer = api.post(
-            f"/shipments/{shipment['id']}/events", {"status": "delivered", "at": days_ago(days)}
+            f"/shipments/{shipment['id']}/events",
+            {"status": "delivered", "at": days_ago(days)},
+            token=token,
         )
         assert status == 201, answer
     return made["number"]
@@ -173,10 +186,13 @@ def made(api: Api, number: str, *lines: tuple[str, int], **more: Any) -> dict[st
     return ret
 
 
-def receive(api: Api, ret: dict[str, Any], *lines: tuple[str, int, str]) -> tuple[int, Any]:
+def receive(
+    api: Api, ret: dict[str, Any], *lines: tuple[str, int, str], token: str | None = None
+) -> tuple[int, Any]:
     return api.post(
         f"/returns/{ret['id']}/receive",
         {"lines": [{"sku": s, "quantity": q, "condition": c} for s, q, c in lines]},
+        token=token,
     )
 
 
@@ -302,6 +318,31 @@ def test_a_return_of_one_line_comes_back_into_stock_and_quarantine_and_is_refund
     ]
     history = [h["action"] for h in api.get(f"/orders/{number}/history")[1]["items"]]
     assert history[-3:] == ["return_authorised", "return_received", "refund_granted"]
+
+
+# --- the window ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("days", [30, 31, None], ids=["last day", "a day late", "in transit"])
+def test_returns_are_taken_until_thirty_days_after_delivery(
+    api: Api, carrier: int, days: int | None
+) -> None:
+    number = delivered(api, carrier, days=days)
+
+    status, answer = ask_back(api, number, ("SKU-A", 1))
+
+    if days is None:  # not delivered yet: the window has not started
+        assert (status, answer["window_ends_on"]) == (201, None)
+    elif days == 30:
+        assert (status, answer["window_ends_on"]) == (201, day(0))
+    else:
+        assert status == 409, answer
+        assert answer["error"] == {
+            "code": "conflict",
+            "message": f"the return window of order {number} has ended: delivered on"
+            f" {day(-31)}, returns are taken for 30 days (until {day(-1)})",
+            "details": {"reason": "return_period_ended", "delivered_on": day(-31)},
+        }
 
 
 # --- exchanges -------------------------------------------------------------------------------
