@@ -71,6 +71,11 @@ def return_received(tenant: str, payload: dict[str, Any]) -> None:
 
 
 @hookspec
+def return_label_issued(tenant: str, payload: dict[str, Any]) -> None:
+    """A carrier issued a return label; payload has id, number, order, carrier, tracking_number."""
+
+
+@hookspec
 def return_cancelled(tenant: str, payload: dict[str, Any]) -> None:
     """A return was cancelled before anything came back; payload has id, number, order, reason."""
 

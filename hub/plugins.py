@@ -69,6 +69,7 @@ REQUIRED_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
         "tracking": ("track",),
         "tracking_push": ("verify_push", "parse_push"),
         "cancel": ("cancel",),
+        "return_label": ("create_return_label",),
     },
 }
 

@@ -554,6 +554,9 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         ),
         "record",
     ),
+    ("POST", "/returns/<int:return_id>/label"): Sample(
+        lambda a: Request("POST", f"/returns/{a.ret()['id']}/label", {}), "record"
+    ),
     ("POST", "/returns/<int:return_id>/refund"): Sample(
         lambda a: Request("POST", f"/returns/{a.received()['id']}/refund", {}), "record"
     ),

@@ -18,11 +18,19 @@ from sqlalchemy import select
 
 from hub import hookimpl
 from hub.core import refunds
-from hub.core.adapters import ChannelRefund, RefundedLine, StubCarrier, StubChannel
+from hub.core.adapters import (
+    ChannelRefund,
+    RefundedLine,
+    ShipmentRequest,
+    StubCarrier,
+    StubChannel,
+    Waybill,
+)
 from hub.core.http import BusinessError, Timeout
 from hub.core.models import AuditEntry, Event
 from hub.runtime import Runtime
 from hub.worker import actors
+from plugins.carriers.table_rate import EXAMPLE_SETTINGS
 
 SECRET = "returns-shop-secret"
 
@@ -651,6 +659,114 @@ def test_a_channel_that_takes_no_refunds_leaves_them_to_be_made_by_hand(
     assert created["status"] == "manual"
 
 
+# --- return labels ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def label_requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[ShipmentRequest, str]]:
+    """What the Stub carrier was asked for return labels."""
+    asked: list[tuple[ShipmentRequest, str]] = []
+    issue = StubCarrier.create_return_label
+
+    def recording(self: StubCarrier, request: ShipmentRequest, service: str) -> Waybill:
+        asked.append((request, service))
+        return issue(self, request, service)
+
+    monkeypatch.setattr(StubCarrier, "create_return_label", recording)
+    return asked
+
+
+def test_the_carrier_that_delivered_issues_the_return_label_once(
+    api: Api, carrier: int, label_requests: list[tuple[ShipmentRequest, str]]
+) -> None:
+    ret = made(api, delivered(api, carrier), ("SKU-A", 2))
+
+    status, labelled = api.post(f"/returns/{ret['id']}/label", {})
+
+    assert status == 201, labelled
+    label = labelled["label"]
+    assert label["tracking_number"].startswith("STUBRET")
+    assert (label["status"], label["carrier"], label["carrier_account"], label["service"]) == (
+        "issued",
+        "stub",
+        "stub-post",
+        "standard",
+    )
+    assert label["url"].startswith("stub://return-label/")
+    [(request, service)] = label_requests
+    # From the customer back to the warehouse the goods left, for what is still to come
+    assert (request.origin.name, request.origin.city) == ("Ann Lee", "Newark")
+    assert (request.destination.name, request.reference, service) == (
+        "Main",
+        ret["number"],
+        "standard",
+    )
+    assert request.parcels[0].weight_kg == Decimal("1.0")  # 2 units of unknown weight
+    status, again = api.post(f"/returns/{ret['id']}/label", {})
+    assert status == 409, again
+    assert again["error"]["message"] == (
+        f"return {ret['number']} has a label already: {label['tracking_number']}"
+    )
+    assert len(label_requests) == 1
+
+
+def test_a_carrier_that_cannot_issue_return_labels_is_refused_before_it_is_asked(
+    api: Api, carrier: int
+) -> None:
+    status, courier = api.post(
+        "/carrier-accounts",
+        {"plugin": "table_rate", "name": "courier", "settings": EXAMPLE_SETTINGS},
+    )
+    assert status == 201, courier
+    ret = made(api, delivered(api, carrier), ("SKU-A", 1))
+
+    status, answer = api.post(
+        f"/returns/{ret['id']}/label", {"carrier_account": courier["id"], "service": "ground"}
+    )
+
+    assert status == 409, answer
+    assert answer["error"]["message"] == (
+        "carrier account 'courier' (table_rate) cannot issue return labels; name another"
+        " carrier_account, or send the customer your own label"
+    )
+    assert api.get(f"/returns/{ret['id']}")[1]["label"] is None
+
+
+def test_a_refused_return_label_can_be_asked_for_again(
+    api: Api, carrier: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ret = made(api, delivered(api, carrier), ("SKU-A", 1))
+
+    def refuse(self: StubCarrier, request: ShipmentRequest, service: str) -> Waybill:
+        raise BusinessError("no returns from this postcode")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StubCarrier, "create_return_label", refuse)
+        status, answer = api.post(f"/returns/{ret['id']}/label", {})
+    assert status == 422, answer
+    assert answer["error"]["code"] == "carrier_refused"
+    assert answer["error"]["message"] == (
+        "carrier account 'stub-post' (stub) refused to issue the return label: no returns from"
+        " this postcode"
+    )
+    assert api.get(f"/returns/{ret['id']}")[1]["label"] is None
+
+    status, labelled = api.post(f"/returns/{ret['id']}/label", {})
+    assert (status, labelled["label"]["status"]) == (201, "issued")
+
+
+def test_a_return_with_nothing_left_to_come_needs_no_label(api: Api, carrier: int) -> None:
+    ret = made(api, delivered(api, carrier), ("SKU-A", 1))
+    assert receive(api, ret, ("SKU-A", 1, "sellable"))[0] == 200
+
+    status, answer = api.post(f"/returns/{ret['id']}/label", {})
+
+    assert status == 409, answer
+    assert answer["error"]["message"] == (
+        f"return {ret['number']} expects no more goods: it needs no label"
+    )
+
+
 # --- every hook is called --------------------------------------------------------------------
 
 
@@ -667,6 +783,10 @@ class Recorder:
     @hookimpl
     def return_received(self, tenant: str, payload: dict[str, Any]) -> None:
         self.calls.append(("return_received", tenant, payload))
+
+    @hookimpl
+    def return_label_issued(self, tenant: str, payload: dict[str, Any]) -> None:
+        self.calls.append(("return_label_issued", tenant, payload))
 
     @hookimpl
     def return_cancelled(self, tenant: str, payload: dict[str, Any]) -> None:
@@ -730,6 +850,28 @@ def test_hook_return_received(api: Api, runtime: Runtime, carrier: int, recorder
                 "order": number,
                 "status": "partially_received",
                 "lines": [{"sku": "SKU-A", "quantity": 1, "condition": "damaged"}],
+            },
+        )
+    ]
+
+
+def test_hook_return_label_issued(
+    api: Api, runtime: Runtime, carrier: int, recorder: Recorder
+) -> None:
+    number = delivered(api, carrier)
+    ret = made(api, number, ("SKU-A", 1))
+    status, labelled = api.post(f"/returns/{ret['id']}/label", {})
+    assert status == 201, labelled
+    runtime.jobs.join()
+    assert recorder.hooks("return_label_issued") == [
+        (
+            "acme",
+            {
+                "id": ret["id"],
+                "number": ret["number"],
+                "order": number,
+                "carrier": "stub",
+                "tracking_number": labelled["label"]["tracking_number"],
             },
         )
     ]

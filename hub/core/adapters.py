@@ -470,7 +470,8 @@ class CarrierAdapter(Adapter):
     all HTTP goes through ``self.http``; errors are ``hub.core.http`` typed errors.
 
     ``capabilities``: "rating" (quote), "shipping" (create_shipment), "tracking" (track),
-    "tracking_push" (verify_push and parse_push), "cancel" (cancel). A carrier that declares
+    "tracking_push" (verify_push and parse_push), "cancel" (cancel), "return_label"
+    (create_return_label). A carrier that declares
     one without its methods is refused at load. ``track_batch`` is how many tracking numbers
     one ``track`` call takes; the hub also paces calls with the plugin's own RateLimits.
     """
@@ -504,6 +505,11 @@ class CarrierAdapter(Adapter):
         """Void a shipment not yet picked up; a BusinessError when the carrier refuses."""
         raise NotImplementedError
 
+    def create_return_label(self, request: ShipmentRequest, service: str) -> Waybill:
+        """A label the customer sends goods back with: ``request.origin`` is the customer,
+        ``request.destination`` the warehouse, ``request.reference`` the return's number."""
+        raise NotImplementedError
+
 
 class StubCarrier(CarrierAdapter):
     """A flat price per parcel and tracking numbers it makes up; for tests and demos. Track
@@ -511,7 +517,7 @@ class StubCarrier(CarrierAdapter):
 
     name = "stub"
     title = "Stub carrier"
-    capabilities = frozenset({"rating", "shipping", "tracking", "cancel"})
+    capabilities = frozenset({"rating", "shipping", "tracking", "cancel", "return_label"})
     track_batch = 50
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
@@ -541,3 +547,8 @@ class StubCarrier(CarrierAdapter):
 
     def cancel(self, waybill: Waybill) -> None:
         return None
+
+    def create_return_label(self, request: ShipmentRequest, service: str) -> Waybill:
+        type(self).issued += 1
+        number = type(self).issued
+        return Waybill(f"STUBRET{number:08d}", label=f"stub://return-label/{number}")

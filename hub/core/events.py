@@ -23,6 +23,7 @@ SHIPMENT_STATUS_CHANGED = "shipment_status_changed"
 DELIVERY_EXCEPTION = "delivery_exception"
 RETURN_CREATED = "return_created"
 RETURN_RECEIVED = "return_received"
+RETURN_LABEL_ISSUED = "return_label_issued"
 RETURN_CANCELLED = "return_cancelled"
 RETURN_CLOSED = "return_closed"
 REFUND_CREATED = "refund_created"
@@ -38,6 +39,7 @@ EVENT_NAMES = (
     DELIVERY_EXCEPTION,
     RETURN_CREATED,
     RETURN_RECEIVED,
+    RETURN_LABEL_ISSUED,
     RETURN_CANCELLED,
     RETURN_CLOSED,
     REFUND_CREATED,

@@ -111,7 +111,7 @@ def query(tenant_id: int, *, status: Iterable[str] = (), order: str | None = Non
 # --- what an order shipped and has out on returns ------------------------------------------
 
 
-def _counted_shipments(session: Session, order: Order) -> list[Shipment]:
+def counted_shipments(session: Session, order: Order) -> list[Shipment]:
     """Shipments whose goods reached (or are on their way to) the customer: not voided, and
     not replaced by a reship (the reship's goods count instead)."""
     live = list(
@@ -129,7 +129,7 @@ def _counted_shipments(session: Session, order: Order) -> list[Shipment]:
 def shipped_units(session: Session, order: Order) -> dict[int, dict[int, int]]:
     """Product id → warehouse id → units the order shipped from there."""
     out: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for shipment in _counted_shipments(session, order):
+    for shipment in counted_shipments(session, order):
         for item in shipment.items:
             out[item.product_id][shipment.warehouse_id] += item.quantity
     return out
@@ -138,7 +138,7 @@ def shipped_units(session: Session, order: Order) -> dict[int, dict[int, int]]:
 def delivered_on(session: Session, order: Order) -> date | None:
     """The day the last of the order's shipments was delivered (UTC); None while any has
     not been (the window has not started)."""
-    shipments = _counted_shipments(session, order)
+    shipments = counted_shipments(session, order)
     if not shipments or any(s.delivered_at is None for s in shipments):
         return None
     return max(s.delivered_at for s in shipments if s.delivered_at is not None).date()

@@ -40,6 +40,7 @@ SUBJECTS = {
     "delivery_exception": "Order {number}: delivery exception ({kind}) on {tracking_number}",
     "return_created": "Order {order}: {kind} {number} authorised",
     "return_received": "Return {number} of order {order}: goods received ({status})",
+    "return_label_issued": "Return {number} of order {order}: label {tracking_number}",
     "return_cancelled": "Return {number} of order {order} cancelled",
     "return_closed": "Return {number} of order {order} closed",
     "refund_created": "Order {order}: refund of {amount} {currency} for return {return} ({status})",

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.core import refunds, return_receipts, return_views, returns
+from hub.core import refunds, return_labels, return_receipts, return_views, returns
 from hub.core.models import Return
 from hub.core.money import parse_amount
-from hub.web.api.framework import Ctx, Param, paginate, route
+from hub.web.api.framework import MAX_ID, AfterCommit, Ctx, Param, paginate, route
 from hub.web.api.schemas import MONEY, QUANTITY, REASON, SKU, closed
 
 TAG = "returns"
@@ -63,6 +63,23 @@ REFUND = closed(
         },
         "include_shipping": {"type": "boolean", "description": "add the order's shipping"},
         "reason": {"type": "string", "maxLength": 500},
+    }
+)
+
+LABEL = closed(
+    {
+        "carrier_account": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_ID,
+            "description": "default: the account that delivered the goods",
+        },
+        "service": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "description": "default: the service that delivered them",
+        },
     }
 )
 
@@ -148,6 +165,29 @@ def receive_return(ctx: Ctx, return_id: int, body: dict[str, Any]) -> dict[str, 
         policy=_policy(ctx),
     )
     return return_views.view(ctx.session, ret)
+
+
+@route(
+    "/returns/<int:return_id>/label",
+    "POST",
+    permission="returns.write",
+    summary="Have a carrier issue a return label (carriers with the return_label capability)",
+    tag=TAG,
+    body=LABEL,
+    status=201,
+)
+def label_return(ctx: Ctx, return_id: int, body: dict[str, Any]) -> AfterCommit:
+    claimed = return_labels.claim(
+        ctx.session,
+        ctx.runtime,
+        ctx.tenant_id,
+        return_id,
+        actor=ctx.actor,
+        account_id=body.get("carrier_account"),
+        service=body.get("service"),
+    )
+    runtime = ctx.runtime
+    return AfterCommit(lambda: return_labels.issue(runtime, claimed))
 
 
 @route(
