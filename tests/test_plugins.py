@@ -288,7 +288,7 @@ def test_cli_shows_a_channel_refused_for_a_missing_capability(
     ) in lines
     at = lines.index("halfpull  [entry point orderhub_half_pull]")
     assert lines[at + 1].split() == ["provides", "channels:", "hooks"]  # the valid one stays
-    assert lines[at + 2].split() == ["can", "hooks:", "push"]
+    assert lines[at + 2].split() == ["can", "hooks:", "push,", "refund"]
 
 
 def test_plugin_disabled_in_hub_toml_is_absent(tmp_path: Path, config_dir: Path) -> None:
