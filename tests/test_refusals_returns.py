@@ -7,10 +7,13 @@
   below and above its bound;
 - refunds: never more than what came back is worth, nor more than was paid; shipping once;
   the service role's limit on, below and above it, and none without one;
-- the quarantine: never reserved, never available, never made sellable.
+- the quarantine: never reserved, never available, never made sellable;
+- whatever counts an order's units or money waits for the order's row (PostgreSQL), so two
+  returns or refunds at once are counted one after the other.
 
 acme takes returns for 7 days and lets its service staff refund up to 20.00. The behaviour
-here does not depend on the database engine, so everything runs on SQLite only.
+here does not depend on the database engine, so everything but the locking runs on SQLite
+only.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORDER, Api, seed_people
+from conftest import ORDER, Api, seed_people, waits_for_a_lock
+from sqlalchemy import text
 from test_returns import (
     ask_back,
     day,
@@ -368,8 +372,7 @@ def test_a_refund_is_never_more_than_what_came_back_is_worth(api: Api, carrier: 
     status, answer = refund(api, ret, amount="20.01")  # above
     assert status == 422, answer
     assert answer["error"]["message"] == (
-        f"amount: at most 20.00 can be refunded: what came back on {ret['number']} is worth"
-        " 20.00"
+        f"amount: at most 20.00 can be refunded: what came back on {ret['number']} is worth 20.00"
     )
     assert answer["error"]["details"] == [
         {
@@ -495,9 +498,7 @@ def test_without_a_limit_the_service_role_refunds_nothing(
 
 
 @SQLITE_ONLY
-def test_quarantined_goods_are_never_reserved_nor_counted_available(
-    api: Api, carrier: int
-) -> None:
+def test_quarantined_goods_are_never_reserved_nor_counted_available(api: Api, carrier: int) -> None:
     ret = made(api, delivered(api, carrier), ("SKU-A", 2))
     assert receive(api, ret, ("SKU-A", 2, "damaged"))[0] == 200
     assert stock(api, "SKU-A") == {
@@ -557,3 +558,29 @@ def test_damaged_goods_never_go_to_a_sellable_warehouse_of_the_quarantines_name(
     assert "QUARANTINE" not in answer["error"]["message"]
     assert ledger(api, ret["number"]) == []
     assert status_of(api, ret) == "authorised"
+
+
+# --- 7. one at a time --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("action", ["create", "receive", "refund"])
+def test_returns_and_refunds_wait_for_the_orders_row(
+    api: Api, runtime: Runtime, carrier: int, action: str
+) -> None:
+    number = delivered(api, carrier)
+    ret = made(api, number, ("SKU-A", 1))
+    if action == "refund":
+        assert receive(api, ret, ("SKU-A", 1, "sellable"))[0] == 200
+    perform = {
+        "create": lambda: ask_back(api, number, ("SKU-A", 1)),
+        "receive": lambda: receive(api, ret, ("SKU-A", 1, "damaged")),
+        "refund": lambda: refund(api, ret),
+    }[action]
+    with runtime.engine.connect() as other:
+        other.execute(text("SELECT id FROM orders WHERE number = :n FOR UPDATE"), {"n": number})
+        waited, worker, answer = waits_for_a_lock(runtime.engine, perform)
+        other.commit()  # let it go
+        worker.join(timeout=60)
+    assert waited, f"{action} went ahead without waiting for the order's row lock"
+    assert answer and answer[0][0] in (200, 201), answer

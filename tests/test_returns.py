@@ -318,8 +318,9 @@ def test_a_return_of_one_line_comes_back_into_stock_and_quarantine_and_is_refund
 
     # And every step is audited and announced
     assert audited(runtime, ret["number"]) == ["return.create", "return.receive", "return.refund"]
-    assert [name for name, _ in named(runtime, "return_created", "return_received",
-                                      "refund_created")] == [
+    assert [
+        name for name, _ in named(runtime, "return_created", "return_received", "refund_created")
+    ] == [
         "return_created",
         "return_received",
         "refund_created",
@@ -446,9 +447,7 @@ def test_cancelling_an_exchange_cancels_its_replacement_and_frees_its_stock(
     assert ask_back(api, number, ("SKU-A", 2))[0] == 201
 
 
-def test_an_exchange_whose_replacement_shipped_cannot_be_cancelled(
-    api: Api, carrier: int
-) -> None:
+def test_an_exchange_whose_replacement_shipped_cannot_be_cancelled(api: Api, carrier: int) -> None:
     number = delivered(api, carrier)
     ret = made(api, number, ("SKU-A", 1), kind="exchange")
     status, _ = api.post(

@@ -113,6 +113,7 @@ def grant(
             f"a refund of {format_amount(amount)} is above what the service role may grant;"
             " an operator or admin must grant it"
         )
+    before = view(session, ret)
     refund = Refund(
         tenant_id=tenant_id,
         return_id=ret.id,
@@ -126,7 +127,6 @@ def grant(
         created_by=actor,
     )
     session.add(refund)
-    before = view(session, ret)
     ret.status = "refunded"
     ret.updated_at = utcnow()
     session.flush()

@@ -112,6 +112,8 @@ def _refuse_second(ret: Return) -> None:
 def _delivering_shipment(session: Session, order: Order, outstanding: dict[int, int]) -> Any:
     """The shipment that carried most of the units still to come back."""
     found = counted_shipments(session, order)
+    if not found:
+        raise Conflict(f"no shipment of order {order.number} is left to send a label back for")
 
     def carried(shipment: Any) -> int:
         return sum(min(i.quantity, outstanding.get(i.product_id, 0)) for i in shipment.items)

@@ -1,5 +1,5 @@
-"""Returns (RMA) and exchanges: authorise, receive, cancel, close — and what an order shipped
-and got back.
+"""Returns (RMA) and exchanges: authorise, cancel, close (receiving is
+hub.core.return_receipts, refunding hub.core.refunds) — and what an order shipped.
 
 What a return obeys (each refusal says why, names the SKU and the line, and carries a code in
 ``details``: not_returnable, return_period_ended, not_shipped, already_returned):
