@@ -599,6 +599,25 @@ def test_a_refund_is_made_by_the_sales_channel_the_order_came_from(
     )
 
 
+def test_a_refund_whose_job_was_lost_is_pushed_by_the_sweeper(
+    api: Api, runtime: Runtime, carrier: int
+) -> None:
+    number = channel_order(api, runtime, carrier)
+    ret = returned(api, number)
+    status, refund = api.post(f"/returns/{ret['id']}/refund", {})
+    assert status == 201, refund
+    runtime.jobs.broker.flush_all()  # the job is lost before any worker ran it
+
+    assert actors.sweep(runtime, older_than=timedelta(0)) >= 1
+    runtime.jobs.start_worker(2, sweep=False)
+    runtime.jobs.join()
+
+    assert refund_of(api, ret)["status"] == "succeeded"
+    assert list(StubChannel.refunds) == [f"orderhub-refund-{refund['id']}"]
+    with runtime.session() as session:  # nothing is left to push
+        assert refunds.unpushed(session, datetime.now(UTC)) == []
+
+
 def test_a_refund_retried_after_a_timeout_is_made_once(
     api: Api, runtime: Runtime, carrier: int
 ) -> None:

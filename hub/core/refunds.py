@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -220,6 +221,19 @@ def _payload(refund: Refund, ret: Return, order: Order) -> dict[str, Any]:
 
 
 # --- the channel ---------------------------------------------------------------------------
+
+
+def unpushed(session: Session, before: datetime) -> list[int]:
+    """Refunds granted before ``before`` whose push never started (its job was lost: the
+    broker was down, the process died), for the sweeper to queue again."""
+    return list(
+        session.scalars(
+            select(Refund.id)
+            .where(Refund.status == "pending", Refund.attempts == 0, Refund.created_at < before)
+            .order_by(Refund.id)
+            .limit(10_000)
+        )
+    )
 
 
 def push(runtime: Runtime, refund_id: int) -> str:

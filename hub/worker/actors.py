@@ -264,7 +264,8 @@ def sweep(runtime: Runtime, older_than: timedelta | None = None) -> int:
     (intake.claim_unqueued), so the sweepers of several worker processes never queue one
     twice; those the broker refuses are marked for the next sweep. Also the clock of pull
     channels: every connection due for a poll (see polling.due) gets a scheduled
-    poll_channel."""
+    poll_channel; and refunds granted but never pushed to their channel (refunds.unpushed:
+    pushing one twice is safe, the channel gets the same key)."""
     if older_than is None:
         older_than = timedelta(seconds=runtime.settings.sweep_grace_seconds)
     cutoff = utcnow() - older_than
@@ -309,9 +310,14 @@ def sweep(runtime: Runtime, older_than: timedelta | None = None) -> int:
         runtime.jobs.send("dispatch_event", event_id)
     for delivery_id in pending:
         runtime.jobs.send("send_notification", delivery_id)
+    with runtime.transaction() as session:
+        unpushed = refunds.unpushed(session, cutoff)
+    for refund_id in unpushed:
+        runtime.jobs.send("push_refund", refund_id)
     return (
         len(ids)
         + len(pending)
+        + len(unpushed)
         + len(entries)
         + len(polls)
         + sweep_tracking(runtime)
