@@ -10,6 +10,7 @@ import hmac
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -29,6 +30,7 @@ from hub.core.adapters import (
 from hub.core.http import BusinessError, Timeout
 from hub.core.models import AuditEntry, Event
 from hub.runtime import Runtime
+from hub.settings import ConfigError, load
 from hub.worker import actors
 from plugins.carriers.table_rate import EXAMPLE_SETTINGS
 
@@ -327,6 +329,48 @@ def test_a_return_of_one_line_comes_back_into_stock_and_quarantine_and_is_refund
     ]
     history = [h["action"] for h in api.get(f"/orders/{number}/history")[1]["items"]]
     assert history[-3:] == ["return_authorised", "return_received", "refund_granted"]
+
+
+# --- the tenant's settings ------------------------------------------------------------------
+
+
+def test_the_service_settings_are_read_with_their_defaults(config_dir: Path) -> None:
+    (config_dir / "tenants" / "acme.toml").write_text(
+        '[service]\nreturn_window_days = 14\nrefund_limit = "75.50"\n'
+        'quarantine_warehouse = "Q-BAY"\n'
+    )
+    settings = load({"config_dir": config_dir}, env={"ORDERHUB_SECRET_KEY": "k"})
+    acme, other = settings.tenant("acme").service, settings.tenant("other").service
+    assert (acme.return_window_days, acme.refund_limit, acme.quarantine_warehouse) == (
+        14,
+        Decimal("75.50"),
+        "Q-BAY",
+    )
+    assert (other.return_window_days, other.refund_limit, other.quarantine_warehouse) == (
+        30,
+        Decimal(0),
+        "QUARANTINE",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('refund_limit = "lots"', "service.refund_limit"),
+        ("refund_limit = 20.5", "service.refund_limit"),
+        ("return_window_days = -1", "service.return_window_days"),
+        ('quarantine_warehouse = "no spaces"', "service.quarantine_warehouse"),
+        ("window = 30", "service"),
+    ],
+)
+def test_bad_service_settings_stop_the_hub_naming_the_key(
+    config_dir: Path, text: str, key: str
+) -> None:
+    (config_dir / "tenants" / "acme.toml").write_text(f"[service]\n{text}\n")
+    with pytest.raises(ConfigError) as caught:
+        load({"config_dir": config_dir}, env={"ORDERHUB_SECRET_KEY": "k"})
+    assert caught.value.key == key
+    assert "lots" not in str(caught.value)  # the rule, never the value
 
 
 # --- the window ------------------------------------------------------------------------------

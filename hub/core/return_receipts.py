@@ -72,8 +72,11 @@ def receive(
         if condition == "damaged" and holding is None:
             holding = quarantine.warehouse(session, tenant_id, policy.quarantine_warehouse, actor)
         for origin, units in _take_origins(origins[line.product_id], quantity):
-            to = origin if condition == "sellable" else holding.id  # type: ignore[union-attr]
-            kind = "return" if condition == "sellable" else "quarantine"
+            if condition == "sellable":
+                to, kind = origin, "return"
+            else:
+                assert holding is not None
+                to, kind = holding.id, "quarantine"
             bins[kind].append(
                 inventory.Movement(to, line.product_id, units, f"{note}: {condition}")
             )
