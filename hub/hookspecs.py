@@ -83,3 +83,38 @@ def ticket_sla_warning(tenant: str, payload: dict[str, Any]) -> None:
 @hookspec
 def ticket_sla_breached(tenant: str, payload: dict[str, Any]) -> None:
     """A ticket's SLA deadline passed; payload has number, clock, due, assignee, escalated_to."""
+
+
+@hookspec
+def return_created(tenant: str, payload: dict[str, Any]) -> None:
+    """A return or exchange was authorised; payload has id, number, order, kind, status, lines."""
+
+
+@hookspec
+def return_received(tenant: str, payload: dict[str, Any]) -> None:
+    """Returned goods came back; payload has id, number, order, status and the lines received."""
+
+
+@hookspec
+def return_label_issued(tenant: str, payload: dict[str, Any]) -> None:
+    """A carrier issued a return label; payload has id, number, order, carrier, tracking_number."""
+
+
+@hookspec
+def return_cancelled(tenant: str, payload: dict[str, Any]) -> None:
+    """A return was cancelled before anything came back; payload has id, number, order, reason."""
+
+
+@hookspec
+def return_closed(tenant: str, payload: dict[str, Any]) -> None:
+    """A return was closed (nothing more to do); payload has id, number, order, reason."""
+
+
+@hookspec
+def refund_created(tenant: str, payload: dict[str, Any]) -> None:
+    """A refund was granted; payload has id, return, order, amount, currency, status."""
+
+
+@hookspec
+def refund_settled(tenant: str, payload: dict[str, Any]) -> None:
+    """The sales channel made or refused a refund; payload has id, return, order, status, error."""

@@ -67,6 +67,7 @@ REQUIRED_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
         "push": ("verify", "delivery", "parse"),
         "pull": ("poll", "parse"),
         "fulfilment": ("push_fulfilment",),
+        "refund": ("push_refund",),
     },
     "carriers": {
         "rating": ("quote",),
@@ -74,6 +75,7 @@ REQUIRED_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
         "tracking": ("track",),
         "tracking_push": ("verify_push", "parse_push"),
         "cancel": ("cancel",),
+        "return_label": ("create_return_label",),
     },
 }
 

@@ -11,6 +11,7 @@ import os
 import secrets
 import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -70,6 +71,22 @@ TRACKING_SCHEMA: dict[str, Any] = {
         "quiet_after_hours": HOURS,
         "delayed_after_hours": HOURS,
         "expire_after_days": {"type": "number", "exclusiveMinimum": 0, "maximum": 365},
+    },
+}
+
+# [service]: returns and refunds (hub.core.returns, hub.core.refunds).
+SERVICE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "refund_limit": {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,4})?$"},
+        "return_window_days": {"type": "integer", "minimum": 0, "maximum": 3650},
+        "quarantine_warehouse": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 32,
+            "pattern": "^[A-Za-z0-9_.-]+$",
+        },
     },
 }
 
@@ -195,6 +212,7 @@ TENANT_SCHEMA: dict[str, Any] = {
         "tickets": TICKETS_SCHEMA,
         "calendar": CALENDAR_SCHEMA,
         "notifications": NOTIFICATIONS_SCHEMA,
+        "service": SERVICE_SCHEMA,
         "notifiers": {
             "type": "array",
             "items": {
@@ -260,6 +278,27 @@ class Tracking:
     expire_after_days: float = 30
 
 
+@dataclass(frozen=True)
+class Service:
+    """A tenant's ``[service]`` table. ``refund_limit``: the largest refund the ``service``
+    role may grant on its own (above it an operator or admin must; 0, the default, leaves
+    every refund to them). ``return_window_days``: how many days after delivery a return is
+    accepted (the day of delivery is day 0). ``quarantine_warehouse``: the code of the
+    warehouse damaged returned goods are booked into, made on first use and never sold
+    from."""
+
+    refund_limit: Decimal = Decimal(0)
+    return_window_days: int = 30
+    quarantine_warehouse: str = "QUARANTINE"
+
+
+def service_from(raw: dict[str, Any] | None) -> Service:
+    raw = dict(raw or {})
+    if "refund_limit" in raw:
+        raw["refund_limit"] = Decimal(raw["refund_limit"])
+    return Service(**raw)
+
+
 @dataclass
 class TenantSettings:
     slug: str
@@ -281,6 +320,7 @@ class TenantSettings:
     shipping: Shipping = field(default_factory=Shipping)
     tracking: Tracking = field(default_factory=Tracking)
     tickets: TicketRules = field(default_factory=TicketRules)
+    service: Service = field(default_factory=Service)
 
     def plugin_enabled(self, name: str) -> bool:
         if name in self.disabled_plugins:
@@ -492,6 +532,7 @@ def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSetti
             shipping=Shipping(**raw.get("shipping", {})),
             tracking=Tracking(**raw.get("tracking", {})),
             tickets=_ticket_rules(path, raw),
+            service=service_from(raw.get("service")),
         )
     return tenants
 

@@ -123,7 +123,7 @@ def test_sync_creates_the_connection_and_keeps_its_secret_a_reference(
     assert "config connection acme/eu-shop: created" in result.output
     _, listed = api.get("/connections")
     [shown] = listed["items"]
-    assert shown["source"] == "config" and shown["capabilities"] == ["push"]
+    assert shown["source"] == "config" and shown["capabilities"] == ["push", "refund"]
     assert shown["settings"] == {"region": "eu", "secret": {"$env": "SHOP_SECRET"}}
     stored = rows(runtime)["eu-shop"]
     assert stored.settings == {"region": "eu", "secret": {"$env": "SHOP_SECRET"}}

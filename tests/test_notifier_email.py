@@ -313,3 +313,19 @@ def test_smtplib_is_what_the_plugin_speaks() -> None:
     from plugins.notifiers.email import _PinnedSMTP, _PinnedSMTPS
 
     assert issubclass(_PinnedSMTP, smtplib.SMTP) and issubclass(_PinnedSMTPS, smtplib.SMTP_SSL)
+
+
+def test_every_event_has_every_part_in_every_built_in_language() -> None:
+    """A new event without its texts would fail every message about it at send time."""
+    from jinja2 import Environment, FileSystemLoader
+
+    from hub.core.events import EVENT_NAMES
+    from plugins.notifiers import _templates
+
+    env = Environment(loader=FileSystemLoader(_templates.FOLDER))
+    env.filters["say"] = lambda value: value
+    assert set(_templates.BUILT_IN) == {"en", "zh-CN"}
+    for language in _templates.BUILT_IN:
+        for event in EVENT_NAMES:
+            template = env.get_template(f"{language}/{event}.jinja")
+            assert set(template.blocks) == set(_templates.PARTS), (language, event)

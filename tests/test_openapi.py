@@ -67,8 +67,14 @@ def test_generated_requests_never_get_a_server_error(app: Flask, api: Api):
         f"/orders/{api.post('/orders', ORDER)[1]['number']}/shipments",
         {"carrier_account": account["id"], "service": "ground"},
     )[1]
+    status, returned = api.post(
+        "/returns",
+        {"order": shipped["order"], "lines": [{"sku": "SKU-A", "quantity": 2}], "reason": "fuzz"},
+    )
+    assert status == 201, returned
     path_values = {
         "number": numbers,
+        "return_id": [returned["id"]],
         "sku": ["SKU-A", "SKU-B", "SKU-C"],
         "code": ["MAIN", "WEST"],
         "username": ["operator", "analyst"],

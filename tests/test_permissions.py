@@ -85,11 +85,13 @@ def config_dir(tmp_path: Path) -> Path:
     path = tmp_path / "config"
     (path / "tenants").mkdir(parents=True)
     # Orders above 1,000 wait for an operator's approval (the approve / reject samples); the
-    # admin who creates the samples approves them too, so four eyes is off here.
+    # admin who creates the samples approves them too, so four eyes is off here. The service
+    # role may refund the samples' returns.
     (path / "tenants" / "acme.toml").write_text(
         f'order_number_prefix = "{ACME_PREFIX}"\n'
         "[rules]\nfour_eyes = false\n"
         '[[rules.approval]]\nabove = "1000"\nrole = "operator"\n'
+        '[service]\nrefund_limit = "1000"\n'
         f'[[notifiers]]\nname = "{ACME_NOTIFIER}"\nplugin = "log"\nevents = ["stock_low"]\n'
     )
     return path
@@ -209,6 +211,23 @@ class Acme:
         shipped = self.ok("POST", f"/orders/{self.order()}/shipments", body)
         self.tracking_number = shipped["tracking_number"]
         return shipped
+
+    def ret(self) -> dict[str, Any]:
+        """A fresh return of one SKU-A of a fresh shipped acme order."""
+        body = {
+            "order": self.ship()["order"],
+            "lines": [{"sku": "SKU-A", "quantity": 1}],
+            "reason": "too big",
+        }
+        made = self.ok("POST", "/returns", body)
+        self.return_number = made["number"]
+        return made
+
+    def received(self) -> dict[str, Any]:
+        """A fresh return whose SKU-A came back."""
+        made = self.ret()
+        body = {"lines": [{"sku": "SKU-A", "quantity": 1, "condition": "sellable"}]}
+        return self.ok("POST", f"/returns/{made['id']}/receive", body)
 
     def delivery(self) -> int:
         """A fresh delivery waiting in acme's inbox (no worker runs here): its id."""
@@ -600,6 +619,43 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ),
     ("POST", "/notifiers/<name>/enable"): Sample(
         lambda a: Request("POST", f"/notifiers/{ACME_NOTIFIER}/enable"), "record"
+    ),
+    # returns
+    ("POST", "/returns"): Sample(
+        lambda a: Request(
+            "POST",
+            "/returns",
+            {"order": a.ship()["order"], "lines": [{"sku": "SKU-A", "quantity": 2}], "reason": "x"},
+        ),
+        "record",
+    ),
+    ("GET", "/returns"): Sample(
+        lambda a: (a.ret(), Request("GET", "/returns?per_page=500"))[1],
+        "list",
+        lambda a: a.return_number,
+    ),
+    ("GET", "/returns/<int:return_id>"): Sample(
+        lambda a: Request("GET", f"/returns/{a.ret()['id']}"), "record"
+    ),
+    ("POST", "/returns/<int:return_id>/receive"): Sample(
+        lambda a: Request(
+            "POST",
+            f"/returns/{a.ret()['id']}/receive",
+            {"lines": [{"sku": "SKU-A", "quantity": 1, "condition": "damaged"}]},
+        ),
+        "record",
+    ),
+    ("POST", "/returns/<int:return_id>/label"): Sample(
+        lambda a: Request("POST", f"/returns/{a.ret()['id']}/label", {}), "record"
+    ),
+    ("POST", "/returns/<int:return_id>/refund"): Sample(
+        lambda a: Request("POST", f"/returns/{a.received()['id']}/refund", {}), "record"
+    ),
+    ("POST", "/returns/<int:return_id>/cancel"): Sample(
+        lambda a: Request("POST", f"/returns/{a.ret()['id']}/cancel", {"reason": "x"}), "record"
+    ),
+    ("POST", "/returns/<int:return_id>/close"): Sample(
+        lambda a: Request("POST", f"/returns/{a.received()['id']}/close", {}), "record"
     ),
 }
 

@@ -248,7 +248,8 @@ def test_channel_declaring_a_capability_without_its_methods_is_refused_with_reas
         "PullWithoutPoll does not implement what it declares: 'pull' needs poll",
         "FulfilmentWithoutPush does not implement what it declares: 'fulfilment' needs"
         " push_fulfilment",
-        "MisspeltCapability declares unknown capabilities 'pul' (known: fulfilment, pull, push)",
+        "MisspeltCapability declares unknown capabilities 'pul' (known: fulfilment, pull, push,"
+        " refund)",
         "CapabilitiesAsText.capabilities must be a set of names, such as frozenset({'push'})",
     }
     channels = plugins.adapters("channels")
@@ -288,7 +289,7 @@ def test_cli_shows_a_channel_refused_for_a_missing_capability(
     ) in lines
     at = lines.index("halfpull  [entry point orderhub_half_pull]")
     assert lines[at + 1].split() == ["provides", "channels:", "hooks"]  # the valid one stays
-    assert lines[at + 2].split() == ["can", "hooks:", "push"]
+    assert lines[at + 2].split() == ["can", "hooks:", "push,", "refund"]
 
 
 def test_plugin_disabled_in_hub_toml_is_absent(tmp_path: Path, config_dir: Path) -> None:

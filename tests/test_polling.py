@@ -233,7 +233,7 @@ def test_a_push_channel_is_not_polled(api: Api, runtime: Runtime) -> None:
     status, error = api.post(f"/connections/{shop['id']}/poll")
     assert status == 409
     assert "is not a pull channel" in error["error"]["message"]
-    assert api.get(f"/connections/{shop['id']}")[1]["capabilities"] == ["push"]
+    assert api.get(f"/connections/{shop['id']}")[1]["capabilities"] == ["push", "refund"]
 
 
 # --- one poll per connection -----------------------------------------------------------------

@@ -239,6 +239,31 @@ class Fulfilment:
     lines: tuple[FulfilledLine, ...] = ()
 
 
+@dataclass(frozen=True)
+class RefundedLine:
+    """Returned units of one order line a refund pays back, named as the channel named the
+    line (its SKU, or its product / variant id when the SKU was empty)."""
+
+    channel_ref: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ChannelRefund:
+    """A refund the hub asks a channel to make on one of its orders. ``key`` is the same on
+    every attempt at this refund: send it as the channel's idempotency key (or look the
+    channel's refunds up by it before making one), so a retry after a timeout never pays
+    twice. ``lines`` are the returned units it pays for; ``shipping_included`` says the
+    amount includes the order's shipping. The channel must not restock: the hub did."""
+
+    key: str
+    amount: Decimal
+    currency: str
+    reason: str | None = None
+    shipping_included: bool = False
+    lines: tuple[RefundedLine, ...] = ()
+
+
 class PayloadError(Exception):
     """The payload is not what the channel documents; the inbox keeps it as rejected with
     this message, and it can be replayed after a fix."""
@@ -248,10 +273,12 @@ class ChannelAdapter(Adapter):
     """A sales channel. Push channels verify and parse webhooks; pull channels poll.
 
     ``capabilities`` declares what the channel does: "push" (verify / delivery / parse),
-    "pull" (poll / parse; the worker polls every ``poll_seconds``) and "fulfilment"
-    (push_fulfilment). A channel that declares a capability without its methods is refused
-    at load. ``secret_settings`` names the settings that hold secrets: the hub stores them
-    encrypted (or as ``{"$env": …}`` references) and never returns them through the API.
+    "pull" (poll / parse; the worker polls every ``poll_seconds``), "fulfilment"
+    (push_fulfilment) and "refund" (push_refund: without it a refund the hub grants is
+    recorded for someone to make by hand). A channel that declares a capability without
+    its methods is refused at load. ``secret_settings`` names the settings that hold
+    secrets: the hub stores them encrypted (or as ``{"$env": …}`` references) and never
+    returns them through the API.
     """
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"push"})
@@ -290,18 +317,29 @@ class ChannelAdapter(Adapter):
         for the fulfilment, if it gives one. Raise (an ``hub.core.http`` error) to be retried."""
         raise NotImplementedError
 
+    def push_refund(self, external_id: str, refund: ChannelRefund) -> str | None:
+        """Pay ``refund`` back on the channel's order ``external_id``; returns the channel's
+        id for the refund, if it gives one. A retryable ``hub.core.http`` error is tried
+        again later with the same ``refund.key``; any other marks the refund failed with its
+        message (reword the channel's error: the tenant reads it)."""
+        raise NotImplementedError
+
 
 class StubChannel(ChannelAdapter):
     """A minimal signed JSON channel for tests and demos.
 
     Body: ``{"id", "updated_at", "lines": [{"sku", "quantity", "unit_price"}], "cancelled"?}``;
     header ``X-Stub-Signature`` = hex HMAC-SHA256 of the body with the ``secret`` setting;
-    header ``X-Stub-Delivery`` is the delivery id.
+    header ``X-Stub-Delivery`` is the delivery id. Refunds are kept in ``refunds`` (refund
+    key → (order id, refund)); the same key twice is one refund, as a real channel's
+    idempotency key makes it.
     """
 
     name = "stub"
     title = "Stub channel"
+    capabilities = frozenset({"push", "refund"})
     secret_settings = ("secret",)
+    refunds: ClassVar[dict[str, tuple[str, ChannelRefund]]] = {}
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {"secret": {"type": "string", "minLength": 1}},
@@ -343,6 +381,10 @@ class StubChannel(ChannelAdapter):
             ]
         except (ValueError, KeyError, TypeError) as exc:
             raise PayloadError(f"not a stub order: {type(exc).__name__}: {exc}") from None
+
+    def push_refund(self, external_id: str, refund: ChannelRefund) -> str | None:
+        self.refunds.setdefault(refund.key, (external_id, refund))
+        return f"stub-refund-{list(self.refunds).index(refund.key) + 1}"
 
 
 # --- carriers ------------------------------------------------------------------------------
@@ -488,7 +530,8 @@ class CarrierAdapter(Adapter):
     all HTTP goes through ``self.http``; errors are ``hub.core.http`` typed errors.
 
     ``capabilities``: "rating" (quote), "shipping" (create_shipment), "tracking" (track),
-    "tracking_push" (verify_push and parse_push), "cancel" (cancel). A carrier that declares
+    "tracking_push" (verify_push and parse_push), "cancel" (cancel), "return_label"
+    (create_return_label). A carrier that declares
     one without its methods is refused at load. ``track_batch`` is how many tracking numbers
     one ``track`` call takes; the hub also paces calls with the plugin's own RateLimits.
     """
@@ -522,6 +565,11 @@ class CarrierAdapter(Adapter):
         """Void a shipment not yet picked up; a BusinessError when the carrier refuses."""
         raise NotImplementedError
 
+    def create_return_label(self, request: ShipmentRequest, service: str) -> Waybill:
+        """A label the customer sends goods back with: ``request.origin`` is the customer,
+        ``request.destination`` the warehouse, ``request.reference`` the return's number."""
+        raise NotImplementedError
+
 
 class StubCarrier(CarrierAdapter):
     """A flat price per parcel and tracking numbers it makes up; for tests and demos. Track
@@ -529,7 +577,7 @@ class StubCarrier(CarrierAdapter):
 
     name = "stub"
     title = "Stub carrier"
-    capabilities = frozenset({"rating", "shipping", "tracking", "cancel"})
+    capabilities = frozenset({"rating", "shipping", "tracking", "cancel", "return_label"})
     track_batch = 50
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
@@ -559,3 +607,8 @@ class StubCarrier(CarrierAdapter):
 
     def cancel(self, waybill: Waybill) -> None:
         return None
+
+    def create_return_label(self, request: ShipmentRequest, service: str) -> Waybill:
+        type(self).issued += 1
+        number = type(self).issued
+        return Waybill(f"STUBRET{number:08d}", label=f"stub://return-label/{number}")

@@ -46,10 +46,16 @@ PERMISSIONS = frozenset(
         # Messages about events: their state and errors; replaying them, enabling a notifier.
         "notifications.read",
         "notifications.write",
+        # Returns: read them; create, cancel and close them; receive their goods; refund.
+        "returns.read",
+        "returns.write",
+        "returns.receive",
+        "refunds.write",
     }
 )
 
 _READ = {"orders.read", "catalog.read", "stock.read", "customers.read"}
+_RETURNS = {"returns.read", "returns.write", "returns.receive", "refunds.write"}
 
 ROLES: dict[str, frozenset[str]] = {
     "admin": PERMISSIONS,
@@ -67,19 +73,31 @@ ROLES: dict[str, frozenset[str]] = {
             "tickets.write",
             "notifications.read",
             "notifications.write",
+            *_RETURNS,
         }
     ),
+    # The dock receives returned parcels; deciding on returns and money is not theirs.
     "warehouse": frozenset(
         _READ
-        | {"stock.write", "catalog.write", "shipping.read", "shipping.write", "tracking.write"}
+        | {
+            "stock.write",
+            "catalog.write",
+            "shipping.read",
+            "shipping.write",
+            "tracking.write",
+            "returns.read",
+            "returns.receive",
+        }
     ),
     # tracking.write: record tracking events and delivery exceptions by hand, check now.
-    # tickets: the service desk's own work.
+    # tickets: the service desk's own work; refunds.write up to the tenant's [service]
+    # refund_limit (hub.core.refunds).
     "service": frozenset(
-        _READ | {"shipping.read", "tracking.write", "tickets.read", "tickets.write"}
+        _READ | {"shipping.read", "tracking.write", "tickets.read", "tickets.write", *_RETURNS}
     ),
     "analyst": frozenset(
-        _READ | {"reports.read", "channels.read", "shipping.read", "tickets.read"}
+        _READ
+        | {"reports.read", "channels.read", "shipping.read", "tickets.read", "returns.read"}
     ),
 }
 

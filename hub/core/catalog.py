@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from hub.core import audit
 from hub.core.errors import Conflict, NotFound
-from hub.core.inventory import check_low_stock
+from hub.core.inventory import QUARANTINE, check_low_stock
 from hub.core.models import Allocation, OrderLine, Product, StockLedger, StockLevel, Warehouse
 from hub.core.money import format_amount, parse_amount
 
@@ -46,6 +46,7 @@ def warehouse_dict(w: Warehouse) -> dict[str, Any]:
         "postcode": w.postcode,
         "priority": w.priority,
         "active": w.active,
+        "kind": w.kind,
     }
 
 
@@ -151,6 +152,11 @@ def update_warehouse(
     session: Session, tenant_id: int, code: str, data: dict[str, Any], actor: str
 ) -> Warehouse:
     warehouse = get_warehouse(session, tenant_id, code)
+    if warehouse.kind == QUARANTINE and data.get("active"):
+        raise Conflict(
+            f"warehouse {code!r} holds returned goods in quarantine: it is never active, so"
+            " nothing is sold from it (move sellable goods out with an outbound and an inbound)"
+        )
     before = warehouse_dict(warehouse)
     for key, value in _warehouse_values(data).items():
         setattr(warehouse, key, value)

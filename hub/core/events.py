@@ -26,6 +26,13 @@ TICKET_ASSIGNED = "ticket_assigned"
 TICKET_STATUS_CHANGED = "ticket_status_changed"
 TICKET_SLA_WARNING = "ticket_sla_warning"
 TICKET_SLA_BREACHED = "ticket_sla_breached"
+RETURN_CREATED = "return_created"
+RETURN_RECEIVED = "return_received"
+RETURN_LABEL_ISSUED = "return_label_issued"
+RETURN_CANCELLED = "return_cancelled"
+RETURN_CLOSED = "return_closed"
+REFUND_CREATED = "refund_created"
+REFUND_SETTLED = "refund_settled"
 
 EVENT_NAMES = (
     ORDER_CREATED,
@@ -40,6 +47,13 @@ EVENT_NAMES = (
     TICKET_STATUS_CHANGED,
     TICKET_SLA_WARNING,
     TICKET_SLA_BREACHED,
+    RETURN_CREATED,
+    RETURN_RECEIVED,
+    RETURN_LABEL_ISSUED,
+    RETURN_CANCELLED,
+    RETURN_CLOSED,
+    REFUND_CREATED,
+    REFUND_SETTLED,
 )
 
 OUTBOX_KEY = "orderhub.outbox"

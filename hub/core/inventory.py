@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -24,6 +24,15 @@ from hub.core.errors import Conflict, InsufficientStock, Invalid, line_problem
 from hub.core.models import Product, StockLedger, StockLevel, Warehouse
 
 MAX_QUANTITY = 1_000_000
+
+# A warehouse of this kind holds returned goods that may not be sold (hub.core.quarantine).
+# It is never active, so no reservation takes from it; and what it holds never counts as
+# available (low-stock alerts, stock listings): ``available_units`` says so, for queries that
+# join the level's warehouse.
+QUARANTINE = "quarantine"
+available_units = case(
+    (Warehouse.kind == QUARANTINE, 0), else_=StockLevel.on_hand - StockLevel.reserved
+)
 
 
 @dataclass(frozen=True)
@@ -358,8 +367,10 @@ def receive(
     *,
     reference: str | None,
     actor: str,
+    kind: str = "inbound",
 ) -> None:
-    """Inbound: on-hand goes up, creating the balance row on first receipt."""
+    """Inbound: on-hand goes up, creating the balance row on first receipt. ``kind`` names
+    the ledger rows: "inbound", or what brought the goods in ("return", "quarantine")."""
     _ensure_levels(session, tenant_id, {(m.warehouse_id, m.product_id) for m in movements})
     for m in movements:
         session.execute(
@@ -372,7 +383,7 @@ def receive(
             .values(on_hand=StockLevel.on_hand + m.quantity, updated_at=utcnow())
             .execution_options(**_NO_SYNC)
         )
-    _ledger_movements(session, tenant_id, "inbound", movements, reference, actor, sign=1)
+    _ledger_movements(session, tenant_id, kind, movements, reference, actor, sign=1)
     check_low_stock(session, tenant_id, {m.product_id for m in movements})
 
 
@@ -473,9 +484,10 @@ def check_low_stock(session: Session, tenant_id: int, product_ids: Iterable[int]
             Product.sku,
             Product.low_stock_threshold,
             Product.low_stock_since,
-            func.coalesce(func.sum(StockLevel.on_hand - StockLevel.reserved), 0),
+            func.coalesce(func.sum(available_units), 0),
         )
         .outerjoin(StockLevel, StockLevel.product_id == Product.id)
+        .outerjoin(Warehouse, Warehouse.id == StockLevel.warehouse_id)
         .where(Product.tenant_id == tenant_id, Product.id.in_(ids), Product.low_stock_threshold > 0)
         .group_by(Product.id, Product.sku, Product.low_stock_threshold, Product.low_stock_since)
     ).all()

@@ -32,6 +32,13 @@ SUBJECTS = {
     "ticket_status_changed": "Ticket {number}: {from} → {to}",
     "ticket_sla_warning": "Ticket {number}: {clock} due at {due}",
     "ticket_sla_breached": "Ticket {number}: {clock} deadline passed ({due})",
+    "return_created": "Order {order}: {kind} {number} authorised",
+    "return_received": "Return {number} of order {order}: goods received ({status})",
+    "return_label_issued": "Return {number} of order {order}: label {tracking_number}",
+    "return_cancelled": "Return {number} of order {order} cancelled",
+    "return_closed": "Return {number} of order {order} closed",
+    "refund_created": "Order {order}: refund of {amount} {currency} for return {return} ({status})",
+    "refund_settled": "Order {order}: refund of {amount} {currency} {status}",
 }
 
 

@@ -40,6 +40,17 @@ ADDRESS_SHAPES = {
 ADDRESS_LENGTH = 254
 
 # Events that concern one order: their payload's "number" names it.
+RETURN_EVENTS = frozenset(
+    {
+        events.RETURN_CREATED,
+        events.RETURN_RECEIVED,
+        events.RETURN_LABEL_ISSUED,
+        events.RETURN_CANCELLED,
+        events.RETURN_CLOSED,
+        events.REFUND_CREATED,
+        events.REFUND_SETTLED,
+    }
+)
 ORDER_EVENTS = frozenset(
     {
         events.ORDER_CREATED,
@@ -298,10 +309,10 @@ def _customer(session: Session, tenant_id: int, payload: Mapping[str, Any], addr
     row = session.execute(
         select(Order.consignee_name, Order.consignee_phone, Customer)
         .outerjoin(Customer, Customer.id == Order.customer_id)
-        .where(Order.tenant_id == tenant_id, Order.number == str(payload.get("number")))
+        .where(Order.tenant_id == tenant_id, Order.number == _order_number(payload))
     ).first()
     if row is None:
-        return f"order {payload.get('number')} is not there any more"
+        return f"order {_order_number(payload)} is not there any more"
     consignee, consignee_phone, customer = row
     if address == "email":
         found = customer.email if customer else None
@@ -309,7 +320,7 @@ def _customer(session: Session, tenant_id: int, payload: Mapping[str, Any], addr
         found = (customer.phone if customer else None) or consignee_phone
     if not found:
         noun = "e-mail address" if address == "email" else "phone number"
-        return f"the customer of order {payload.get('number')} has no {noun}"
+        return f"the customer of order {_order_number(payload)} has no {noun}"
     name = (customer.name if customer else None) or consignee
     language = customer.language if customer else None
     return [Recipient(found, name, language or "")]
@@ -352,8 +363,14 @@ def _requester(
     return [Recipient(found, customer.name, customer.language or "")]  # type: ignore[union-attr]
 
 
+def _order_number(payload: Mapping[str, Any]) -> str:
+    """Events about an order carry its number as ``number``; those about a return or a
+    refund of it, as ``order``."""
+    return str(payload.get("order") or payload.get("number"))
+
+
 RECIPIENT_KINDS: dict[str, RecipientKind] = {
-    "customer": RecipientKind(ORDER_EVENTS, _customer, "events about an order"),
+    "customer": RecipientKind(ORDER_EVENTS | RETURN_EVENTS, _customer, "events about an order"),
     "agent": RecipientKind(
         frozenset({events.TICKET_ASSIGNED, events.TICKET_SLA_WARNING,
                    events.TICKET_SLA_BREACHED}),

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from hub.core.inventory import available_units
 from hub.core.models import Product, StockLedger, StockLevel, Warehouse
 
 
@@ -23,7 +24,6 @@ def balances(
     page: int = 1,
     per_page: int = 50,
 ) -> tuple[list[dict[str, Any]], int]:
-    available = StockLevel.on_hand - StockLevel.reserved
     stmt: Select[Any] = (
         select(
             Product.sku,
@@ -35,7 +35,7 @@ def balances(
             Warehouse.code,
             StockLevel.on_hand,
             StockLevel.reserved,
-            available.label("available"),
+            available_units.label("available"),
         )
         .join(Product, Product.id == StockLevel.product_id)
         .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
@@ -131,9 +131,10 @@ def alerts(session: Session, tenant_id: int) -> list[dict[str, Any]]:
             Product.name,
             Product.low_stock_threshold,
             Product.low_stock_since,
-            func.coalesce(func.sum(StockLevel.on_hand - StockLevel.reserved), 0),
+            func.coalesce(func.sum(available_units), 0),
         )
         .outerjoin(StockLevel, StockLevel.product_id == Product.id)
+        .outerjoin(Warehouse, Warehouse.id == StockLevel.warehouse_id)
         .where(Product.tenant_id == tenant_id, Product.low_stock_since.is_not(None))
         .group_by(
             Product.id,

@@ -20,6 +20,7 @@ from hub.core import (
     notifications,
     polling,
     purchases,
+    refunds,
     ticket_assignment,
     ticket_sla,
     tickets,
@@ -217,7 +218,8 @@ def sweep(runtime: Runtime, older_than: timedelta | None = None) -> int:
     (intake.claim_unqueued), so the sweepers of several worker processes never queue one
     twice; those the broker refuses are marked for the next sweep. Also the clock of pull
     channels: every connection due for a poll (see polling.due) gets a scheduled
-    poll_channel."""
+    poll_channel; and refunds granted but never pushed to their channel (refunds.unpushed:
+    pushing one twice is safe, the channel gets the same key)."""
     if older_than is None:
         older_than = timedelta(seconds=runtime.settings.sweep_grace_seconds)
     cutoff = utcnow() - older_than
@@ -253,9 +255,14 @@ def sweep(runtime: Runtime, older_than: timedelta | None = None) -> int:
         runtime.jobs.send("dispatch_event", event_id)
     for delivery_id in pending:
         runtime.jobs.send("send_notification", delivery_id)
+    with runtime.transaction() as session:
+        unpushed = refunds.unpushed(session, cutoff)
+    for refund_id in unpushed:
+        runtime.jobs.send("push_refund", refund_id)
     return (
         len(ids)
         + len(pending)
+        + len(unpushed)
         + len(entries)
         + len(polls)
         + sweep_tracking(runtime)
@@ -371,6 +378,11 @@ def push_fulfilment(runtime: Runtime, shipment_id: int) -> str:
     return fulfilment.push(runtime, shipment_id)
 
 
+def push_refund(runtime: Runtime, refund_id: int) -> str:
+    """Have the order's sales channel make a granted refund (hub.core.refunds)."""
+    return refunds.push(runtime, refund_id)
+
+
 ACTORS: dict[str, tuple[Callable[..., object], dict[str, Any]]] = {
     "track_shipments": (
         track_shipments,
@@ -386,6 +398,11 @@ ACTORS: dict[str, tuple[Callable[..., object], dict[str, Any]]] = {
         push_fulfilment,
         # The channel may be down for a while: back off up to an hour, for about a day.
         {"max_retries": 30, "min_backoff": 5000, "max_backoff": 3_600_000},
+    ),
+    "push_refund": (
+        push_refund,
+        # Like fulfilments; after the last attempt the refund is marked failed.
+        {"max_retries": refunds.PUSH_ATTEMPTS - 1, "min_backoff": 5000, "max_backoff": 3_600_000},
     ),
     "ingest": (
         ingest,

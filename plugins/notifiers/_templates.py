@@ -90,6 +90,12 @@ WORDS: dict[str, dict[str, str]] = {
         "normal": "normal",
         "high": "high",
         "urgent": "urgent",
+        "return": "return",
+        "exchange": "exchange",
+        "succeeded": "made",
+        "failed": "refused by the shop's payment system",
+        "manual": "to be made by hand",
+        "pending": "on its way",
     },
     "zh-CN": {
         "draft": "草稿",
@@ -129,6 +135,12 @@ WORDS: dict[str, dict[str, str]] = {
         "normal": "普通",
         "high": "高",
         "urgent": "紧急",
+        "return": "退货",
+        "exchange": "换货",
+        "succeeded": "已完成",
+        "failed": "支付系统拒绝退款",
+        "manual": "待人工处理",
+        "pending": "处理中",
     },
 }
 

@@ -15,6 +15,7 @@ from hub.core.models.logistics import (
 )
 from hub.core.models.operations import WorkerHeartbeat
 from hub.core.models.orders import Allocation, Customer, Order, OrderHistory, OrderLine
+from hub.core.models.returns import Refund, Return, ReturnLine, ReturnReceipt
 from hub.core.models.tenancy import ApiToken, Counter, Tenant, TenantScoped, User
 from hub.core.models.tickets import (
     Ticket,
@@ -41,6 +42,10 @@ __all__ = [
     "OrderHistory",
     "OrderLine",
     "Product",
+    "Refund",
+    "Return",
+    "ReturnLine",
+    "ReturnReceipt",
     "Shipment",
     "ShipmentItem",
     "ShipmentPurchase",

@@ -51,4 +51,7 @@ class Warehouse(TenantScoped, Base):
     # Lower numbers are tried first when reserving stock.
     priority: Mapped[int] = mapped_column(default=100)
     active: Mapped[bool] = mapped_column(default=True)
+    # "stock", or "quarantine": returned goods that may not be sold (hub.core.quarantine).
+    # A quarantine warehouse is never active, so no reservation ever takes from it.
+    kind: Mapped[str] = mapped_column(String(12), default="stock", server_default="stock")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hub.core import orders, times
+from hub.core import orders, return_views, times
 from hub.core.errors import Invalid
 from hub.core.money import parse_amount
 from hub.core.normalised import OrderDraft
@@ -126,6 +126,9 @@ def get_order(ctx: Ctx, number: str) -> dict[str, Any]:
     order = orders.get(ctx.session, ctx.tenant_id, number)
     out = orders.order_dict(order)
     out["allocations"] = orders.allocation_rows(ctx.session, order)
+    # What came back of it ("none", "partial", "full") and its returns; its status is the
+    # shipping's and stays so.
+    out.update(return_views.order_summary(ctx.session, order))
     return out
 
 
