@@ -134,3 +134,19 @@ def test_a_mutant_is_killed_by_hand_only_by_a_test_that_passes_without_it(
 
 def codes(meta: Path) -> dict[str, int]:
     return json.loads(meta.read_text())["exit_code_by_key"]
+
+
+def test_timeouts_are_forgotten_so_the_next_run_checks_them_again(
+    mutation: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    meta = tmp_path / "mutants" / "pkg" / "calc.py.meta"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"exit_code_by_key": {
+        "pkg.calc.x_f__mutmut_1": -24, "pkg.calc.x_f__mutmut_2": 1, "pkg.calc.x_f__mutmut_3": 0,
+        "pkg.calc.x_f__mutmut_4": None}}))
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    # mutmut's exit codes as its stats table reads them (mutmut may not be installed here)
+    table = {-24: "timeout", 1: "killed", 0: "survived"}
+    assert mutation.forget_timeouts(["pkg/calc.py"], table) == ["pkg.calc.x_f__mutmut_1"]
+    assert codes(meta) == {"pkg.calc.x_f__mutmut_1": None, "pkg.calc.x_f__mutmut_2": 1,
+                           "pkg.calc.x_f__mutmut_3": 0, "pkg.calc.x_f__mutmut_4": None}

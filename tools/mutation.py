@@ -86,6 +86,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
              "(repeatable); implies --report-only",
     )
     parser.add_argument(
+        "--recheck-timeouts", action="store_true",
+        help="forget the timeouts of the last run, so the next run checks those mutants again "
+             "(a run that was paused, or shared a loaded machine, times out mutants that do "
+             "not hang); implies --report-only",
+    )
+    parser.add_argument(
         "--report-only", action="store_true",
         help="skip the run; write the results file from mutmut's last run",
     )
@@ -299,14 +305,43 @@ def kill_by_hand(modules: list[str], pairs: list[list[str]]) -> None:
         print(f"{name}: killed by {test}")
 
 
+def forget_timeouts(
+    modules: list[str], status_by_exit_code: dict[int | None, str] | None = None
+) -> list[str]:
+    """Set every timed-out mutant of the given modules back to "not checked" in mutmut's own
+    ``.meta`` files. A timeout counts as detected, so one that a pause or a loaded machine
+    caused would flatter the score. (``status_by_exit_code``: mutmut's table by default.)"""
+    if status_by_exit_code is None:
+        from mutmut.stats import status_by_exit_code
+
+    forgotten = []
+    for module in modules:
+        meta = ROOT / "mutants" / f"{module}.meta"
+        if not meta.exists():
+            continue
+        data = json.loads(meta.read_text())
+        codes = data["exit_code_by_key"]
+        for name, code in codes.items():
+            if code is not None and status_by_exit_code[code] == "timeout":
+                codes[name] = None
+                forgotten.append(name)
+        meta.write_text(json.dumps(data))
+    return sorted(forgotten)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.chdir(ROOT)  # mutmut reads pyproject.toml and writes mutants/ in the working directory
     from mutmut import configuration
 
     modules = args.module or list(configuration.config().only_mutate)
+    if args.recheck_timeouts:
+        for name in forget_timeouts(modules):
+            print(f"{name}: timed out; checked again next run")
     if args.killed_by:
         kill_by_hand(modules, args.killed_by)
+    elif args.recheck_timeouts:
+        pass
     elif not args.report_only and not args.equivalent:
         restore_state(modules)
         if args.tests_per_function:
