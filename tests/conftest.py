@@ -230,6 +230,15 @@ def config_dir(tmp_path: Path) -> Path:
     return path
 
 
+def config_with_acme(tmp_path: Path, acme_toml: str) -> Path:
+    """A config folder whose tenants/acme.toml is ``acme_toml``: for a module whose tests
+    parametrize acme's settings (its ``config_dir`` fixture returns this)."""
+    path = tmp_path / "config"
+    (path / "tenants").mkdir(parents=True)
+    (path / "tenants" / "acme.toml").write_text(acme_toml)
+    return path
+
+
 def allow_outbound(config_dir: Path, *hosts: str) -> None:
     """Let the hub call these hosts (a local fake over http, say) as an operator would: an
     ``[outbound] allow`` list in hub.toml. Call it before the app is built."""

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import pytest
 import requests
 import responses
-from conftest import ORDER, Api, allow_outbound
+from conftest import ORDER, Api, allow_outbound, config_with_acme
 
 from hub import hookimpl
 from hub.core import rates
@@ -138,10 +138,7 @@ def acme_toml() -> str:
 
 @pytest.fixture
 def config_dir(tmp_path: Path, acme_toml: str) -> Path:
-    path = tmp_path / "config"
-    (path / "tenants").mkdir(parents=True)
-    (path / "tenants" / "acme.toml").write_text(acme_toml)
-    return path
+    return config_with_acme(tmp_path, acme_toml)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORDER, Api, seed_people
+from conftest import ORDER, Api, config_with_acme, seed_people
 from sqlalchemy import select
 
 from hub.core import ticket_assignment, ticket_sla
@@ -29,10 +29,7 @@ def acme_toml() -> str:
 
 @pytest.fixture
 def config_dir(tmp_path: Path, acme_toml: str) -> Path:
-    path = tmp_path / "config"
-    (path / "tenants").mkdir(parents=True)
-    (path / "tenants" / "acme.toml").write_text(acme_toml)
-    return path
+    return config_with_acme(tmp_path, acme_toml)
 
 
 @pytest.fixture

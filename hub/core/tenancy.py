@@ -51,13 +51,7 @@ _NEXTVAL = text("SELECT nextval(CAST(:seq AS regclass))")
 def next_value(session: Session, tenant_id: int, name: str) -> int:
     if session.get_bind().dialect.name == "postgresql":
         return session.execute(_NEXTVAL, {"seq": _sequence(tenant_id, name)}).scalar_one()
-    return session.execute(
-        update(Counter)
-        .where(Counter.tenant_id == tenant_id, Counter.name == name)
-        .values(value=Counter.value + 1)
-        .returning(Counter.value)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
+    return _bump(session, tenant_id, name)
 
 
 def next_count(session: Session, tenant_id: int, name: str) -> int:
@@ -71,6 +65,11 @@ def next_count(session: Session, tenant_id: int, name: str) -> int:
             index_elements=["tenant_id", "name"]
         )
     )
+    return _bump(session, tenant_id, name)
+
+
+def _bump(session: Session, tenant_id: int, name: str) -> int:
+    """Add one to a counter row and read it back, in one statement (never max() + 1)."""
     return session.execute(
         update(Counter)
         .where(Counter.tenant_id == tenant_id, Counter.name == name)
