@@ -1,6 +1,7 @@
 """The records OrderHub owns, one module per aggregate; importing this registers them all."""
 
 from hub.core.models.audit import AuditEntry
+from hub.core.models.care import CareOptOut, CareSend, Review, TicketSurvey
 from hub.core.models.catalog import Product, Warehouse
 from hub.core.models.events import Event, NotificationDelivery, NotifierState
 from hub.core.models.intake import Connection, InboxEntry, SkuMapping
@@ -28,6 +29,8 @@ __all__ = [
     "Allocation",
     "ApiToken",
     "AuditEntry",
+    "CareOptOut",
+    "CareSend",
     "CarrierAccount",
     "Connection",
     "Counter",
@@ -41,6 +44,7 @@ __all__ = [
     "OrderHistory",
     "OrderLine",
     "Product",
+    "Review",
     "Shipment",
     "ShipmentItem",
     "ShipmentPurchase",
@@ -54,6 +58,7 @@ __all__ = [
     "TicketEvent",
     "TicketLine",
     "TicketMessage",
+    "TicketSurvey",
     "TrackingEventRecord",
     "User",
     "Warehouse",
