@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from jsonschema import Draft202012Validator
 
+from hub.core.care_rules import CARE_SCHEMA, REVIEWS_SCHEMA, CareRules, care_rules_from
 from hub.core.events import EVENT_NAMES
 from hub.core.notification_routes import (
     NOTIFICATIONS_SCHEMA,
@@ -193,6 +194,8 @@ TENANT_SCHEMA: dict[str, Any] = {
         "tracking": TRACKING_SCHEMA,
         "tickets": TICKETS_SCHEMA,
         "calendar": CALENDAR_SCHEMA,
+        "care": CARE_SCHEMA,
+        "reviews": REVIEWS_SCHEMA,
         "notifications": NOTIFICATIONS_SCHEMA,
         "notifiers": {
             "type": "array",
@@ -280,6 +283,8 @@ class TenantSettings:
     shipping: Shipping = field(default_factory=Shipping)
     tracking: Tracking = field(default_factory=Tracking)
     tickets: TicketRules = field(default_factory=TicketRules)
+    # [[care.rules]] and [reviews] (hub.core.care_rules).
+    care: CareRules = field(default_factory=CareRules)
 
     def plugin_enabled(self, name: str) -> bool:
         if name in self.disabled_plugins:
@@ -489,6 +494,7 @@ def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSetti
             shipping=Shipping(**raw.get("shipping", {})),
             tracking=Tracking(**raw.get("tracking", {})),
             tickets=_ticket_rules(path, raw),
+            care=_care_rules(path, raw),
         )
     return tenants
 
@@ -499,6 +505,14 @@ def _ticket_rules(path: Path, raw: dict[str, Any]) -> TicketRules:
     except ValueError as exc:
         key, _, problem = str(exc).partition(": ")
         raise ConfigError(str(path), f"calendar.{key}", problem) from None
+
+
+def _care_rules(path: Path, raw: dict[str, Any]) -> CareRules:
+    try:
+        return care_rules_from(raw.get("care"), raw.get("reviews"))
+    except ValueError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(str(path), key, problem) from None
 
 
 def _read_toml(path: Path, schema: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,23 @@ TICKET_ASSIGNED = "ticket_assigned"
 TICKET_STATUS_CHANGED = "ticket_status_changed"
 TICKET_SLA_WARNING = "ticket_sla_warning"
 TICKET_SLA_BREACHED = "ticket_sla_breached"
+# Customer care (hub.core.care): each is a message to one customer, fired by a care rule.
+REVIEW_REQUEST = "review_request"
+DELAY_APOLOGY = "delay_apology"
+SATISFACTION_SURVEY = "satisfaction_survey"
+WIN_BACK = "win_back"
+BIRTHDAY_GREETING = "birthday_greeting"
+ANNIVERSARY_GREETING = "anniversary_greeting"
+REVIEW_CREATED = "review_created"
+
+CARE_EVENTS = (
+    REVIEW_REQUEST,
+    DELAY_APOLOGY,
+    SATISFACTION_SURVEY,
+    WIN_BACK,
+    BIRTHDAY_GREETING,
+    ANNIVERSARY_GREETING,
+)
 
 EVENT_NAMES = (
     ORDER_CREATED,
@@ -40,6 +57,8 @@ EVENT_NAMES = (
     TICKET_STATUS_CHANGED,
     TICKET_SLA_WARNING,
     TICKET_SLA_BREACHED,
+    *CARE_EVENTS,
+    REVIEW_CREATED,
 )
 
 OUTBOX_KEY = "orderhub.outbox"

@@ -32,6 +32,13 @@ SUBJECTS = {
     "ticket_status_changed": "Ticket {number}: {from} → {to}",
     "ticket_sla_warning": "Ticket {number}: {clock} due at {due}",
     "ticket_sla_breached": "Ticket {number}: {clock} deadline passed ({due})",
+    "review_request": "Review request for order {number} ({customer})",
+    "delay_apology": "Apology for the delay of order {number} ({customer})",
+    "satisfaction_survey": "Satisfaction survey for ticket {ticket} ({customer})",
+    "win_back": "We miss you ({customer}; last order {last_order})",
+    "birthday_greeting": "Happy birthday ({customer})",
+    "anniversary_greeting": "{years} years with us ({customer})",
+    "review_created": "Review of {sku}: {rating}/5 (order {number})",
 }
 
 
