@@ -46,10 +46,18 @@ PERMISSIONS = frozenset(
         # Messages about events: their state and errors; replaying them, enabling a notifier.
         "notifications.read",
         "notifications.write",
+        # Product reviews: read them, take one for a customer, hide / show / reply.
+        "reviews.read",
+        "reviews.write",
+        "reviews.moderate",
+        # What the care rules sent or skipped, and the surveys customers answered.
+        "care.read",
     }
 )
 
 _READ = {"orders.read", "catalog.read", "stock.read", "customers.read"}
+# The service desk's review and care work (operators and admins do it too).
+_REVIEWS = {"reviews.read", "reviews.write", "reviews.moderate", "care.read"}
 
 ROLES: dict[str, frozenset[str]] = {
     "admin": PERMISSIONS,
@@ -68,6 +76,7 @@ ROLES: dict[str, frozenset[str]] = {
             "notifications.read",
             "notifications.write",
         }
+        | _REVIEWS
     ),
     "warehouse": frozenset(
         _READ
@@ -75,11 +84,14 @@ ROLES: dict[str, frozenset[str]] = {
     ),
     # tracking.write: record tracking events and delivery exceptions by hand, check now.
     # tickets: the service desk's own work.
+    # reviews and care: moderating reviews and reading what care rules sent.
     "service": frozenset(
-        _READ | {"shipping.read", "tracking.write", "tickets.read", "tickets.write"}
+        _READ | {"shipping.read", "tracking.write", "tickets.read", "tickets.write"} | _REVIEWS
     ),
     "analyst": frozenset(
-        _READ | {"reports.read", "channels.read", "shipping.read", "tickets.read"}
+        _READ
+        | {"reports.read", "channels.read", "shipping.read", "tickets.read", "reviews.read",
+           "care.read"}
     ),
 }
 

@@ -328,7 +328,9 @@ def _greetings(
     """(customer, the day it fell on, the original date) for each customer whose date in
     ``column`` comes back on one of ``days``. The month and day are matched in SQL, the
     rest (29 February, the year) here."""
-    wanted = {(d.month, d.day) for d in days} | {(2, 29) for d in days if (d.month, d.day) == (2, 28)}
+    wanted = {(d.month, d.day) for d in days}
+    if (2, 28) in wanted:
+        wanted.add((2, 29))
     day_of = column
     if session.get_bind().dialect.name == "postgresql" and column is Customer.created_at:
         day_of = func.timezone("UTC", column)  # the UTC day, whatever the session's zone
