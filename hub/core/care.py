@@ -466,7 +466,8 @@ def unsubscribe(session: Session, secret_key: str, token: str, source: str) -> d
 
 
 def _tenant_name(session: Session, tenant_id: int) -> str | None:
-    return session.scalar(select(Tenant.name).where(Tenant.id == tenant_id))
+    """The tenant's slug; the web layer shows its configured name."""
+    return session.scalar(select(Tenant.slug).where(Tenant.id == tenant_id))
 
 
 # --- the satisfaction survey -------------------------------------------------------------------

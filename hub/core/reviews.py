@@ -367,7 +367,7 @@ def link_view(session: Session, order: Order) -> dict[str, Any]:
         select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)
     ).all()
     return {
-        "tenant": session.scalar(select(Tenant.name).where(Tenant.id == order.tenant_id)),
+        "tenant": session.scalar(select(Tenant.slug).where(Tenant.id == order.tenant_id)),
         "order": order.number,
         "lines": [
             {"sku": line.sku, "name": line.name, "reviewed": line.id in reviewed,

@@ -64,6 +64,13 @@ def _secret() -> str:
     return _runtime().settings.secret_key
 
 
+def _named(out: dict[str, Any]) -> dict[str, Any]:
+    """The tenant as its customers know it (its file's ``name``), not its slug."""
+    if out.get("tenant"):
+        out["tenant"] = _runtime().tenant_settings(out["tenant"]).name
+    return out
+
+
 def _json(validator: Draft202012Validator) -> dict[str, Any]:
     """The body as JSON, checked: 415 for another type, 400 for bad JSON, 422 naming each
     field for a body the schema refuses."""
@@ -89,14 +96,14 @@ def _json(validator: Draft202012Validator) -> dict[str, Any]:
 @bp.get("/care/unsubscribe/<token>")
 def unsubscribe_page(token: str) -> ResponseReturnValue:
     with _runtime().transaction() as session:
-        return care.subscription(session, _secret(), token)
+        return _named(care.subscription(session, _secret(), token))
 
 
 @bp.post("/care/unsubscribe/<token>")
 def unsubscribe(token: str) -> ResponseReturnValue:
     source = "one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "link"
     with _runtime().transaction() as session:
-        return care.unsubscribe(session, _secret(), token, source)
+        return _named(care.unsubscribe(session, _secret(), token, source))
 
 
 # --- reviews by link -----------------------------------------------------------------------------
@@ -105,7 +112,7 @@ def unsubscribe(token: str) -> ResponseReturnValue:
 @bp.get("/care/review/<token>")
 def review_page(token: str) -> ResponseReturnValue:
     with _runtime().transaction() as session:
-        return reviews.link_view(session, reviews.linked_order(session, _secret(), token))
+        return _named(reviews.link_view(session, reviews.linked_order(session, _secret(), token)))
 
 
 @bp.post("/care/review/<token>")
@@ -132,7 +139,7 @@ def review(token: str) -> ResponseReturnValue:
 @bp.get("/care/survey/<token>")
 def survey_page(token: str) -> ResponseReturnValue:
     with _runtime().transaction() as session:
-        return care.survey(session, _secret(), token)
+        return _named(care.survey(session, _secret(), token))
 
 
 @bp.post("/care/survey/<token>")
