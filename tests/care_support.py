@@ -39,8 +39,9 @@ def placed_order(api: Api, body: dict[str, Any] | None = None, *, token: str | N
 
 
 def deliver(runtime: Runtime, number: str, slug: str = "acme") -> datetime:
+    tenant = tenant_id(runtime, slug)
     with runtime.transaction() as session:
-        order = orders.get(session, tenant_id(runtime, slug), number, for_update=True)
+        order = orders.get(session, tenant, number, for_update=True)
         if order.status == "confirmed":
             orders.set_status(session, order, "shipped", "shipped", "test", "test shipment")
         orders.set_status(session, order, "delivered", "delivered", "test", "test delivery")
