@@ -161,7 +161,11 @@ def _review_requests(
     due = now - rule.delay
     delivered = (
         select(OrderHistory.order_id, func.max(OrderHistory.at).label("at"))
-        .where(OrderHistory.tenant_id == tenant_id, OrderHistory.to_status == "delivered")
+        .where(
+            OrderHistory.tenant_id == tenant_id,
+            OrderHistory.to_status == "delivered",
+            OrderHistory.at > due - rule.window,  # ix_order_history_delivered
+        )
         .group_by(OrderHistory.order_id)
         .subquery()
     )

@@ -7,6 +7,8 @@ is unique per (event, notifier, recipient) and carries its status.
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -262,7 +264,7 @@ def sweep(runtime: Runtime, older_than: timedelta | None = None) -> int:
         + sweep_tracking(runtime)
         + sweep_purchases(runtime)
         + sweep_tickets(runtime)
-        + sweep_care(runtime)
+        + (sweep_care(runtime) if _care_due(runtime) else 0)
     )
 
 
@@ -286,6 +288,21 @@ def sweep_tickets(runtime: Runtime) -> int:
             done += ticket_assignment.assign_waiting(session, tenant_id, rules, "sweep")
             done += sum(ticket_sla.check(session, tenant_id, rules).values())
     return done
+
+
+# The care rules look over whole tables (a tenant's orders, per customer, for win-backs): the
+# periodic sweep runs them at most this often; a message is then at most this late.
+CARE_EVERY = 300.0
+_care_swept: weakref.WeakKeyDictionary[Runtime, float] = weakref.WeakKeyDictionary()
+
+
+def _care_due(runtime: Runtime) -> bool:
+    now = time.monotonic()
+    last = _care_swept.get(runtime)
+    if last is not None and now - last < CARE_EVERY:
+        return False
+    _care_swept[runtime] = now
+    return True
 
 
 def sweep_care(runtime: Runtime, now: datetime | None = None) -> int:

@@ -191,9 +191,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("customers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("birthday", sa.Date(), nullable=True))
+    op.create_index(
+        "ix_order_history_delivered",
+        "order_history",
+        ["tenant_id", "at"],
+        unique=False,
+        postgresql_where=sa.text("to_status = 'delivered'"),
+        sqlite_where=sa.text("to_status = 'delivered'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_order_history_delivered", table_name="order_history")
     with op.batch_alter_table("customers", schema=None) as batch_op:
         batch_op.drop_column("birthday")
 
