@@ -54,7 +54,7 @@ def create_app(
         runtime.close()
         raise
 
-    from hub.web import carrier_hooks, errors, headers, health, hooks
+    from hub.web import carrier_hooks, errors, headers, health, hooks, public
     from hub.web.api import blueprint
 
     errors.install(app)
@@ -62,5 +62,6 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(carrier_hooks.bp)
+    app.register_blueprint(public.bp)
     app.register_blueprint(blueprint())
     return app

@@ -118,3 +118,38 @@ def refund_created(tenant: str, payload: dict[str, Any]) -> None:
 @hookspec
 def refund_settled(tenant: str, payload: dict[str, Any]) -> None:
     """The sales channel made or refused a refund; payload has id, return, order, status, error."""
+
+
+@hookspec
+def review_request(tenant: str, payload: dict[str, Any]) -> None:
+    """A care rule asks a customer to review a delivered order; payload has rule, number."""
+
+
+@hookspec
+def delay_apology(tenant: str, payload: dict[str, Any]) -> None:
+    """A care rule apologises for a delayed parcel; payload has rule, number, tracking_number."""
+
+
+@hookspec
+def satisfaction_survey(tenant: str, payload: dict[str, Any]) -> None:
+    """A care rule asks how a resolved ticket went; payload has rule and ticket (its number)."""
+
+
+@hookspec
+def win_back(tenant: str, payload: dict[str, Any]) -> None:
+    """A care rule writes to a customer silent for months; payload has rule, last_order_at."""
+
+
+@hookspec
+def birthday_greeting(tenant: str, payload: dict[str, Any]) -> None:
+    """A care rule wishes a customer a happy birthday; payload has rule and customer."""
+
+
+@hookspec
+def anniversary_greeting(tenant: str, payload: dict[str, Any]) -> None:
+    """A care rule marks a customer's years with the shop; payload has rule and years."""
+
+
+@hookspec
+def review_created(tenant: str, payload: dict[str, Any]) -> None:
+    """A customer reviewed a product; payload has id, sku, rating, number, verified_buyer."""

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from jsonschema import Draft202012Validator
 
+from hub.core.care_rules import CARE_SCHEMA, REVIEWS_SCHEMA, CareRules, care_rules_from
 from hub.core.events import EVENT_NAMES
 from hub.core.notification_routes import (
     NOTIFICATIONS_SCHEMA,
@@ -211,6 +212,8 @@ TENANT_SCHEMA: dict[str, Any] = {
         "tracking": TRACKING_SCHEMA,
         "tickets": TICKETS_SCHEMA,
         "calendar": CALENDAR_SCHEMA,
+        "care": CARE_SCHEMA,
+        "reviews": REVIEWS_SCHEMA,
         "notifications": NOTIFICATIONS_SCHEMA,
         "service": SERVICE_SCHEMA,
         "notifiers": {
@@ -321,6 +324,8 @@ class TenantSettings:
     tracking: Tracking = field(default_factory=Tracking)
     tickets: TicketRules = field(default_factory=TicketRules)
     service: Service = field(default_factory=Service)
+    # [[care.rules]] and [reviews] (hub.core.care_rules).
+    care: CareRules = field(default_factory=CareRules)
 
     def plugin_enabled(self, name: str) -> bool:
         if name in self.disabled_plugins:
@@ -533,6 +538,7 @@ def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSetti
             tracking=Tracking(**raw.get("tracking", {})),
             tickets=_ticket_rules(path, raw),
             service=service_from(raw.get("service")),
+            care=_care_rules(path, raw),
         )
     return tenants
 
@@ -543,6 +549,14 @@ def _ticket_rules(path: Path, raw: dict[str, Any]) -> TicketRules:
     except ValueError as exc:
         key, _, problem = str(exc).partition(": ")
         raise ConfigError(str(path), f"calendar.{key}", problem) from None
+
+
+def _care_rules(path: Path, raw: dict[str, Any]) -> CareRules:
+    try:
+        return care_rules_from(raw.get("care"), raw.get("reviews"))
+    except ValueError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(str(path), key, problem) from None
 
 
 def _read_toml(path: Path, schema: dict[str, Any]) -> dict[str, Any]:

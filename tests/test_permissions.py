@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from care_support import deliver
 from conftest import ORDER, ROLES, Api
 from sqlalchemy import select
 from tracking_support import Shipping
@@ -26,7 +27,16 @@ from hub.core import notifications, tracking
 from hub.core.adapters import PollPage, StubCarrier, StubChannel, TrackingEvent, TrackingUpdate
 from hub.core.auth import ROLES as PERMISSIONS_OF
 from hub.core.db import utcnow
-from hub.core.models import DeliveryException, Event, NotificationDelivery, Shipment, Tenant
+from hub.core.models import (
+    CareSend,
+    DeliveryException,
+    Event,
+    NotificationDelivery,
+    Shipment,
+    Tenant,
+    Ticket,
+    TicketSurvey,
+)
 from hub.web.api import blueprint
 from hub.web.api.framework import ROUTES
 
@@ -51,6 +61,9 @@ ACME_LOST = "acme-only-lost-parcel"
 ACME_CARRIER_ACCOUNT = "acme-only-carrier"
 ACME_NOTIFIER = "acme-only-notifier"
 ACME_RECIPIENT = "stock@acme-only.test"
+ACME_REVIEW = "acme-only-review"
+ACME_CARE_RULE = "acme-only-rule"
+ACME_SURVEY = "acme-only-survey"
 GARBAGE_TOKEN = "oh_not-a-token-anyone-was-given"
 
 
@@ -251,6 +264,20 @@ class Acme:
     def unique(self, stem: str) -> str:
         return f"{stem}{next(self.serial)}"
 
+    def delivered(self) -> str:
+        """A fresh acme order, delivered: its lines can be reviewed."""
+        number = self.order()
+        deliver(self.api.client.application.extensions["orderhub"], number)
+        return number
+
+    def review(self, hidden: bool = False) -> int:
+        """A fresh review of acme's (its title is acme's alone)."""
+        body = {"order": self.delivered(), "sku": "SKU-A", "rating": 5, "title": ACME_REVIEW}
+        review_id = int(self.ok("POST", "/reviews", body)["id"])
+        if hidden:
+            self.ok("POST", f"/reviews/{review_id}/hide", {"reason": "spam"})
+        return review_id
+
     def ticket(self) -> str:
         """A fresh ticket of acme's, about one of its orders (its subject is acme's alone)."""
         body = {"kind": "question", "subject": ACME_TICKET, "body": "Where is it?",
@@ -323,6 +350,22 @@ def _failed_notification(a: Acme) -> int:
         session.add(failed)
         session.flush()
         return failed.id
+
+
+def _care_records(a: Acme) -> None:
+    """A care send and an answered survey of acme's, written as the sweep and a customer
+    would leave them."""
+    runtime = a.api.client.application.extensions["orderhub"]
+    number = a.ticket()
+    with runtime.transaction() as session:
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == "acme"))
+        ticket = session.scalar(select(Ticket).where(Ticket.tenant_id == tenant_id,
+                                                     Ticket.number == number))
+        session.add(CareSend(tenant_id=tenant_id, rule=ACME_CARE_RULE, kind="win_back",
+                             subject=f"customer:{ticket.customer_id}:{number}",
+                             customer_id=ticket.customer_id, status="emitted"))
+        session.add(TicketSurvey(tenant_id=tenant_id, ticket_id=ticket.id, rating=5,
+                                 comment=ACME_SURVEY))
 
 
 def _exceptions(a: Acme) -> Request:
@@ -656,6 +699,44 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ),
     ("POST", "/returns/<int:return_id>/close"): Sample(
         lambda a: Request("POST", f"/returns/{a.received()['id']}/close", {}), "record"
+    ),
+    # reviews and care
+    ("POST", "/reviews"): Sample(
+        lambda a: Request("POST", "/reviews", {"order": a.delivered(), "sku": "SKU-B",
+                                               "rating": 4}),
+        "record",
+    ),
+    ("GET", "/reviews"): Sample(
+        lambda a: (a.review(), Request("GET", "/reviews?per_page=500"))[1],
+        "list",
+        lambda a: ACME_REVIEW,
+    ),
+    ("GET", "/reviews/<int:review_id>"): Sample(
+        lambda a: Request("GET", f"/reviews/{a.review()}"), "record"
+    ),
+    ("POST", "/reviews/<int:review_id>/hide"): Sample(
+        lambda a: Request("POST", f"/reviews/{a.review()}/hide", {"reason": "off_topic"}),
+        "record",
+    ),
+    ("POST", "/reviews/<int:review_id>/show"): Sample(
+        lambda a: Request("POST", f"/reviews/{a.review(hidden=True)}/show"), "record"
+    ),
+    ("POST", "/reviews/<int:review_id>/reply"): Sample(
+        lambda a: Request("POST", f"/reviews/{a.review()}/reply", {"body": "Thank you!"}),
+        "record",
+    ),
+    ("GET", "/products/<sku>/rating"): Sample(
+        lambda a: Request("GET", f"/products/{ACME_SKU}/rating"), "record"
+    ),
+    ("GET", "/care/sends"): Sample(
+        lambda a: (_care_records(a), Request("GET", "/care/sends?per_page=500"))[1],
+        "list",
+        lambda a: ACME_CARE_RULE,
+    ),
+    ("GET", "/care/surveys"): Sample(
+        lambda a: (_care_records(a), Request("GET", "/care/surveys?per_page=500"))[1],
+        "list",
+        lambda a: ACME_SURVEY,
     ),
 }
 

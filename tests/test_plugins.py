@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from care_support import delivered_order, placed_order, rules, sweep
 from click.testing import CliRunner
 from conftest import HUB_SECRET_KEY, ORDER, Api
 from flask import Flask
@@ -21,6 +22,7 @@ from tracking_support import Shipping
 from hub import create_app, hookimpl, hookspecs
 from hub import plugins as plugins_module
 from hub.cli import cli
+from hub.core import care, delivery_exceptions
 from hub.core.adapters import (
     CarrierAdapter,
     ChannelAdapter,
@@ -36,6 +38,7 @@ from hub.core.adapters import (
 )
 from hub.core.db import utcnow
 from hub.core.models import (
+    Customer,
     DeliveryException,
     Event,
     NotificationDelivery,
@@ -375,6 +378,34 @@ class Recorder:
     @hookimpl
     def ticket_sla_breached(self, tenant: str, payload: dict[str, Any]) -> None:
         self._record("ticket_sla_breached", tenant, payload)
+
+    @hookimpl
+    def review_request(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("review_request", tenant, payload)
+
+    @hookimpl
+    def delay_apology(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("delay_apology", tenant, payload)
+
+    @hookimpl
+    def satisfaction_survey(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("satisfaction_survey", tenant, payload)
+
+    @hookimpl
+    def win_back(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("win_back", tenant, payload)
+
+    @hookimpl
+    def birthday_greeting(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("birthday_greeting", tenant, payload)
+
+    @hookimpl
+    def anniversary_greeting(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("anniversary_greeting", tenant, payload)
+
+    @hookimpl
+    def review_created(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("review_created", tenant, payload)
 
     def hooks(self, name: str) -> list[tuple[str, dict[str, Any]]]:
         return [(tenant, payload) for hook, tenant, payload in self.calls if hook == name]
@@ -776,3 +807,81 @@ def test_hook_ticket_sla_breached(api: Api, runtime: Runtime, recorder: Recorder
     clocks = sorted(p["clock"] for _, p in recorder.hooks("ticket_sla_breached"))
     assert clocks == ["first_reply", "resolution"]
     assert {p["number"] for _, p in recorder.hooks("ticket_sla_breached")} == {ticket["number"]}
+
+
+# --- customer care and reviews ---------------------------------------------------------------
+
+
+def _care(
+    runtime: Runtime, recorder: Recorder, kind: str, now: datetime, **timing: Any
+) -> dict[str, Any]:
+    """One sweep of a single care rule of ``kind`` at ``now``; the one hook call it made."""
+    sweep(runtime, now, rules({"name": kind.replace("_", "-"), "kind": kind, **timing}))
+    runtime.jobs.join()
+    [(tenant, payload)] = recorder.hooks(kind)
+    assert tenant == "acme"
+    return payload
+
+
+def test_hook_review_request(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    number, at = delivered_order(runtime, api)
+    payload = _care(runtime, recorder, "review_request", at + timedelta(days=7), days=7)
+    assert (payload["number"], payload["rule"], payload["customer"]) == (
+        number, "review-request", "ann@example.com")
+
+
+def test_hook_delay_apology(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    shipping = Shipping(runtime, api)
+    shipment_id = shipping.shipment(shipping.account())
+    with runtime.transaction() as session:
+        shipment = session.get(Shipment, shipment_id)
+        number = session.scalar(select(Order.number).where(Order.id == shipment.order_id))
+        delivery_exceptions.open_exception(session, shipment, "delayed", "late",
+                                           order_number=number)
+        tracking_number = shipment.tracking_number
+    payload = _care(runtime, recorder, "delay_apology", utcnow())
+    assert (payload["number"], payload["tracking_number"]) == (number, tracking_number)
+
+
+def test_hook_satisfaction_survey(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    status, ticket = api.post("/tickets", {"kind": "complaint", "subject": "Broken",
+                                           "body": "It broke", "customer": {
+                                               "email": "ann@example.com"}})
+    assert status == 201
+    assert api.patch(f"/tickets/{ticket['number']}", {"status": "resolved"})[0] == 200
+    payload = _care(runtime, recorder, "satisfaction_survey", utcnow() + timedelta(hours=25))
+    assert (payload["ticket"], payload["number"]) == (ticket["number"], None)
+
+
+def test_hook_win_back(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    number = placed_order(api)
+    payload = _care(runtime, recorder, "win_back", care.add_months(utcnow(), 6), months=6)
+    assert (payload["last_order"], payload["months"]) == (number, 6)
+
+
+def test_hook_birthday_greeting(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    placed_order(api, {**ORDER, "customer": {"email": "ann@example.com",
+                                             "birthday": "1990-07-04"}})
+    payload = _care(runtime, recorder, "birthday_greeting", datetime(2031, 7, 4, 9, tzinfo=UTC))
+    assert (payload["customer"], payload["day"]) == ("ann@example.com", "2031-07-04")
+
+
+def test_hook_anniversary_greeting(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    placed_order(api)
+    today = utcnow()
+    later = today.replace(year=today.year + 2, day=min(today.day, 28))
+    with runtime.transaction() as session:
+        session.execute(update(Customer).values(created_at=today.replace(day=later.day)))
+    payload = _care(runtime, recorder, "anniversary_greeting", later)
+    assert payload["years"] == 2
+
+
+def test_hook_review_created(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    number, _ = delivered_order(runtime, api)
+    status, made = api.post("/reviews", {"order": number, "sku": "SKU-B", "rating": 5,
+                                         "title": "Nice"})
+    assert status == 201, made
+    runtime.jobs.join()
+    assert recorder.hooks("review_created") == [("acme", {
+        "id": made["id"], "sku": "SKU-B", "rating": 5, "number": number,
+        "verified_buyer": True, "title": "Nice"})]

@@ -51,11 +51,19 @@ PERMISSIONS = frozenset(
         "returns.write",
         "returns.receive",
         "refunds.write",
+        # Product reviews: read them, take one for a customer, hide / show / reply.
+        "reviews.read",
+        "reviews.write",
+        "reviews.moderate",
+        # What the care rules sent or skipped, and the surveys customers answered.
+        "care.read",
     }
 )
 
 _READ = {"orders.read", "catalog.read", "stock.read", "customers.read"}
 _RETURNS = {"returns.read", "returns.write", "returns.receive", "refunds.write"}
+# The service desk's review and care work (operators and admins do it too).
+_REVIEWS = {"reviews.read", "reviews.write", "reviews.moderate", "care.read"}
 
 ROLES: dict[str, frozenset[str]] = {
     "admin": PERMISSIONS,
@@ -75,6 +83,7 @@ ROLES: dict[str, frozenset[str]] = {
             "notifications.write",
             *_RETURNS,
         }
+        | _REVIEWS
     ),
     # The dock receives returned parcels; deciding on returns and money is not theirs.
     "warehouse": frozenset(
@@ -91,13 +100,17 @@ ROLES: dict[str, frozenset[str]] = {
     ),
     # tracking.write: record tracking events and delivery exceptions by hand, check now.
     # tickets: the service desk's own work; refunds.write up to the tenant's [service]
-    # refund_limit (hub.core.refunds).
+    # refund_limit (hub.core.refunds); reviews and care: moderating reviews and reading what
+    # care rules sent.
     "service": frozenset(
-        _READ | {"shipping.read", "tracking.write", "tickets.read", "tickets.write", *_RETURNS}
+        _READ
+        | {"shipping.read", "tracking.write", "tickets.read", "tickets.write", *_RETURNS}
+        | _REVIEWS
     ),
     "analyst": frozenset(
         _READ
-        | {"reports.read", "channels.read", "shipping.read", "tickets.read", "returns.read"}
+        | {"reports.read", "channels.read", "shipping.read", "tickets.read", "returns.read",
+           "reviews.read", "care.read"}
     ),
 }
 

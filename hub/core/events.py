@@ -33,6 +33,23 @@ RETURN_CANCELLED = "return_cancelled"
 RETURN_CLOSED = "return_closed"
 REFUND_CREATED = "refund_created"
 REFUND_SETTLED = "refund_settled"
+# Customer care (hub.core.care): each is a message to one customer, fired by a care rule.
+REVIEW_REQUEST = "review_request"
+DELAY_APOLOGY = "delay_apology"
+SATISFACTION_SURVEY = "satisfaction_survey"
+WIN_BACK = "win_back"
+BIRTHDAY_GREETING = "birthday_greeting"
+ANNIVERSARY_GREETING = "anniversary_greeting"
+REVIEW_CREATED = "review_created"
+
+CARE_EVENTS = (
+    REVIEW_REQUEST,
+    DELAY_APOLOGY,
+    SATISFACTION_SURVEY,
+    WIN_BACK,
+    BIRTHDAY_GREETING,
+    ANNIVERSARY_GREETING,
+)
 
 EVENT_NAMES = (
     ORDER_CREATED,
@@ -54,6 +71,8 @@ EVENT_NAMES = (
     RETURN_CLOSED,
     REFUND_CREATED,
     REFUND_SETTLED,
+    *CARE_EVENTS,
+    REVIEW_CREATED,
 )
 
 OUTBOX_KEY = "orderhub.outbox"

@@ -4,7 +4,7 @@ plugins hand to the order service, whatever format the order arrived in."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 
@@ -32,6 +32,8 @@ class CustomerInfo:
     phone: str | None = None
     # The language the customer reads (BCP 47, "zh-CN"), when the caller or channel says.
     language: str | None = None
+    # For a birthday greeting (hub.core.care), when the customer gave it.
+    birthday: date | None = None
 
 
 @dataclass

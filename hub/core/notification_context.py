@@ -39,6 +39,13 @@ SUBJECTS = {
     "return_closed": "Return {number} of order {order} closed",
     "refund_created": "Order {order}: refund of {amount} {currency} for return {return} ({status})",
     "refund_settled": "Order {order}: refund of {amount} {currency} {status}",
+    "review_request": "Review request for order {number} ({customer})",
+    "delay_apology": "Apology for the delay of order {number} ({customer})",
+    "satisfaction_survey": "Satisfaction survey for ticket {ticket} ({customer})",
+    "win_back": "We miss you ({customer}; last order {last_order})",
+    "birthday_greeting": "Happy birthday ({customer})",
+    "anniversary_greeting": "{years} years with us ({customer})",
+    "review_created": "Review of {sku}: {rating}/5 (order {number})",
 }
 
 

@@ -305,7 +305,10 @@ class RecipientKind:
 
 
 def _customer(session: Session, tenant_id: int, payload: Mapping[str, Any], address: str) -> Found:
-    """The order's customer: its e-mail, or its phone (the consignee's when it has none)."""
+    """The order's customer: its e-mail, or its phone (the consignee's when it has none). A
+    care event names its customer itself (``customer_id``)."""
+    if "customer_id" in payload:
+        return _named_customer(session, tenant_id, payload, address)
     row = session.execute(
         select(Order.consignee_name, Order.consignee_phone, Customer)
         .outerjoin(Customer, Customer.id == Order.customer_id)
@@ -324,6 +327,22 @@ def _customer(session: Session, tenant_id: int, payload: Mapping[str, Any], addr
     name = (customer.name if customer else None) or consignee
     language = customer.language if customer else None
     return [Recipient(found, name, language or "")]
+
+
+def _named_customer(
+    session: Session, tenant_id: int, payload: Mapping[str, Any], address: str
+) -> Found:
+    customer = session.scalar(
+        select(Customer).where(Customer.tenant_id == tenant_id,
+                               Customer.id == payload.get("customer_id"))
+    )
+    if customer is None:
+        return f"customer {payload.get('customer_id')} is not there any more"
+    found = customer.email if address == "email" else customer.phone
+    if not found:
+        noun = "e-mail address" if address == "email" else "phone number"
+        return f"customer {customer.id} has no {noun}"
+    return [Recipient(found, customer.name, customer.language or "")]
 
 
 def _staff(payload_key: str) -> Lookup:
@@ -370,7 +389,11 @@ def _order_number(payload: Mapping[str, Any]) -> str:
 
 
 RECIPIENT_KINDS: dict[str, RecipientKind] = {
-    "customer": RecipientKind(ORDER_EVENTS | RETURN_EVENTS, _customer, "events about an order"),
+    "customer": RecipientKind(
+        ORDER_EVENTS | RETURN_EVENTS | frozenset(events.CARE_EVENTS),
+        _customer,
+        "events about an order, its returns and refunds, and customer care messages",
+    ),
     "agent": RecipientKind(
         frozenset({events.TICKET_ASSIGNED, events.TICKET_SLA_WARNING,
                    events.TICKET_SLA_BREACHED}),

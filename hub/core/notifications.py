@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from hub.core import audit, notification_context, notification_routes
+from hub.core import audit, care, notification_context, notification_routes
 from hub.core.adapters import Gone, Message, Notifier, Recipient, TryLater, Undeliverable
 from hub.core.db import utcnow
 from hub.core.errors import Conflict, Invalid, NotFound
@@ -152,6 +152,11 @@ def deliver(runtime: Runtime, delivery_id: int) -> Attempt | None:
         ):
             return None
         tenant = runtime.tenant_settings(slug)
+        unwanted = care.suppressed(session, delivery.tenant_id, event.name, event.payload)
+        if unwanted is not None:
+            delivery.status, delivery.last_error = "skipped", unwanted
+            delivery.next_attempt_at = None
+            return Attempt("skipped")
         delivery.attempts += 1
         delivery.next_attempt_at = None
         cfg = next((n for n in tenant.notifiers if n["name"] == delivery.notifier), None)
@@ -197,6 +202,17 @@ def deliver(runtime: Runtime, delivery_id: int) -> Attempt | None:
                 recipient,
             ),
             occurred_at=event.created_at,
+        )
+        message.context.update(
+            care.message_links(
+                session,
+                runtime.settings.public_url,
+                runtime.settings.secret_key,
+                delivery.tenant_id,
+                event.name,
+                event.payload,
+                recipient,
+            )
         )
         secrets: list[str] = []
         try:

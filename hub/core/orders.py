@@ -10,7 +10,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -248,6 +248,7 @@ def upsert_customer(session: Session, tenant_id: int, info: CustomerInfo | None)
         "name": info.name,
         "phone": info.phone,
         "language": info.language,
+        "birthday": info.birthday,
         "vip": False,
         "created_at": utcnow(),
     }
@@ -280,6 +281,7 @@ def _upsert_customer(dialect: str) -> Any:
             "name": func.coalesce(_customers.c.name, stmt.excluded.name),
             "phone": func.coalesce(_customers.c.phone, stmt.excluded.phone),
             "language": func.coalesce(stmt.excluded.language, _customers.c.language),
+            "birthday": func.coalesce(stmt.excluded.birthday, _customers.c.birthday),
         },
     ).returning(*_CUSTOMER_COLUMNS)
 
@@ -1441,4 +1443,8 @@ def consignee_from(raw: dict[str, Any]) -> Consignee:
 
 
 def customer_from(raw: dict[str, Any] | None) -> CustomerInfo | None:
-    return None if raw is None else CustomerInfo(**raw)
+    """The customer of an API body (schema-checked: a birthday is a valid day)."""
+    if raw is None:
+        return None
+    birthday = raw.get("birthday")
+    return CustomerInfo(**{**raw, "birthday": date.fromisoformat(birthday) if birthday else None})

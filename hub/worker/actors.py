@@ -7,6 +7,8 @@ is unique per (event, notifier, recipient) and carries its status.
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,7 @@ from dramatiq.errors import Retry
 from sqlalchemy import select
 
 from hub.core import (
+    care,
     fulfilment,
     intake,
     notifications,
@@ -268,6 +271,7 @@ def sweep(runtime: Runtime, older_than: timedelta | None = None) -> int:
         + sweep_tracking(runtime)
         + sweep_purchases(runtime)
         + sweep_tickets(runtime)
+        + (sweep_care(runtime) if _care_due(runtime) else 0)
     )
 
 
@@ -290,6 +294,42 @@ def sweep_tickets(runtime: Runtime) -> int:
             session.info[TENANT_KEY] = tenant_id
             done += ticket_assignment.assign_waiting(session, tenant_id, rules, "sweep")
             done += sum(ticket_sla.check(session, tenant_id, rules).values())
+    return done
+
+
+# The care rules look over whole tables (a tenant's orders, per customer, for win-backs): the
+# periodic sweep runs them at most this often; a message is then at most this late.
+CARE_EVERY = 300.0
+_care_swept: weakref.WeakKeyDictionary[Runtime, float] = weakref.WeakKeyDictionary()
+
+
+def _care_due(runtime: Runtime) -> bool:
+    now = time.monotonic()
+    last = _care_swept.get(runtime)
+    if last is not None and now - last < CARE_EVERY:
+        return False
+    _care_swept[runtime] = now
+    return True
+
+
+def sweep_care(runtime: Runtime, now: datetime | None = None) -> int:
+    """The care rules' clock: per tenant whose file has care rules, fire each rule for the
+    subjects due (hub.core.care.sweep), each tenant in its own transaction. A rule fires at
+    most once per subject however many sweeps run, one after another or at once. Returns the
+    sends recorded (emitted or skipped)."""
+    configured = {slug: t.care for slug, t in runtime.settings.tenants.items() if t.care.active()}
+    if not configured:
+        return 0
+    with runtime.transaction() as session:
+        tenants = session.execute(
+            select(Tenant.id, Tenant.slug).where(Tenant.slug.in_(configured)).order_by(Tenant.id)
+        ).all()
+    done = 0
+    for tenant_id, slug in tenants:
+        with runtime.transaction() as session:
+            session.info[TENANT_KEY] = tenant_id
+            counts = care.sweep(session, tenant_id, configured[slug], now)
+        done += counts["emitted"] + counts["skipped"]
     return done
 
 

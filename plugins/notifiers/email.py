@@ -9,7 +9,8 @@ the recipient's language, through the tenant's SMTP server.
   that very address.
 - The Message-ID is made from the message's id, so every attempt carries the same one (a
   receiving server can tell a repeat); it is returned for the hub to keep. ``Auto-Submitted:
-  auto-generated`` keeps auto-responders from answering.
+  auto-generated`` keeps auto-responders from answering. A message with an unsubscribe link
+  (customer care) carries it as ``List-Unsubscribe`` with RFC 8058 one-click.
 - What the server refuses for good (the login, the recipient, a 5xx) fails the message at
   once; what may mend (a 4xx, the server unreachable) is retried by the hub.
 """
@@ -146,6 +147,11 @@ class EmailNotifier(Notifier):
         mail["Date"] = formatdate(usegmt=True)
         mail["Message-ID"] = f"<{message.id}@{domain}>"
         mail["Auto-Submitted"] = "auto-generated"
+        unsubscribe = message.context.get("unsubscribe_url")
+        if unsubscribe:
+            # RFC 8058: mail clients offer "unsubscribe" and POST to the link in one click.
+            mail["List-Unsubscribe"] = f"<{unsubscribe}>"
+            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         mail.set_content(parts["text"] + "\n")
         mail.add_alternative(_document(parts["html"], language), subtype="html")
         # After the parts: setting content clears the Content-* headers.

@@ -1,6 +1,7 @@
 """The records OrderHub owns, one module per aggregate; importing this registers them all."""
 
 from hub.core.models.audit import AuditEntry
+from hub.core.models.care import CareOptOut, CareSend, Review, TicketSurvey
 from hub.core.models.catalog import Product, Warehouse
 from hub.core.models.events import Event, NotificationDelivery, NotifierState
 from hub.core.models.intake import Connection, InboxEntry, SkuMapping
@@ -29,6 +30,8 @@ __all__ = [
     "Allocation",
     "ApiToken",
     "AuditEntry",
+    "CareOptOut",
+    "CareSend",
     "CarrierAccount",
     "Connection",
     "Counter",
@@ -46,6 +49,7 @@ __all__ = [
     "Return",
     "ReturnLine",
     "ReturnReceipt",
+    "Review",
     "Shipment",
     "ShipmentItem",
     "ShipmentPurchase",
@@ -59,6 +63,7 @@ __all__ = [
     "TicketEvent",
     "TicketLine",
     "TicketMessage",
+    "TicketSurvey",
     "TrackingEventRecord",
     "User",
     "Warehouse",

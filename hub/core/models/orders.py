@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +32,8 @@ class Customer(TenantScoped, Base):
     # The language the customer reads (a BCP 47 tag, "zh-CN"), for what the hub tells them;
     # None: the tenant's [notifications] language.
     language: Mapped[str | None] = mapped_column(String(35))
+    # For a birthday greeting (hub.core.care); None: not known, no greeting.
+    birthday: Mapped[date | None]
     vip: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -166,6 +168,17 @@ class Allocation(TenantScoped, Base):
 
 class OrderHistory(TenantScoped, Base):
     __tablename__ = "order_history"
+    __table_args__ = (
+        # Deliveries by time, for the review requests of customer care (hub.core.care): a
+        # small index, written only for the one transition it serves.
+        Index(
+            "ix_order_history_delivered",
+            "tenant_id",
+            "at",
+            postgresql_where=text("to_status = 'delivered'"),
+            sqlite_where=text("to_status = 'delivered'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)

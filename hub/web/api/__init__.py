@@ -15,6 +15,7 @@ def blueprint() -> Blueprint:
         openapi,
         orders,
         returns,
+        reviews,
         shipments,
         stock,
         tickets,

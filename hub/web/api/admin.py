@@ -216,6 +216,7 @@ def list_customers(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
             "name": c.name,
             "phone": c.phone,
             "language": c.language,
+            "birthday": c.birthday.isoformat() if c.birthday else None,
             "vip": c.vip,
         },
     )

@@ -61,6 +61,11 @@ CUSTOMER = closed(
             "description": "the language the customer reads, for what the hub tells them:"
             ' a BCP 47 tag such as "en" or "zh-CN"',
         },
+        "birthday": {
+            "type": "string",
+            "format": "date",
+            "description": "YYYY-MM-DD, for a birthday greeting (care rules); optional",
+        },
     }
 )
 ORDER_LINE = closed(
