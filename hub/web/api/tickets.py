@@ -3,6 +3,7 @@ category, and add replies and internal notes. A ticket's id is its number (``T-0
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from flask import Response, send_file
@@ -172,8 +173,10 @@ def download(ctx: Ctx, number: str, attachment_id: int) -> Response:
     except FileNotFoundError:
         raise NotFound(f"the file of attachment {attachment_id} is missing from the hub's"
                        " storage") from None
-    response = send_file(path, mimetype=row.content_type, as_attachment=True,
-                         download_name=row.filename, max_age=0)
+    # Read whole (at most max_attachment_bytes): no open file is left to a client that never
+    # reads the answer to its end.
+    response = send_file(io.BytesIO(path.read_bytes()), mimetype=row.content_type,
+                         as_attachment=True, download_name=row.filename, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
