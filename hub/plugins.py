@@ -225,7 +225,6 @@ class Plugins:
             )
         return sorted(infos, key=lambda i: i.name)
 
-
     def check_config(self, settings: Settings) -> None:
         """ConfigError for the first plugin a tenant file names (a notifier, a connection, a
         carrier account) that is not installed: found at start-up (``create_app``, ``orderhub

@@ -618,7 +618,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     # tracking
     ("GET", "/exceptions"): Sample(_exceptions, "list", lambda a: ACME_LOST),
     ("POST", "/exceptions/<int:exception_id>/resolve"): Sample(_resolve, "record"),
-    ("GET", "/reports/carriers"): Sample(lambda a: Request("GET", "/reports/carriers"), "own"),
+    ("GET", "/reports/<name>"): Sample(lambda a: Request("GET", "/reports/orders"), "own"),
     # tickets
     ("POST", "/tickets"): Sample(
         lambda a: Request("POST", "/tickets", {"kind": "question", "subject": "Hello?",

@@ -20,8 +20,7 @@ import filetype
 
 from hub.core.errors import Invalid
 
-ALLOWED = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf",
-           "text/plain")
+ALLOWED = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf", "text/plain")
 MAX_PER_TICKET = 50
 NAME_LENGTH = 200
 

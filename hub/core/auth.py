@@ -109,8 +109,15 @@ ROLES: dict[str, frozenset[str]] = {
     ),
     "analyst": frozenset(
         _READ
-        | {"reports.read", "channels.read", "shipping.read", "tickets.read", "returns.read",
-           "reviews.read", "care.read"}
+        | {
+            "reports.read",
+            "channels.read",
+            "shipping.read",
+            "tickets.read",
+            "returns.read",
+            "reviews.read",
+            "care.read",
+        }
     ),
 }
 

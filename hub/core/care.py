@@ -221,8 +221,12 @@ def _delay_apologies(
     due = now - rule.delay
     rows = session.execute(
         select(
-            Order.id, Order.number, Order.customer_id, Shipment.tracking_number,
-            Shipment.carrier, DeliveryException.id,
+            Order.id,
+            Order.number,
+            Order.customer_id,
+            Shipment.tracking_number,
+            Shipment.carrier,
+            DeliveryException.id,
         )
         .join(Shipment, Shipment.id == DeliveryException.shipment_id)
         .join(Order, Order.id == Shipment.order_id)
@@ -240,8 +244,12 @@ def _delay_apologies(
         yield Candidate(
             f"order:{order_id}",
             customer_id,
-            {"number": number, "tracking_number": tracking_number, "carrier": carrier,
-             "exception": exception_id},
+            {
+                "number": number,
+                "tracking_number": tracking_number,
+                "carrier": carrier,
+                "exception": exception_id,
+            },
             order_id=order_id,
         )
 
@@ -339,14 +347,18 @@ def _greetings(
     if session.get_bind().dialect.name == "postgresql" and column is Customer.created_at:
         day_of = func.timezone("UTC", column)  # the UTC day, whatever the session's zone
     rows = session.execute(
-        select(Customer.id, column).where(
+        select(Customer.id, column)
+        .where(
             Customer.tenant_id == tenant_id,
             column.is_not(None),
-            or_(*(
-                (extract("month", day_of) == m) & (extract("day", day_of) == d)
-                for m, d in sorted(wanted)
-            )),
-        ).order_by(Customer.id)
+            or_(
+                *(
+                    (extract("month", day_of) == m) & (extract("day", day_of) == d)
+                    for m, d in sorted(wanted)
+                )
+            ),
+        )
+        .order_by(Customer.id)
     ).all()
     for customer_id, value in rows:
         original = born(value)
@@ -458,14 +470,27 @@ def unsubscribe(session: Session, secret_key: str, token: str, source: str) -> d
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     made = session.execute(
         insert(CareOptOut)
-        .values(tenant_id=data["t"], customer_id=customer.id, kind=kind, source=source,
-                created_at=utcnow())
+        .values(
+            tenant_id=data["t"],
+            customer_id=customer.id,
+            kind=kind,
+            source=source,
+            created_at=utcnow(),
+        )
         .on_conflict_do_nothing(index_elements=["tenant_id", "customer_id", "kind"])
         .returning(CareOptOut.id)
     ).first()
     if made is not None:
-        audit.record(session, data["t"], f"customer:{customer.id}", "care.opt_out", "customer",
-                     customer.id, None, {"kind": kind, "source": source})
+        audit.record(
+            session,
+            data["t"],
+            f"customer:{customer.id}",
+            "care.opt_out",
+            "customer",
+            customer.id,
+            None,
+            {"kind": kind, "source": source},
+        )
     return {"tenant": _tenant_name(session, data["t"]), "kind": kind, "subscribed": False}
 
 
@@ -509,8 +534,13 @@ def answer_survey(
     now = utcnow()
     made = session.execute(
         insert(TicketSurvey)
-        .values(tenant_id=ticket.tenant_id, ticket_id=ticket.id, rating=rating,
-                comment=comment or None, answered_at=now)
+        .values(
+            tenant_id=ticket.tenant_id,
+            ticket_id=ticket.id,
+            rating=rating,
+            comment=comment or None,
+            answered_at=now,
+        )
         .on_conflict_do_nothing(index_elements=["ticket_id"])
         .returning(TicketSurvey.id)
     ).first()
@@ -518,10 +548,22 @@ def answer_survey(
         raise Conflict(f"the survey of ticket {ticket.number} is answered already")
     actor = f"customer:{ticket.customer_id}"
     tickets.note(session, ticket, actor, "survey", {"rating": rating, "comment": bool(comment)})
-    audit.record(session, ticket.tenant_id, actor, "ticket.survey", "ticket", ticket.number,
-                 None, {"rating": rating})
-    return {"ticket": ticket.number, "rating": rating, "comment": comment or None,
-            "answered_at": now.isoformat()}
+    audit.record(
+        session,
+        ticket.tenant_id,
+        actor,
+        "ticket.survey",
+        "ticket",
+        ticket.number,
+        None,
+        {"rating": rating},
+    )
+    return {
+        "ticket": ticket.number,
+        "rating": rating,
+        "comment": comment or None,
+        "answered_at": now.isoformat(),
+    }
 
 
 def survey_view(session: Session, survey_row: TicketSurvey) -> dict[str, Any]:
@@ -551,11 +593,11 @@ def message_links(
     else (a link is the customer's credential) and for other events."""
     if event not in KINDS:
         return {}
-    links: dict[str, str | None] = {"unsubscribe_url": None, "review_url": None,
-                                    "survey_url": None}
+    links: dict[str, str | None] = {"unsubscribe_url": None, "review_url": None, "survey_url": None}
     customer = session.scalar(
-        select(Customer).where(Customer.tenant_id == tenant_id,
-                               Customer.id == payload.get("customer_id"))
+        select(Customer).where(
+            Customer.tenant_id == tenant_id, Customer.id == payload.get("customer_id")
+        )
     )
     if customer is None or recipient is None or not _is_customer(customer, recipient):
         return links
@@ -564,18 +606,19 @@ def message_links(
     )
     if event == events.REVIEW_REQUEST:
         order_id = session.scalar(
-            select(Order.id).where(Order.tenant_id == tenant_id,
-                                   Order.number == str(payload.get("number")))
+            select(Order.id).where(
+                Order.tenant_id == tenant_id, Order.number == str(payload.get("number"))
+            )
         )
         if order_id is not None:
             links["review_url"] = care_links.url(
-                public_url, secret_key, "review", {"t": tenant_id, "o": order_id,
-                                                    "c": customer.id}
+                public_url, secret_key, "review", {"t": tenant_id, "o": order_id, "c": customer.id}
             )
     if event == events.SATISFACTION_SURVEY:
         ticket_id = session.scalar(
-            select(Ticket.id).where(Ticket.tenant_id == tenant_id,
-                                    Ticket.number == str(payload.get("ticket")))
+            select(Ticket.id).where(
+                Ticket.tenant_id == tenant_id, Ticket.number == str(payload.get("ticket"))
+            )
         )
         if ticket_id is not None:
             links["survey_url"] = care_links.url(
@@ -587,7 +630,8 @@ def message_links(
 def _is_customer(customer: Customer, recipient: Recipient) -> bool:
     address = recipient.address.strip().lower()
     return bool(address) and address in {
-        (customer.email or "").lower(), (customer.phone or "").strip().lower()
+        (customer.email or "").lower(),
+        (customer.phone or "").strip().lower(),
     }
 
 

@@ -38,9 +38,7 @@ class InsufficientStock(Conflict):
     code = "insufficient_stock"
 
 
-def line_problem(
-    line: int, problem: str, error: type[HubError] = Invalid, **more: Any
-) -> HubError:
+def line_problem(line: int, problem: str, error: type[HubError] = Invalid, **more: Any) -> HubError:
     """A problem with one line of what was sent (a CSV file's line counting its header, an
     order's or a batch's line counting from 1), in the shape every 422 has: ``details`` lists
     the problem, here naming ``line N`` as its field and the line's number for a program."""

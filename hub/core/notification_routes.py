@@ -333,8 +333,9 @@ def _named_customer(
     session: Session, tenant_id: int, payload: Mapping[str, Any], address: str
 ) -> Found:
     customer = session.scalar(
-        select(Customer).where(Customer.tenant_id == tenant_id,
-                               Customer.id == payload.get("customer_id"))
+        select(Customer).where(
+            Customer.tenant_id == tenant_id, Customer.id == payload.get("customer_id")
+        )
     )
     if customer is None:
         return f"customer {payload.get('customer_id')} is not there any more"
@@ -348,15 +349,14 @@ def _named_customer(
 def _staff(payload_key: str) -> Lookup:
     """The user a ticket event names under ``payload_key`` (its agent, its supervisor)."""
 
-    def lookup(
-        session: Session, tenant_id: int, payload: Mapping[str, Any], address: str
-    ) -> Found:
+    def lookup(session: Session, tenant_id: int, payload: Mapping[str, Any], address: str) -> Found:
         username = payload.get(payload_key)
         if not username:
             return f"ticket {payload.get('number')} has no {payload_key.replace('_', ' ')}"
         user = session.scalar(
-            select(User).where(User.tenant_id == tenant_id,
-                               User.username_key == username_key(str(username)))
+            select(User).where(
+                User.tenant_id == tenant_id, User.username_key == username_key(str(username))
+            )
         )
         found = (user.email if address == "email" else user.phone) if user else None
         if not found:
@@ -367,12 +367,11 @@ def _staff(payload_key: str) -> Lookup:
     return lookup
 
 
-def _requester(
-    session: Session, tenant_id: int, payload: Mapping[str, Any], address: str
-) -> Found:
+def _requester(session: Session, tenant_id: int, payload: Mapping[str, Any], address: str) -> Found:
     """The customer who opened the ticket."""
     customer = session.scalar(
-        select(Customer).join(Ticket, Ticket.customer_id == Customer.id)
+        select(Customer)
+        .join(Ticket, Ticket.customer_id == Customer.id)
         .where(Ticket.tenant_id == tenant_id, Ticket.number == str(payload.get("number")))
     )
     found = (customer.email if address == "email" else customer.phone) if customer else None
@@ -395,8 +394,7 @@ RECIPIENT_KINDS: dict[str, RecipientKind] = {
         "events about an order, its returns and refunds, and customer care messages",
     ),
     "agent": RecipientKind(
-        frozenset({events.TICKET_ASSIGNED, events.TICKET_SLA_WARNING,
-                   events.TICKET_SLA_BREACHED}),
+        frozenset({events.TICKET_ASSIGNED, events.TICKET_SLA_WARNING, events.TICKET_SLA_BREACHED}),
         _staff("assignee"),
         "a ticket's assignment and SLA alerts",
     ),

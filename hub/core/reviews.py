@@ -62,27 +62,37 @@ def create(
     order of another tenant is no order (404); a line not delivered yet, or reviewed already,
     is a 409."""
     if not 1 <= new.rating <= 5:
-        raise Invalid("rating must be from 1 to 5", [{"field": "rating",
-                                                     "problem": "must be from 1 to 5"}])
+        raise Invalid(
+            "rating must be from 1 to 5", [{"field": "rating", "problem": "must be from 1 to 5"}]
+        )
     order = session.scalar(
         select(Order).where(Order.tenant_id == tenant_id, Order.number == new.order_number)
     )
     if order is None:
         raise NotFound(f"no order {new.order_number!r}")
-    lines = list(session.scalars(
-        select(OrderLine).where(OrderLine.order_id == order.id, OrderLine.sku == new.sku)
-        .order_by(OrderLine.line_no)
-    ))
+    lines = list(
+        session.scalars(
+            select(OrderLine)
+            .where(OrderLine.order_id == order.id, OrderLine.sku == new.sku)
+            .order_by(OrderLine.line_no)
+        )
+    )
     if not lines:
-        raise Invalid(f"order {order.number} has no line of SKU {new.sku!r}",
-                      [{"field": "sku", "problem": f"not on order {order.number}"}])
+        raise Invalid(
+            f"order {order.number} has no line of SKU {new.sku!r}",
+            [{"field": "sku", "problem": f"not on order {order.number}"}],
+        )
     delivered = [line for line in lines if line_delivered(session, order, line)]
     if not delivered:
-        raise Conflict(f"{new.sku} on order {order.number} is not delivered yet: only delivered"
-                       " goods can be reviewed")
-    reviewed = set(session.scalars(
-        select(Review.order_line_id).where(Review.order_line_id.in_([x.id for x in lines]))
-    ))
+        raise Conflict(
+            f"{new.sku} on order {order.number} is not delivered yet: only delivered"
+            " goods can be reviewed"
+        )
+    reviewed = set(
+        session.scalars(
+            select(Review.order_line_id).where(Review.order_line_id.in_([x.id for x in lines]))
+        )
+    )
     line = next((x for x in delivered if x.id not in reviewed), None)
     if line is None:
         raise Conflict(f"{new.sku} on order {order.number} is reviewed already")
@@ -106,12 +116,29 @@ def create(
     )
     session.add(review)
     session.flush()
-    audit.record(session, tenant_id, actor, "review.create", "review", review.id, None,
-                 {"order": order.number, "sku": line.sku, "rating": new.rating,
-                  "source": new.source})
-    events.emit(session, tenant_id, events.REVIEW_CREATED,
-                {"id": review.id, "sku": line.sku, "rating": new.rating, "number": order.number,
-                 "verified_buyer": review.verified_buyer, "title": review.title})
+    audit.record(
+        session,
+        tenant_id,
+        actor,
+        "review.create",
+        "review",
+        review.id,
+        None,
+        {"order": order.number, "sku": line.sku, "rating": new.rating, "source": new.source},
+    )
+    events.emit(
+        session,
+        tenant_id,
+        events.REVIEW_CREATED,
+        {
+            "id": review.id,
+            "sku": line.sku,
+            "rating": new.rating,
+            "number": order.number,
+            "verified_buyer": review.verified_buyer,
+            "title": review.title,
+        },
+    )
     if new.rating <= tenant.care.review_ticket_below:
         review.ticket_id = _complaint(session, tenant_id, tenant, order, review, actor)
     return review
@@ -122,18 +149,26 @@ def line_delivered(session: Session, order: Order, line: OrderLine) -> bool:
     since), or a delivered parcel of the order carried its product."""
     if order.status in DELIVERED_ORDER:
         return True
-    return bool(session.scalar(
-        select(exists().where(
-            Shipment.order_id == order.id,
-            Shipment.status == "delivered",
-            ShipmentItem.shipment_id == Shipment.id,
-            ShipmentItem.product_id == line.product_id,
-        ))
-    ))
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Shipment.order_id == order.id,
+                    Shipment.status == "delivered",
+                    ShipmentItem.shipment_id == Shipment.id,
+                    ShipmentItem.product_id == line.product_id,
+                )
+            )
+        )
+    )
 
 
 def _complaint(
-    session: Session, tenant_id: int, tenant: TenantSettings, order: Order, review: Review,
+    session: Session,
+    tenant_id: int,
+    tenant: TenantSettings,
+    order: Order,
+    review: Review,
     actor: str,
 ) -> int | None:
     """A complaint ticket about the line, so someone calls the unhappy customer back. Needs
@@ -173,6 +208,7 @@ def get(session: Session, tenant_id: int, review_id: int, *, lock: bool = False)
 
 # --- moderation ---------------------------------------------------------------------------------
 
+
 def hide(session: Session, review: Review, reason: str, actor: str) -> Review:
     if reason not in HIDE_REASONS:
         problem = f"must be one of: {', '.join(HIDE_REASONS)}"
@@ -180,8 +216,16 @@ def hide(session: Session, review: Review, reason: str, actor: str) -> Review:
     if review.hidden:
         raise Conflict(f"review {review.id} is hidden already ({review.hidden_reason})")
     review.hidden, review.hidden_reason, review.updated_at = True, reason, utcnow()
-    audit.record(session, review.tenant_id, actor, "review.hide", "review", review.id,
-                 {"hidden": False}, {"hidden": True, "reason": reason})
+    audit.record(
+        session,
+        review.tenant_id,
+        actor,
+        "review.hide",
+        "review",
+        review.id,
+        {"hidden": False},
+        {"hidden": True, "reason": reason},
+    )
     return review
 
 
@@ -190,8 +234,16 @@ def show(session: Session, review: Review, actor: str) -> Review:
         raise Conflict(f"review {review.id} is shown already")
     before = {"hidden": True, "reason": review.hidden_reason}
     review.hidden, review.hidden_reason, review.updated_at = False, None, utcnow()
-    audit.record(session, review.tenant_id, actor, "review.show", "review", review.id, before,
-                 {"hidden": False})
+    audit.record(
+        session,
+        review.tenant_id,
+        actor,
+        "review.show",
+        "review",
+        review.id,
+        before,
+        {"hidden": False},
+    )
     return review
 
 
@@ -201,8 +253,9 @@ def reply(session: Session, review: Review, body: str, actor: str) -> Review:
         raise Conflict(f"review {review.id} has a reply already: one per review")
     now = utcnow()
     review.reply, review.replied_by, review.replied_at, review.updated_at = body, actor, now, now
-    audit.record(session, review.tenant_id, actor, "review.reply", "review", review.id, None,
-                 {"reply": body})
+    audit.record(
+        session, review.tenant_id, actor, "review.reply", "review", review.id, None, {"reply": body}
+    )
     return review
 
 
@@ -235,7 +288,8 @@ def view(session: Session, review: Review) -> dict[str, Any]:
     customer = session.get(Customer, review.customer_id) if review.customer_id else None
     ticket = (
         session.scalar(select(Ticket.number).where(Ticket.id == review.ticket_id))
-        if review.ticket_id else None
+        if review.ticket_id
+        else None
     )
     return {
         "id": review.id,
@@ -294,8 +348,11 @@ def rating(session: Session, tenant_id: int, product_id: int) -> dict[str, Any]:
     stars = dict(
         session.execute(
             select(Review.rating, func.count())
-            .where(Review.tenant_id == tenant_id, Review.product_id == product_id,
-                   Review.hidden.is_(False))
+            .where(
+                Review.tenant_id == tenant_id,
+                Review.product_id == product_id,
+                Review.hidden.is_(False),
+            )
             .group_by(Review.rating)
         ).all()
     )
@@ -310,29 +367,33 @@ def rating(session: Session, tenant_id: int, product_id: int) -> dict[str, Any]:
 
 
 def product(session: Session, tenant_id: int, sku: str) -> Product:
-    found = session.scalar(select(Product).where(Product.tenant_id == tenant_id,
-                                                 Product.sku == sku))
+    found = session.scalar(
+        select(Product).where(Product.tenant_id == tenant_id, Product.sku == sku)
+    )
     if found is None:
         raise NotFound(f"no product {sku!r}")
     return found
 
 
-def public_page(
-    session: Session, slug: str, sku: str, page: int, per_page: int
-) -> dict[str, Any]:
+def public_page(session: Session, slug: str, sku: str, page: int, per_page: int) -> dict[str, Any]:
     """A product's visible reviews for anyone, newest first, with its rating. An unknown
     tenant and an unknown product are the same 404."""
     tenant_id = session.scalar(select(Tenant.id).where(Tenant.slug == slug))
     if tenant_id is None:
         raise NotFound(f"no product {sku!r}")
     item = product(session, tenant_id, sku)
-    visible = select(Review, Customer.name).outerjoin(
-        Customer, Customer.id == Review.customer_id
-    ).where(Review.tenant_id == tenant_id, Review.product_id == item.id, Review.hidden.is_(False))
+    visible = (
+        select(Review, Customer.name)
+        .outerjoin(Customer, Customer.id == Review.customer_id)
+        .where(
+            Review.tenant_id == tenant_id, Review.product_id == item.id, Review.hidden.is_(False)
+        )
+    )
     total = session.scalar(select(func.count()).select_from(visible.subquery()))
     rows = session.execute(
         visible.order_by(Review.created_at.desc(), Review.id.desc())
-        .limit(per_page).offset((page - 1) * per_page)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
     ).all()
     return {
         "product": {"sku": item.sku, "name": item.name},
@@ -361,8 +422,7 @@ def linked_order(session: Session, secret_key: str, token: str) -> Order:
 
 def link_view(session: Session, order: Order) -> dict[str, Any]:
     """What a review link opens: the order's lines, and which can still be reviewed."""
-    reviewed = set(session.scalars(select(Review.order_line_id).where(
-        Review.order_id == order.id)))
+    reviewed = set(session.scalars(select(Review.order_line_id).where(Review.order_id == order.id)))
     lines = session.scalars(
         select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)
     ).all()
@@ -370,8 +430,12 @@ def link_view(session: Session, order: Order) -> dict[str, Any]:
         "tenant": session.scalar(select(Tenant.slug).where(Tenant.id == order.tenant_id)),
         "order": order.number,
         "lines": [
-            {"sku": line.sku, "name": line.name, "reviewed": line.id in reviewed,
-             "delivered": line_delivered(session, order, line)}
+            {
+                "sku": line.sku,
+                "name": line.name,
+                "reviewed": line.id in reviewed,
+                "delivered": line_delivered(session, order, line),
+            }
             for line in lines
         ],
     }

@@ -34,8 +34,7 @@ _ACTIVE = ("open", "assigned", "waiting_customer")
 
 def find_agent(session: Session, tenant_id: int, username: str) -> User | None:
     return session.scalar(
-        select(User).where(User.tenant_id == tenant_id,
-                           User.username_key == username_key(username))
+        select(User).where(User.tenant_id == tenant_id, User.username_key == username_key(username))
     )
 
 
@@ -43,12 +42,15 @@ def agent(session: Session, tenant_id: int, username: str) -> User:
     """A user who may hold tickets: active, of a staff role that handles tickets."""
     user = find_agent(session, tenant_id, username)
     if user is None or not user.active:
-        raise Invalid(f"no active user {username!r}",
-                      [{"field": "assignee", "problem": f"no active user {username!r}"}])
+        raise Invalid(
+            f"no active user {username!r}",
+            [{"field": "assignee", "problem": f"no active user {username!r}"}],
+        )
     if user.role not in (AGENT_ROLE, "operator", "admin"):
-        raise Invalid(f"{user.username} ({user.role}) does not handle tickets",
-                      [{"field": "assignee", "problem": "must be a service agent, operator or"
-                        " admin"}])
+        raise Invalid(
+            f"{user.username} ({user.role}) does not handle tickets",
+            [{"field": "assignee", "problem": "must be a service agent, operator or admin"}],
+        )
     return user
 
 
@@ -81,8 +83,11 @@ def choose(
     load = dict(
         session.execute(
             select(Ticket.assignee_id, func.count())
-            .where(Ticket.tenant_id == ticket.tenant_id, Ticket.status.in_(_ACTIVE),
-                   Ticket.assignee_id.in_([a.id for a in agents]))
+            .where(
+                Ticket.tenant_id == ticket.tenant_id,
+                Ticket.status.in_(_ACTIVE),
+                Ticket.assignee_id.in_([a.id for a in agents]),
+            )
             .group_by(Ticket.assignee_id)
         ).all()
     )
@@ -90,14 +95,20 @@ def choose(
 
 
 def assign_automatically(
-    session: Session, ticket: Ticket, rules: TicketRules, actor: str,
-    *, exclude: int | None = None,
+    session: Session,
+    ticket: Ticket,
+    rules: TicketRules,
+    actor: str,
+    *,
+    exclude: int | None = None,
 ) -> User | None:
     if session.get_bind().dialect.name == "postgresql":
         # One chooser per tenant at a time: the rest wait here, then read the new turn.
         session.execute(
-            select(User.id).where(User.tenant_id == ticket.tenant_id, User.role == AGENT_ROLE)
-            .order_by(User.id).with_for_update()
+            select(User.id)
+            .where(User.tenant_id == ticket.tenant_id, User.role == AGENT_ROLE)
+            .order_by(User.id)
+            .with_for_update()
         )
     chosen = choose(session, ticket, rules, exclude=exclude)
     if chosen is not None:
@@ -106,8 +117,13 @@ def assign_automatically(
 
 
 def assign(
-    session: Session, ticket: Ticket, user: User, actor: str, now: datetime,
-    *, strategy: str | None = None,
+    session: Session,
+    ticket: Ticket,
+    user: User,
+    actor: str,
+    now: datetime,
+    *,
+    strategy: str | None = None,
 ) -> None:
     before = ticket.assignee_id
     if before == user.id:
@@ -117,41 +133,75 @@ def assign(
     if ticket.status == "open":
         ticket.status = "assigned"
     ticket.updated_at = now
-    session.add(TicketEvent(tenant_id=ticket.tenant_id, ticket_id=ticket.id, at=now,
-                            actor=actor, kind="assigned",
-                            data={"to": user.username, "strategy": strategy}))
-    audit.record(session, ticket.tenant_id, actor, "ticket.assign", "ticket", ticket.number,
-                 {"assignee_id": before}, {"assignee": user.username})
-    events.emit(session, ticket.tenant_id, events.TICKET_ASSIGNED,
-                {"number": ticket.number, "assignee": user.username,
-                 "assignee_email": user.email, "priority": ticket.priority})
+    session.add(
+        TicketEvent(
+            tenant_id=ticket.tenant_id,
+            ticket_id=ticket.id,
+            at=now,
+            actor=actor,
+            kind="assigned",
+            data={"to": user.username, "strategy": strategy},
+        )
+    )
+    audit.record(
+        session,
+        ticket.tenant_id,
+        actor,
+        "ticket.assign",
+        "ticket",
+        ticket.number,
+        {"assignee_id": before},
+        {"assignee": user.username},
+    )
+    events.emit(
+        session,
+        ticket.tenant_id,
+        events.TICKET_ASSIGNED,
+        {
+            "number": ticket.number,
+            "assignee": user.username,
+            "assignee_email": user.email,
+            "priority": ticket.priority,
+        },
+    )
 
 
-def hand_over(
-    session: Session, user: User, rules: TicketRules, actor: str
-) -> list[str]:
+def hand_over(session: Session, user: User, rules: TicketRules, actor: str) -> list[str]:
     """An agent went unavailable (or was deactivated): each of their active tickets goes to
     another agent by the tenant's strategy, or back to the queue when nobody is free."""
     moved = []
     for ticket in session.scalars(
-        select(Ticket).where(Ticket.tenant_id == user.tenant_id, Ticket.assignee_id == user.id,
-                             Ticket.status.in_(_ACTIVE)).order_by(Ticket.id)
+        select(Ticket)
+        .where(
+            Ticket.tenant_id == user.tenant_id,
+            Ticket.assignee_id == user.id,
+            Ticket.status.in_(_ACTIVE),
+        )
+        .order_by(Ticket.id)
     ):
         if assign_automatically(session, ticket, rules, actor, exclude=user.id) is None:
             ticket.assignee_id = None
             if ticket.status == "assigned":
                 ticket.status = "open"
-            session.add(TicketEvent(tenant_id=ticket.tenant_id, ticket_id=ticket.id,
-                                    at=utcnow(), actor=actor, kind="unassigned",
-                                    data={"from": user.username, "why": "nobody available"}))
+            session.add(
+                TicketEvent(
+                    tenant_id=ticket.tenant_id,
+                    ticket_id=ticket.id,
+                    at=utcnow(),
+                    actor=actor,
+                    kind="unassigned",
+                    data={"from": user.username, "why": "nobody available"},
+                )
+            )
         moved.append(ticket.number)
     return moved
 
 
 def assign_waiting(session: Session, tenant_id: int, rules: TicketRules, actor: str) -> int:
     """Hand out the unassigned active tickets, oldest first, while agents are available."""
-    waiting = select(Ticket).where(Ticket.tenant_id == tenant_id, Ticket.status == "open",
-                                   Ticket.assignee_id.is_(None))
+    waiting = select(Ticket).where(
+        Ticket.tenant_id == tenant_id, Ticket.status == "open", Ticket.assignee_id.is_(None)
+    )
     if rules.assignment == "manual":
         waiting = waiting.where(Ticket.kind == "complaint")
     done = 0

@@ -91,9 +91,10 @@ class TicketRules:
 
     def target(self, category: str | None, priority: str) -> Target:
         for entry in self.sla:
-            if entry.get("category", category) == category and entry.get(
-                "priority", priority
-            ) == priority:
+            if (
+                entry.get("category", category) == category
+                and entry.get("priority", priority) == priority
+            ):
                 return Target(entry["first_reply_minutes"], entry["resolution_minutes"])
         return Target(*DEFAULT_TARGETS[priority])
 

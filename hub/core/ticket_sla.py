@@ -34,8 +34,7 @@ def retarget(ticket: Ticket, rules: TicketRules) -> None:
     """New targets counted from the ticket's creation, for the clocks still running."""
     target = rules.target(ticket.category, ticket.priority)
     if ticket.first_replied_at is None and ticket.first_reply_breached_at is None:
-        ticket.first_reply_due = rules.calendar.add(ticket.created_at,
-                                                    target.first_reply_minutes)
+        ticket.first_reply_due = rules.calendar.add(ticket.created_at, target.first_reply_minutes)
         ticket.first_reply_warned = False
     if ticket.resolution_breached_at is None and ticket.paused_at is None:
         ticket.resolution_due = rules.calendar.add(ticket.created_at, target.resolution_minutes)
@@ -61,10 +60,12 @@ def view(ticket: Ticket) -> dict[str, Any]:
         }
 
     return {
-        "first_reply": clock(ticket.first_reply_due, ticket.first_replied_at,
-                             ticket.first_reply_breached_at),
-        "resolution": clock(ticket.resolution_due, ticket.resolved_at,
-                            ticket.resolution_breached_at),
+        "first_reply": clock(
+            ticket.first_reply_due, ticket.first_replied_at, ticket.first_reply_breached_at
+        ),
+        "resolution": clock(
+            ticket.resolution_due, ticket.resolved_at, ticket.resolution_breached_at
+        ),
         "paused": ticket.paused_at is not None,
     }
 
@@ -84,12 +85,16 @@ def check(
             Ticket.tenant_id == tenant_id,
             Ticket.status.in_(_ACTIVE),
             or_(
-                (Ticket.first_replied_at.is_(None)
-                 & Ticket.first_reply_breached_at.is_(None)
-                 & (Ticket.first_reply_due <= soon)),
-                (Ticket.paused_at.is_(None)
-                 & Ticket.resolution_breached_at.is_(None)
-                 & (Ticket.resolution_due <= soon)),
+                (
+                    Ticket.first_replied_at.is_(None)
+                    & Ticket.first_reply_breached_at.is_(None)
+                    & (Ticket.first_reply_due <= soon)
+                ),
+                (
+                    Ticket.paused_at.is_(None)
+                    & Ticket.resolution_breached_at.is_(None)
+                    & (Ticket.resolution_due <= soon)
+                ),
             ),
         )
         .order_by(Ticket.id)
@@ -110,7 +115,11 @@ def check(
 
 
 def _tick(
-    session: Session, ticket: Ticket, clock: str, rules: TicketRules, now: datetime,
+    session: Session,
+    ticket: Ticket,
+    clock: str,
+    rules: TicketRules,
+    now: datetime,
     soon: datetime,
 ) -> str:
     deadline: datetime | None = getattr(ticket, f"{clock}_due")
@@ -119,19 +128,39 @@ def _tick(
     if deadline <= now:
         setattr(ticket, f"{clock}_breached_at", now)
         escalated = _escalate(session, ticket, rules)
-        _record(session, ticket, "sla_breach", {"clock": clock, "due": deadline.isoformat(),
-                                                "escalated_to": escalated})
-        events.emit(session, ticket.tenant_id, events.TICKET_SLA_BREACHED,
-                    {"number": ticket.number, "clock": clock, "due": deadline.isoformat(),
-                     "assignee": _username(session, ticket.assignee_id),
-                     "escalated_to": escalated})
+        _record(
+            session,
+            ticket,
+            "sla_breach",
+            {"clock": clock, "due": deadline.isoformat(), "escalated_to": escalated},
+        )
+        events.emit(
+            session,
+            ticket.tenant_id,
+            events.TICKET_SLA_BREACHED,
+            {
+                "number": ticket.number,
+                "clock": clock,
+                "due": deadline.isoformat(),
+                "assignee": _username(session, ticket.assignee_id),
+                "escalated_to": escalated,
+            },
+        )
         return "breached"
     if not getattr(ticket, f"{clock}_warned"):
         setattr(ticket, f"{clock}_warned", True)
         _record(session, ticket, "sla_warning", {"clock": clock, "due": deadline.isoformat()})
-        events.emit(session, ticket.tenant_id, events.TICKET_SLA_WARNING,
-                    {"number": ticket.number, "clock": clock, "due": deadline.isoformat(),
-                     "assignee": _username(session, ticket.assignee_id)})
+        events.emit(
+            session,
+            ticket.tenant_id,
+            events.TICKET_SLA_WARNING,
+            {
+                "number": ticket.number,
+                "clock": clock,
+                "due": deadline.isoformat(),
+                "assignee": _username(session, ticket.assignee_id),
+            },
+        )
         return "warned"
     return ""
 
@@ -141,21 +170,39 @@ def _escalate(session: Session, ticket: Ticket, rules: TicketRules) -> str | Non
     if rules.supervisor is None or ticket.escalated_to_id is not None:
         return _username(session, ticket.escalated_to_id)
     supervisor = session.scalar(
-        select(User).where(User.tenant_id == ticket.tenant_id,
-                           User.username_key == username_key(rules.supervisor),
-                           User.active.is_(True))
+        select(User).where(
+            User.tenant_id == ticket.tenant_id,
+            User.username_key == username_key(rules.supervisor),
+            User.active.is_(True),
+        )
     )
     if supervisor is None:
         return None
     ticket.escalated_to_id = supervisor.id
-    audit.record(session, ticket.tenant_id, "sla", "ticket.escalate", "ticket", ticket.number,
-                 None, {"escalated_to": supervisor.username})
+    audit.record(
+        session,
+        ticket.tenant_id,
+        "sla",
+        "ticket.escalate",
+        "ticket",
+        ticket.number,
+        None,
+        {"escalated_to": supervisor.username},
+    )
     return supervisor.username
 
 
 def _record(session: Session, ticket: Ticket, kind: str, data: dict[str, Any]) -> None:
-    session.add(TicketEvent(tenant_id=ticket.tenant_id, ticket_id=ticket.id, at=utcnow(),
-                            actor="sla", kind=kind, data=data))
+    session.add(
+        TicketEvent(
+            tenant_id=ticket.tenant_id,
+            ticket_id=ticket.id,
+            at=utcnow(),
+            actor="sla",
+            kind=kind,
+            data=data,
+        )
+    )
 
 
 def _username(session: Session, user_id: int | None) -> str | None:

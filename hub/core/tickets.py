@@ -82,8 +82,10 @@ def create(
     category = _category(rules, new.category)
     order = _order(session, tenant_id, new.order_number) if new.order_number else None
     if new.lines and order is None:
-        raise Invalid("lines name an order's lines: give the order too", [
-            {"field": "lines", "problem": "needs order"}])
+        raise Invalid(
+            "lines name an order's lines: give the order too",
+            [{"field": "lines", "problem": "needs order"}],
+        )
     customer = _customer(session, tenant_id, new.customer_email, new.customer_name)
     now = utcnow()
     ticket = Ticket(
@@ -105,20 +107,59 @@ def create(
     session.add(ticket)
     session.flush()
     for order_line, quantity in _lines(session, order, new.lines):
-        session.add(TicketLine(tenant_id=tenant_id, ticket_id=ticket.id,
-                               order_line_id=order_line.id, sku=order_line.sku,
-                               quantity=quantity))
-    session.add(TicketMessage(tenant_id=tenant_id, ticket_id=ticket.id, author_kind="customer",
-                              author=customer.email or "", visibility="public", body=new.body,
-                              created_at=now))
-    note(session, ticket, actor, "created", {"kind": new.kind, "priority": new.priority,
-                                              "category": category, "source": new.source})
-    audit.record(session, tenant_id, actor, "ticket.create", "ticket", ticket.number, None,
-                 {"kind": new.kind, "subject": new.subject, "order": new.order_number,
-                  "customer": customer.email})
-    events.emit(session, tenant_id, events.TICKET_CREATED,
-                {"number": ticket.number, "kind": ticket.kind, "priority": ticket.priority,
-                 "customer": customer.email})
+        session.add(
+            TicketLine(
+                tenant_id=tenant_id,
+                ticket_id=ticket.id,
+                order_line_id=order_line.id,
+                sku=order_line.sku,
+                quantity=quantity,
+            )
+        )
+    session.add(
+        TicketMessage(
+            tenant_id=tenant_id,
+            ticket_id=ticket.id,
+            author_kind="customer",
+            author=customer.email or "",
+            visibility="public",
+            body=new.body,
+            created_at=now,
+        )
+    )
+    note(
+        session,
+        ticket,
+        actor,
+        "created",
+        {"kind": new.kind, "priority": new.priority, "category": category, "source": new.source},
+    )
+    audit.record(
+        session,
+        tenant_id,
+        actor,
+        "ticket.create",
+        "ticket",
+        ticket.number,
+        None,
+        {
+            "kind": new.kind,
+            "subject": new.subject,
+            "order": new.order_number,
+            "customer": customer.email,
+        },
+    )
+    events.emit(
+        session,
+        tenant_id,
+        events.TICKET_CREATED,
+        {
+            "number": ticket.number,
+            "kind": ticket.kind,
+            "priority": ticket.priority,
+            "customer": customer.email,
+        },
+    )
     if rules.assignment != "manual" or ticket.kind == "complaint":
         ticket_assignment.assign_automatically(session, ticket, rules, actor)
     return ticket
@@ -150,7 +191,8 @@ def change(
         agent = ticket_assignment.agent(session, ticket.tenant_id, assignee)
         if ticket.status not in ACTIVE:
             raise IllegalTransition(
-                f"ticket {ticket.number} is {ticket.status}: reopen it before assigning it")
+                f"ticket {ticket.number} is {ticket.status}: reopen it before assigning it"
+            )
     if status is not None:
         _check_choice("status", status, STATUSES)
     if priority is not None:
@@ -167,8 +209,13 @@ def change(
         ticket.priority = priority or ticket.priority
         ticket.category = category or ticket.category
         ticket_sla.retarget(ticket, rules)
-        note(session, ticket, actor, "classified",
-             {"from": before, "to": {"priority": ticket.priority, "category": ticket.category}})
+        note(
+            session,
+            ticket,
+            actor,
+            "classified",
+            {"from": before, "to": {"priority": ticket.priority, "category": ticket.category}},
+        )
     if status is not None and status != ticket.status:
         move(session, ticket, status, rules, actor, now)
     ticket.updated_at = now
@@ -176,7 +223,11 @@ def change(
 
 
 def move(
-    session: Session, ticket: Ticket, status: str, rules: TicketRules, actor: str,
+    session: Session,
+    ticket: Ticket,
+    status: str,
+    rules: TicketRules,
+    actor: str,
     now: datetime | None = None,
 ) -> None:
     """Apply one transition of TRANSITIONS, keeping the SLA clock and the dates in step."""
@@ -189,7 +240,8 @@ def move(
         if now - since > timedelta(days=rules.reopen_days):
             raise IllegalTransition(
                 f"ticket {ticket.number} was resolved more than {rules.reopen_days} days ago: "
-                "open a new ticket instead")
+                "open a new ticket instead"
+            )
         ticket.resolved_at = ticket.closed_at = None
         # Back to its agent if one is still there, else to the queue.
         status = "assigned" if ticket.assignee_id is not None else "open"
@@ -205,10 +257,22 @@ def move(
     ticket.status = status
     ticket.updated_at = now
     note(session, ticket, actor, "status", {"action": action, "from": before, "to": status})
-    audit.record(session, ticket.tenant_id, actor, f"ticket.{action}", "ticket", ticket.number,
-                 {"status": before}, {"status": status})
-    events.emit(session, ticket.tenant_id, events.TICKET_STATUS_CHANGED,
-                {"number": ticket.number, "from": before, "to": status})
+    audit.record(
+        session,
+        ticket.tenant_id,
+        actor,
+        f"ticket.{action}",
+        "ticket",
+        ticket.number,
+        {"status": before},
+        {"status": status},
+    )
+    events.emit(
+        session,
+        ticket.tenant_id,
+        events.TICKET_STATUS_CHANGED,
+        {"number": ticket.number, "from": before, "to": status},
+    )
 
 
 def _refusal(ticket: Ticket, status: str) -> str:
@@ -234,24 +298,40 @@ def add_message(
     takes an unassigned ticket); a customer's reply while the ticket waits on them, or after
     it was resolved (within the reopen window), puts it back in the agent's hands."""
     if internal and author_kind != "agent":
-        raise Invalid("only staff write internal notes",
-                      [{"field": "internal", "problem": "only staff write internal notes"}])
+        raise Invalid(
+            "only staff write internal notes",
+            [{"field": "internal", "problem": "only staff write internal notes"}],
+        )
     if ticket.status == "closed" and author_kind == "customer":
         raise IllegalTransition(f"ticket {ticket.number} is closed: open a new ticket")
     now = utcnow()
-    message = TicketMessage(tenant_id=ticket.tenant_id, ticket_id=ticket.id,
-                            author_kind=author_kind, author=author,
-                            visibility="internal" if internal else "public", body=body,
-                            created_at=now)
+    message = TicketMessage(
+        tenant_id=ticket.tenant_id,
+        ticket_id=ticket.id,
+        author_kind=author_kind,
+        author=author,
+        visibility="internal" if internal else "public",
+        body=body,
+        created_at=now,
+    )
     session.add(message)
     session.flush()
-    note(session, ticket, actor, "note" if internal else "message",
-         {"message": message.id, "author_kind": author_kind})
+    note(
+        session,
+        ticket,
+        actor,
+        "note" if internal else "message",
+        {"message": message.id, "author_kind": author_kind},
+    )
     if author_kind == "agent" and not internal:
         if ticket.assignee_id is None and ticket.status == "open":
             ticket_assignment.assign(
-                session, ticket, ticket_assignment.agent(session, ticket.tenant_id, author),
-                actor, now)
+                session,
+                ticket,
+                ticket_assignment.agent(session, ticket.tenant_id, author),
+                actor,
+                now,
+            )
         if ticket.first_replied_at is None:
             ticket.first_replied_at = now
     if author_kind == "customer":
@@ -268,45 +348,74 @@ def attach(
 ) -> TicketAttachment:
     """Keep a file with the ticket (hub.core.attachments says which files and where)."""
     content_type = attachments.kind_of(data)
-    count = session.scalar(
-        select(func.count()).where(TicketAttachment.ticket_id == ticket.id)
-    ) or 0
+    count = session.scalar(select(func.count()).where(TicketAttachment.ticket_id == ticket.id)) or 0
     if count >= attachments.MAX_PER_TICKET:
         raise IllegalTransition(
-            f"ticket {ticket.number} has {attachments.MAX_PER_TICKET} files already")
+            f"ticket {ticket.number} has {attachments.MAX_PER_TICKET} files already"
+        )
     digest = attachments.store(data_dir, ticket.tenant_id, data)
-    row = TicketAttachment(tenant_id=ticket.tenant_id, ticket_id=ticket.id,
-                           filename=attachments.clean_name(filename), content_type=content_type,
-                           size=len(data), sha256=digest, uploaded_by=actor,
-                           created_at=utcnow())
+    row = TicketAttachment(
+        tenant_id=ticket.tenant_id,
+        ticket_id=ticket.id,
+        filename=attachments.clean_name(filename),
+        content_type=content_type,
+        size=len(data),
+        sha256=digest,
+        uploaded_by=actor,
+        created_at=utcnow(),
+    )
     session.add(row)
     session.flush()
     note(session, ticket, actor, "attachment", {"id": row.id, "filename": row.filename})
-    audit.record(session, ticket.tenant_id, actor, "ticket.attach", "ticket", ticket.number,
-                 None, {"attachment": row.id, "filename": row.filename, "size": row.size,
-                        "sha256": digest})
+    audit.record(
+        session,
+        ticket.tenant_id,
+        actor,
+        "ticket.attach",
+        "ticket",
+        ticket.number,
+        None,
+        {"attachment": row.id, "filename": row.filename, "size": row.size, "sha256": digest},
+    )
     ticket.updated_at = utcnow()
     return row
 
 
 def attachment(session: Session, ticket: Ticket, attachment_id: int) -> TicketAttachment:
-    row = session.scalar(select(TicketAttachment).where(
-        TicketAttachment.id == attachment_id, TicketAttachment.ticket_id == ticket.id))
+    row = session.scalar(
+        select(TicketAttachment).where(
+            TicketAttachment.id == attachment_id, TicketAttachment.ticket_id == ticket.id
+        )
+    )
     if row is None:
         raise NotFound(f"ticket {ticket.number} has no attachment {attachment_id}")
     return row
 
 
 def attachment_view(row: TicketAttachment) -> dict[str, Any]:
-    return {"id": row.id, "filename": row.filename, "content_type": row.content_type,
-            "size": row.size, "sha256": row.sha256, "uploaded_by": row.uploaded_by,
-            "created_at": row.created_at.isoformat()}
+    return {
+        "id": row.id,
+        "filename": row.filename,
+        "content_type": row.content_type,
+        "size": row.size,
+        "sha256": row.sha256,
+        "uploaded_by": row.uploaded_by,
+        "created_at": row.created_at.isoformat(),
+    }
 
 
 def note(session: Session, ticket: Ticket, actor: str, kind: str, data: dict[str, Any]) -> None:
     """One line of the ticket's timeline."""
-    session.add(TicketEvent(tenant_id=ticket.tenant_id, ticket_id=ticket.id, at=utcnow(),
-                            actor=actor, kind=kind, data=data))
+    session.add(
+        TicketEvent(
+            tenant_id=ticket.tenant_id,
+            ticket_id=ticket.id,
+            at=utcnow(),
+            actor=actor,
+            kind=kind,
+            data=data,
+        )
+    )
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -317,7 +426,8 @@ def view(session: Session, ticket: Ticket, *, full: bool = False) -> dict[str, A
     names = _usernames(session, {ticket.assignee_id, ticket.escalated_to_id})
     order_number = (
         session.scalar(select(Order.number).where(Order.id == ticket.order_id))
-        if ticket.order_id else None
+        if ticket.order_id
+        else None
     )
     out: dict[str, Any] = {
         "id": ticket.number,
@@ -348,24 +458,33 @@ def view(session: Session, ticket: Ticket, *, full: bool = False) -> dict[str, A
             )
         ]
         out["messages"] = [
-            {"id": m.id, "author_kind": m.author_kind, "author": m.author,
-             "visibility": m.visibility, "body": m.body, "created_at": m.created_at.isoformat()}
+            {
+                "id": m.id,
+                "author_kind": m.author_kind,
+                "author": m.author,
+                "visibility": m.visibility,
+                "body": m.body,
+                "created_at": m.created_at.isoformat(),
+            }
             for m in session.scalars(
-                select(TicketMessage).where(TicketMessage.ticket_id == ticket.id)
+                select(TicketMessage)
+                .where(TicketMessage.ticket_id == ticket.id)
                 .order_by(TicketMessage.id)
             )
         ]
         out["attachments"] = [
             attachment_view(a)
             for a in session.scalars(
-                select(TicketAttachment).where(TicketAttachment.ticket_id == ticket.id)
+                select(TicketAttachment)
+                .where(TicketAttachment.ticket_id == ticket.id)
                 .order_by(TicketAttachment.id)
             )
         ]
         out["timeline"] = [
             {"at": e.at.isoformat(), "actor": e.actor, "kind": e.kind, "data": e.data}
             for e in session.scalars(
-                select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
+                select(TicketEvent)
+                .where(TicketEvent.ticket_id == ticket.id)
                 .order_by(TicketEvent.id)
             )
         ]
@@ -406,13 +525,16 @@ def search(
         query = query.join(Order, Order.id == Ticket.order_id).where(Order.number == order)
     if customer:
         query = query.join(Customer, Customer.id == Ticket.customer_id).where(
-            func.lower(Customer.email) == customer.strip().lower())
+            func.lower(Customer.email) == customer.strip().lower()
+        )
     if escalated is not None:
         query = query.where(
-            Ticket.escalated_to_id.is_not(None) if escalated else Ticket.escalated_to_id.is_(None))
+            Ticket.escalated_to_id.is_not(None) if escalated else Ticket.escalated_to_id.is_(None)
+        )
     if breached is not None:
-        either = (Ticket.first_reply_breached_at.is_not(None)
-                  | Ticket.resolution_breached_at.is_not(None))
+        either = Ticket.first_reply_breached_at.is_not(None) | Ticket.resolution_breached_at.is_not(
+            None
+        )
         query = query.where(either if breached else ~either)
     return query
 
@@ -438,8 +560,9 @@ def _order(session: Session, tenant_id: int, number: str) -> Order:
         select(Order).where(Order.tenant_id == tenant_id, Order.number == number)
     )
     if order is None:
-        raise Invalid(f"order {number!r} not found",
-                      [{"field": "order", "problem": f"no order {number!r}"}])
+        raise Invalid(
+            f"order {number!r} not found", [{"field": "order", "problem": f"no order {number!r}"}]
+        )
     return order
 
 
@@ -456,12 +579,15 @@ def _lines(
         line = by_sku.get(sku)
         where = f"lines[{i}]"
         if line is None:
-            raise Invalid(f"{where}: order {order.number} has no line of SKU {sku!r}",
-                          [{"field": f"{where}.sku", "problem": f"not on order {order.number}"}])
+            raise Invalid(
+                f"{where}: order {order.number} has no line of SKU {sku!r}",
+                [{"field": f"{where}.sku", "problem": f"not on order {order.number}"}],
+            )
         if quantity > line.quantity:
             raise Invalid(
                 f"{where}: order {order.number} has {line.quantity} of {sku}, not {quantity}",
-                [{"field": f"{where}.quantity", "problem": f"at most {line.quantity}"}])
+                [{"field": f"{where}.quantity", "problem": f"at most {line.quantity}"}],
+            )
         out.append((line, quantity))
     return out
 

@@ -34,26 +34,30 @@ if TYPE_CHECKING:
 bp = Blueprint("public", __name__)
 
 TEXT = {"type": "string", "maxLength": 20_000}
-REVIEW = Draft202012Validator({
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["sku", "rating"],
-    "properties": {
-        "sku": {"type": "string", "minLength": 1, "maxLength": 64},
-        "rating": {"type": "integer", "minimum": 1, "maximum": 5},
-        "title": {"type": "string", "maxLength": 200},
-        "body": TEXT,
-    },
-})
-ANSWER = Draft202012Validator({
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["rating"],
-    "properties": {
-        "rating": {"type": "integer", "minimum": 1, "maximum": 5},
-        "comment": {"type": "string", "maxLength": 5000},
-    },
-})
+REVIEW = Draft202012Validator(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["sku", "rating"],
+        "properties": {
+            "sku": {"type": "string", "minLength": 1, "maxLength": 64},
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "title": {"type": "string", "maxLength": 200},
+            "body": TEXT,
+        },
+    }
+)
+ANSWER = Draft202012Validator(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["rating"],
+        "properties": {
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "comment": {"type": "string", "maxLength": 5000},
+        },
+    }
+)
 
 
 def _runtime() -> Runtime:
@@ -85,8 +89,10 @@ def _json(validator: Draft202012Validator) -> dict[str, Any]:
         raise Invalid(schema_errors.summary(found), found)
     for key, value in data.items():
         if isinstance(value, str) and "\x00" in value:
-            raise Invalid(f"{key}: contains a NUL character",
-                          [{"field": key, "problem": "contains a NUL character"}])
+            raise Invalid(
+                f"{key}: contains a NUL character",
+                [{"field": key, "problem": "contains a NUL character"}],
+            )
     return data  # type: ignore[no-any-return]
 
 
@@ -126,8 +132,14 @@ def review(token: str) -> ResponseReturnValue:
             session,
             order.tenant_id,
             runtime.tenant_settings(slug),
-            reviews.NewReview(order.number, body["sku"], body["rating"], body.get("title"),
-                              body.get("body"), source="link"),
+            reviews.NewReview(
+                order.number,
+                body["sku"],
+                body["rating"],
+                body.get("title"),
+                body.get("body"),
+                source="link",
+            ),
             f"customer:{order.customer_id}",
         )
         return reviews.public_view(made, None), 201
@@ -160,8 +172,12 @@ def _page_arg(name: str, default: int, maximum: int) -> int:
     if raw is None:
         return default
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise ApiError(400, "bad_query", f"query parameter {name!r} must be an integer from 1"
-                       f" to {maximum}", [{"field": name, "problem": f"from 1 to {maximum}"}])
+        raise ApiError(
+            400,
+            "bad_query",
+            f"query parameter {name!r} must be an integer from 1 to {maximum}",
+            [{"field": name, "problem": f"from 1 to {maximum}"}],
+        )
     return int(raw)
 
 
@@ -169,10 +185,12 @@ def _page_arg(name: str, default: int, maximum: int) -> int:
 def product_reviews(tenant: str, sku: str) -> ResponseReturnValue:
     unknown = sorted(set(request.args) - {"page", "per_page"})
     if unknown:
-        raise ApiError(400, "bad_query", f"unknown query parameter(s) {', '.join(unknown)};"
-                       " allowed: page, per_page",
-                       [{"field": n, "problem": "is not a known query parameter"}
-                        for n in unknown])
+        raise ApiError(
+            400,
+            "bad_query",
+            f"unknown query parameter(s) {', '.join(unknown)}; allowed: page, per_page",
+            [{"field": n, "problem": "is not a known query parameter"} for n in unknown],
+        )
     runtime = _runtime()
     page = _page_arg("page", 1, 1_000_000)
     per_page = _page_arg("per_page", 20, min(100, runtime.settings.max_per_page))

@@ -24,6 +24,7 @@ from hub.core import (
     polling,
     purchases,
     refunds,
+    report_rollups,
     ticket_assignment,
     ticket_sla,
     tickets,
@@ -262,6 +263,10 @@ def sweep(runtime: Runtime, older_than: timedelta | None = None) -> int:
         unpushed = refunds.unpushed(session, cutoff)
     for refund_id in unpushed:
         runtime.jobs.send("push_refund", refund_id)
+    # Kept up here but not counted as work found: a refresh rebuilds the last minutes' days
+    # every time, with nothing left undone.
+    if _due(runtime, "reports", REPORTS_EVERY):
+        sweep_reports(runtime)
     return (
         len(ids)
         + len(pending)
@@ -271,7 +276,7 @@ def sweep(runtime: Runtime, older_than: timedelta | None = None) -> int:
         + sweep_tracking(runtime)
         + sweep_purchases(runtime)
         + sweep_tickets(runtime)
-        + (sweep_care(runtime) if _care_due(runtime) else 0)
+        + (sweep_care(runtime) if _due(runtime, "care", CARE_EVERY) else 0)
     )
 
 
@@ -282,9 +287,7 @@ def sweep_tickets(runtime: Runtime) -> int:
     with runtime.transaction() as session:
         tenants = session.execute(
             select(Tenant.id, Tenant.slug)
-            .where(Tenant.id.in_(
-                select(Ticket.tenant_id).where(Ticket.status.in_(tickets.ACTIVE))
-            ))
+            .where(Tenant.id.in_(select(Ticket.tenant_id).where(Ticket.status.in_(tickets.ACTIVE))))
             .order_by(Tenant.id)
         ).all()
     done = 0
@@ -300,16 +303,35 @@ def sweep_tickets(runtime: Runtime) -> int:
 # The care rules look over whole tables (a tenant's orders, per customer, for win-backs): the
 # periodic sweep runs them at most this often; a message is then at most this late.
 CARE_EVERY = 300.0
-_care_swept: weakref.WeakKeyDictionary[Runtime, float] = weakref.WeakKeyDictionary()
+# The reports' rollups are refreshed at most this often by the sweep (a report refreshes them
+# itself too, so this only keeps that refresh small).
+REPORTS_EVERY = 60.0
+_swept: weakref.WeakKeyDictionary[Runtime, dict[str, float]] = weakref.WeakKeyDictionary()
 
 
-def _care_due(runtime: Runtime) -> bool:
+def _due(runtime: Runtime, job: str, every: float) -> bool:
+    """Whether a periodic part of the sweep is due in this process (and mark it run)."""
     now = time.monotonic()
-    last = _care_swept.get(runtime)
-    if last is not None and now - last < CARE_EVERY:
+    runs = _swept.setdefault(runtime, {})
+    last = runs.get(job)
+    if last is not None and now - last < every:
         return False
-    _care_swept[runtime] = now
+    runs[job] = now
     return True
+
+
+def sweep_reports(runtime: Runtime) -> int:
+    """Fold the latest changes into every tenant's report rollups (building them the first
+    time), each tenant in its own transaction. Returns the days rebuilt."""
+    with runtime.transaction() as session:
+        tenants = session.execute(select(Tenant.id, Tenant.slug).order_by(Tenant.id)).all()
+    done = 0
+    for tenant_id, slug in tenants:
+        zone = runtime.tenant_settings(slug).tickets.calendar.timezone
+        with runtime.transaction() as session:
+            session.info[TENANT_KEY] = tenant_id
+            done += report_rollups.refresh(session, tenant_id, zone)
+    return done
 
 
 def sweep_care(runtime: Runtime, now: datetime | None = None) -> int:

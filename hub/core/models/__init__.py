@@ -16,6 +16,14 @@ from hub.core.models.logistics import (
 )
 from hub.core.models.operations import WorkerHeartbeat
 from hub.core.models.orders import Allocation, Customer, Order, OrderHistory, OrderLine
+from hub.core.models.reports import (
+    ReportCarrierDay,
+    ReportOrderDay,
+    ReportPlaceDay,
+    ReportProductDay,
+    ReportRefresh,
+    ReportWarehouseDay,
+)
 from hub.core.models.returns import Refund, Return, ReturnLine, ReturnReceipt
 from hub.core.models.tenancy import ApiToken, Counter, Tenant, TenantScoped, User
 from hub.core.models.tickets import (
@@ -46,6 +54,12 @@ __all__ = [
     "OrderLine",
     "Product",
     "Refund",
+    "ReportCarrierDay",
+    "ReportOrderDay",
+    "ReportPlaceDay",
+    "ReportProductDay",
+    "ReportRefresh",
+    "ReportWarehouseDay",
     "Return",
     "ReturnLine",
     "ReturnReceipt",

@@ -45,6 +45,7 @@ class Shipment(TenantScoped, Base):
         UniqueConstraint("carrier_account_id", "tracking_number"),
         Index("ix_shipments_tenant_tracking", "tenant_id", "tracking_number"),
         Index("ix_shipments_tenant_created", "tenant_id", "created_at"),
+        Index("ix_shipments_tenant_updated", "tenant_id", "updated_at"),
         # The tracker's work list: live shipments by when they are due a check.
         Index(
             "ix_shipments_due",

@@ -30,6 +30,7 @@ class Return(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "number"),
         Index("ix_returns_tenant_status", "tenant_id", "status"),
+        Index("ix_returns_tenant_created", "tenant_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

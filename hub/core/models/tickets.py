@@ -23,6 +23,7 @@ class Ticket(TenantScoped, Base):
         UniqueConstraint("tenant_id", "number"),
         Index("ix_tickets_tenant_status", "tenant_id", "status", "created_at"),
         Index("ix_tickets_tenant_assignee", "tenant_id", "assignee_id", "status"),
+        Index("ix_tickets_tenant_created", "tenant_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -38,9 +39,7 @@ class Ticket(TenantScoped, Base):
     )
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    escalated_to_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
-    )
+    escalated_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,6 +14,7 @@ def blueprint() -> Blueprint:
         notifications,
         openapi,
         orders,
+        reports,
         returns,
         reviews,
         shipments,

@@ -73,8 +73,7 @@ def update_user(ctx: Ctx, username: str, body: dict[str, Any]) -> dict[str, Any]
     ):
         raise Conflict("you cannot demote or deactivate yourself")
     before = auth.user_view(user)
-    for key in ("role", "full_name", "email", "phone", "address", "active", "available",
-                "skills"):
+    for key in ("role", "full_name", "email", "phone", "address", "active", "available", "skills"):
         if key in body:
             setattr(user, key, body[key])
     if "password" in body:
@@ -232,9 +231,7 @@ def list_plugins(ctx: Ctx) -> dict[str, Any]:
     """Every user may learn what can be set up and how (secret settings are marked
     ``x-secret``); which plugin modules loaded from where, and what failed to load, are the
     operator's details, shown to roles that may read plugins (admins)."""
-    return ctx.runtime.plugins.catalogue(
-        ctx.tenant, host_details=ctx.principal.can("plugins.read")
-    )
+    return ctx.runtime.plugins.catalogue(ctx.tenant, host_details=ctx.principal.can("plugins.read"))
 
 
 def _user(ctx: Ctx, username: str) -> User:

@@ -382,12 +382,14 @@ def _file_body(runtime: Runtime) -> Upload:
     request.max_content_length = runtime.settings.max_attachment_bytes + 64 * 1024
     upload = request.files.get("file") if request.mimetype == "multipart/form-data" else None
     if upload is None:
-        raise ApiError(415, "unsupported_media_type",
-                       "send multipart/form-data with a 'file' part")
+        raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a 'file' part")
     data = upload.read(runtime.settings.max_attachment_bytes + 1)
     if len(data) > runtime.settings.max_attachment_bytes:
-        raise ApiError(413, "too_large",
-                       f"the file is larger than {runtime.settings.max_attachment_bytes} bytes")
+        raise ApiError(
+            413,
+            "too_large",
+            f"the file is larger than {runtime.settings.max_attachment_bytes} bytes",
+        )
     return Upload(upload.filename or "", data)
 
 

@@ -47,6 +47,7 @@ MULTIPART_FILE: dict[str, Any] = {
     }
 }
 
+
 def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for r in ROUTES:

@@ -18,8 +18,12 @@ TAG = "reviews"
 
 REVIEW_CREATE = schemas.closed(
     {
-        "order": {"type": "string", "minLength": 1, "maxLength": 32,
-                  "description": "the order's number"},
+        "order": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 32,
+            "description": "the order's number",
+        },
         "sku": schemas.SKU,
         "rating": {"type": "integer", "minimum": 1, "maximum": 5},
         "title": {"type": "string", "maxLength": 200},
@@ -28,20 +32,35 @@ REVIEW_CREATE = schemas.closed(
     ("order", "sku", "rating"),
 )
 HIDE = schemas.closed(
-    {"reason": {"enum": list(reviews.HIDE_REASONS),
-                "description": "why it is hidden; a review is never hidden for being negative"}},
+    {
+        "reason": {
+            "enum": list(reviews.HIDE_REASONS),
+            "description": "why it is hidden; a review is never hidden for being negative",
+        }
+    },
     ("reason",),
 )
-REPLY = schemas.closed(
-    {"body": {"type": "string", "minLength": 1, "maxLength": 5000}}, ("body",)
+REPLY = schemas.closed({"body": {"type": "string", "minLength": 1, "maxLength": 5000}}, ("body",))
+
+
+@route(
+    "/reviews",
+    "POST",
+    permission="reviews.write",
+    tag=TAG,
+    status=201,
+    summary="Take a customer's review of a delivered order line",
+    body=REVIEW_CREATE,
 )
-
-
-@route("/reviews", "POST", permission="reviews.write", tag=TAG, status=201,
-       summary="Take a customer's review of a delivered order line", body=REVIEW_CREATE)
 def create_review(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
-    new = reviews.NewReview(body["order"], body["sku"], body["rating"], body.get("title"),
-                            body.get("body"), source="api")
+    new = reviews.NewReview(
+        body["order"],
+        body["sku"],
+        body["rating"],
+        body.get("title"),
+        body.get("body"),
+        source="api",
+    )
     review = reviews.create(ctx.session, ctx.tenant_id, ctx.tenant, new, ctx.actor)
     return reviews.view(ctx.session, review)
 
@@ -70,29 +89,50 @@ def get_review(ctx: Ctx, review_id: int) -> dict[str, Any]:
     return reviews.view(ctx.session, reviews.get(ctx.session, ctx.tenant_id, review_id))
 
 
-@route("/reviews/<int:review_id>/hide", "POST", permission="reviews.moderate", tag=TAG,
-       summary="Hide a review (spam, abuse, personal data, off topic)", body=HIDE)
+@route(
+    "/reviews/<int:review_id>/hide",
+    "POST",
+    permission="reviews.moderate",
+    tag=TAG,
+    summary="Hide a review (spam, abuse, personal data, off topic)",
+    body=HIDE,
+)
 def hide_review(ctx: Ctx, review_id: int, body: dict[str, Any]) -> dict[str, Any]:
     review = reviews.get(ctx.session, ctx.tenant_id, review_id, lock=True)
     return reviews.view(ctx.session, reviews.hide(ctx.session, review, body["reason"], ctx.actor))
 
 
-@route("/reviews/<int:review_id>/show", "POST", permission="reviews.moderate", tag=TAG,
-       summary="Show a hidden review again")
+@route(
+    "/reviews/<int:review_id>/show",
+    "POST",
+    permission="reviews.moderate",
+    tag=TAG,
+    summary="Show a hidden review again",
+)
 def show_review(ctx: Ctx, review_id: int) -> dict[str, Any]:
     review = reviews.get(ctx.session, ctx.tenant_id, review_id, lock=True)
     return reviews.view(ctx.session, reviews.show(ctx.session, review, ctx.actor))
 
 
-@route("/reviews/<int:review_id>/reply", "POST", permission="reviews.moderate", tag=TAG,
-       summary="Give a review its one public reply", body=REPLY)
+@route(
+    "/reviews/<int:review_id>/reply",
+    "POST",
+    permission="reviews.moderate",
+    tag=TAG,
+    summary="Give a review its one public reply",
+    body=REPLY,
+)
 def reply_review(ctx: Ctx, review_id: int, body: dict[str, Any]) -> dict[str, Any]:
     review = reviews.get(ctx.session, ctx.tenant_id, review_id, lock=True)
     return reviews.view(ctx.session, reviews.reply(ctx.session, review, body["body"], ctx.actor))
 
 
-@route("/products/<sku>/rating", permission="reviews.read", tag=TAG,
-       summary="A product's average rating and review count (visible reviews)")
+@route(
+    "/products/<sku>/rating",
+    permission="reviews.read",
+    tag=TAG,
+    summary="A product's average rating and review count (visible reviews)",
+)
 def product_rating(ctx: Ctx, sku: str) -> dict[str, Any]:
     item = reviews.product(ctx.session, ctx.tenant_id, sku)
     return {"sku": item.sku, **reviews.rating(ctx.session, ctx.tenant_id, item.id)}
@@ -123,12 +163,18 @@ def list_care_sends(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     return paginate(ctx, stmt, CareSend.id.desc(), args, care.send_view)
 
 
-@route("/care/surveys", permission="care.read", tag="care", paged=True,
-       summary="Satisfaction surveys customers answered", query=(
-           Param("rating", "integer", minimum=1, maximum=5),))
+@route(
+    "/care/surveys",
+    permission="care.read",
+    tag="care",
+    paged=True,
+    summary="Satisfaction surveys customers answered",
+    query=(Param("rating", "integer", minimum=1, maximum=5),),
+)
 def list_surveys(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     stmt = select(TicketSurvey).where(TicketSurvey.tenant_id == ctx.tenant_id)
     if "rating" in args:
         stmt = stmt.where(TicketSurvey.rating == args["rating"])
-    return paginate(ctx, stmt, TicketSurvey.id.desc(), args,
-                    lambda s: care.survey_view(ctx.session, s))
+    return paginate(
+        ctx, stmt, TicketSurvey.id.desc(), args, lambda s: care.survey_view(ctx.session, s)
+    )

@@ -23,8 +23,12 @@ TICKET_CREATE = schemas.closed(
         "kind": {"enum": list(KINDS)},
         "subject": {"type": "string", "minLength": 1, "maxLength": 200},
         "body": BODY_TEXT,
-        "order": {"type": "string", "minLength": 1, "maxLength": 32,
-                  "description": "the order's number"},
+        "order": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 32,
+            "description": "the order's number",
+        },
         "lines": {
             "type": "array",
             "minItems": 1,
@@ -48,9 +52,11 @@ TICKET_CREATE = schemas.closed(
 )
 TICKET_UPDATE = schemas.closed(
     {
-        "status": {"enum": list(tickets.STATUSES),
-                   "description": "waiting_customer, resolved, closed; open reopens a resolved"
-                   " or closed ticket; assigned takes one back from waiting on the customer"},
+        "status": {
+            "enum": list(tickets.STATUSES),
+            "description": "waiting_customer, resolved, closed; open reopens a resolved"
+            " or closed ticket; assigned takes one back from waiting on the customer",
+        },
         "assignee": {"type": "string", "minLength": 1, "maxLength": 64},
         "priority": {"enum": list(PRIORITIES)},
         "category": {"type": "string", "minLength": 1, "maxLength": 64},
@@ -65,16 +71,24 @@ MESSAGE = schemas.closed(
             "type": "boolean",
             "description": "record the customer's words, received by phone or e-mail",
         },
-        "wait": {"type": "boolean",
-                 "description": "and wait on the customer (status waiting_customer)"},
+        "wait": {
+            "type": "boolean",
+            "description": "and wait on the customer (status waiting_customer)",
+        },
     },
     ("body",),
 )
 
 
-@route("/tickets", "POST", permission="tickets.write", tag=TAG, status=201,
-       summary="Open a ticket (assigned at once unless the tenant assigns by hand)",
-       body=TICKET_CREATE)
+@route(
+    "/tickets",
+    "POST",
+    permission="tickets.write",
+    tag=TAG,
+    status=201,
+    summary="Open a ticket (assigned at once unless the tenant assigns by hand)",
+    body=TICKET_CREATE,
+)
 def create_ticket(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     new = tickets.NewTicket(
         kind=body["kind"],
@@ -97,8 +111,12 @@ def create_ticket(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     tag=TAG,
     summary="Find tickets",
     query=(
-        Param("status", description="one status or several separated by commas",
-              enum=tickets.STATUSES, many=True),
+        Param(
+            "status",
+            description="one status or several separated by commas",
+            enum=tickets.STATUSES,
+            many=True,
+        ),
         Param("assignee", description="username; none for the unassigned ones"),
         Param("kind", enum=KINDS),
         Param("priority", enum=PRIORITIES),
@@ -115,26 +133,42 @@ def list_tickets(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     if "status" in filters:
         filters["status"] = filters["status"].split(",")
     stmt = tickets.search(ctx.session, ctx.tenant_id, **filters)
-    return paginate(ctx, stmt, Ticket.id.desc(), args,
-                    lambda t: tickets.view(ctx.session, t))
+    return paginate(ctx, stmt, Ticket.id.desc(), args, lambda t: tickets.view(ctx.session, t))
 
 
-@route("/tickets/<number>", permission="tickets.read", tag=TAG,
-       summary="Read a ticket with its lines, conversation and timeline")
+@route(
+    "/tickets/<number>",
+    permission="tickets.read",
+    tag=TAG,
+    summary="Read a ticket with its lines, conversation and timeline",
+)
 def get_ticket(ctx: Ctx, number: str) -> dict[str, Any]:
     return tickets.view(ctx.session, tickets.get(ctx.session, ctx.tenant_id, number), full=True)
 
 
-@route("/tickets/<number>", "PATCH", permission="tickets.write", tag=TAG,
-       summary="Change a ticket's status, assignee, priority or category", body=TICKET_UPDATE)
+@route(
+    "/tickets/<number>",
+    "PATCH",
+    permission="tickets.write",
+    tag=TAG,
+    summary="Change a ticket's status, assignee, priority or category",
+    body=TICKET_UPDATE,
+)
 def update_ticket(ctx: Ctx, number: str, body: dict[str, Any]) -> dict[str, Any]:
     ticket = tickets.get(ctx.session, ctx.tenant_id, number, lock=True)
     tickets.change(ctx.session, ticket, ctx.tenant.tickets, ctx.actor, **body)
     return tickets.view(ctx.session, ticket, full=True)
 
 
-@route("/tickets/<number>/messages", "POST", permission="tickets.write", tag=TAG, status=201,
-       summary="Reply to the customer, or add an internal note", body=MESSAGE)
+@route(
+    "/tickets/<number>/messages",
+    "POST",
+    permission="tickets.write",
+    tag=TAG,
+    status=201,
+    summary="Reply to the customer, or add an internal note",
+    body=MESSAGE,
+)
 def add_message(ctx: Ctx, number: str, body: dict[str, Any]) -> dict[str, Any]:
     ticket = tickets.get(ctx.session, ctx.tenant_id, number, lock=True)
     customer = body.get("from_customer", False)
@@ -153,30 +187,48 @@ def add_message(ctx: Ctx, number: str, body: dict[str, Any]) -> dict[str, Any]:
     return tickets.view(ctx.session, ticket, full=True)
 
 
-@route("/tickets/<number>/attachments", "POST", permission="tickets.write", tag=TAG,
-       status=201, body={}, body_kind="file",
-       summary="Attach a file (JPEG, PNG, GIF, WebP, PDF or UTF-8 text) to a ticket")
+@route(
+    "/tickets/<number>/attachments",
+    "POST",
+    permission="tickets.write",
+    tag=TAG,
+    status=201,
+    body={},
+    body_kind="file",
+    summary="Attach a file (JPEG, PNG, GIF, WebP, PDF or UTF-8 text) to a ticket",
+)
 def attach(ctx: Ctx, number: str, body: Upload) -> dict[str, Any]:
     ticket = tickets.get(ctx.session, ctx.tenant_id, number, lock=True)
-    row = tickets.attach(ctx.session, ticket, ctx.runtime.settings.data_dir, body.filename,
-                         body.data, ctx.actor)
+    row = tickets.attach(
+        ctx.session, ticket, ctx.runtime.settings.data_dir, body.filename, body.data, ctx.actor
+    )
     return tickets.attachment_view(row)
 
 
-@route("/tickets/<number>/attachments/<int:attachment_id>", permission="tickets.read",
-       tag=TAG, summary="Download a ticket's file")
+@route(
+    "/tickets/<number>/attachments/<int:attachment_id>",
+    permission="tickets.read",
+    tag=TAG,
+    summary="Download a ticket's file",
+)
 def download(ctx: Ctx, number: str, attachment_id: int) -> Response:
     ticket = tickets.get(ctx.session, ctx.tenant_id, number)
     row = tickets.attachment(ctx.session, ticket, attachment_id)
     try:
         path = attachments.path_of(ctx.runtime.settings.data_dir, ctx.tenant_id, row.sha256)
     except FileNotFoundError:
-        raise NotFound(f"the file of attachment {attachment_id} is missing from the hub's"
-                       " storage") from None
+        raise NotFound(
+            f"the file of attachment {attachment_id} is missing from the hub's storage"
+        ) from None
     # Read whole (at most max_attachment_bytes): no open file is left to a client that never
     # reads the answer to its end.
-    response = send_file(io.BytesIO(path.read_bytes()), mimetype=row.content_type,
-                         as_attachment=True, download_name=row.filename, max_age=0)
+    response = send_file(
+        io.BytesIO(path.read_bytes()),
+        mimetype=row.content_type,
+        as_attachment=True,
+        download_name=row.filename,
+        max_age=0,
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

@@ -3,11 +3,9 @@ shipment's own tracking timeline is served with the shipment (hub/web/api/shipme
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hub.core import delivery_exceptions, reports, shipments
-from hub.core.errors import Invalid
+from hub.core import delivery_exceptions, shipments
 from hub.core.models import DeliveryException
 from hub.runtime import Runtime
 from hub.web.api.framework import AfterCommit, Ctx, Param, paginate, route
@@ -122,22 +120,3 @@ def _exception_view(runtime: Runtime, tenant_id: int, exception_id: int) -> dict
     with runtime.session(tenant_id) as session:
         row = delivery_exceptions.find(tenant_id).where(DeliveryException.id == exception_id)
         return delivery_exceptions.exception_dict(*session.execute(row).one())
-
-
-@route(
-    "/reports/carriers",
-    permission="reports.read",
-    tag="reports",
-    summary="Carrier performance: shipments, delivered, on-time rate, transit days, exceptions",
-    query=(
-        Param("from", "date-time", "shipments created from (default: 30 days ago)"),
-        Param("to", "date-time", "created before, exclusive (default: now)", end=True),
-    ),
-)
-def carrier_report(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
-    # Query instants are in UTC and within hub.core.times' range, so 30 days back is too.
-    end = args.get("to") or datetime.now(UTC)
-    start = args.get("from") or end - timedelta(days=30)
-    if start >= end:
-        raise Invalid("'from' must be before 'to'")
-    return reports.carrier_performance(ctx.session, ctx.tenant_id, start, end)
