@@ -129,16 +129,18 @@ def seed(
                    0, s + sh, 'Customer ' || cu, 'City', {regions}, {countries}, at, at, at,
                    false, 'bench'
                FROM (
-                   SELECT g, r, pl, cu, at, {_status_case()} AS st,
-                       {_pick(CHANNELS, "(g * 7 + pl) % 1000")} AS ch,
+                   SELECT g, r, cu, at, {_status_case()} AS st,
+                       -- a customer ships to one place, now and then (a gift) elsewhere
+                       CASE WHEN r3 < 0.9 THEN cu % {len(PLACES)}
+                            ELSE (r3 * 1000000)::int % {len(PLACES)} END AS pl,
+                       {_pick(CHANNELS, "cu + g")} AS ch,
                        CASE WHEN r2 < 0.85 THEN 'USD' WHEN r2 < 0.95 THEN 'EUR'
                             ELSE 'CNY' END AS cur,
                        (SELECT sum((1 + (g + n) % 3) * (5 + ((g * 31 + n * 17) %% %(products)s
                             + 1) %% 200)) FROM generate_series(1, 1 + g %% 3) n) AS s,
                        CASE WHEN g %% 4 = 0 THEN 0 ELSE 4.99 END AS sh
                    FROM (
-                       SELECT g, random() AS r, random() AS r2,
-                           (random() * {len(PLACES) * 1000})::int %% {len(PLACES)} AS pl,
+                       SELECT g, random() AS r, random() AS r2, random() AS r3,
                            -- skewed: a fifth of the customers place most of the orders
                            CASE WHEN random() < 0.6
                                 THEN (random() * (%(customers)s / 5 - 1))::int
@@ -184,6 +186,13 @@ def seed(
                JOIN carrier_accounts a ON a.tenant_id = %(t)s
                    AND a.name = 'bench-' || (1 + o.id % 3)
                WHERE o.tenant_id = %(t)s AND o.status IN {SHIPPED}""",
+        ),
+        (
+            "shipment items",
+            """INSERT INTO shipment_items (tenant_id, shipment_id, product_id, sku, quantity)
+               SELECT %(t)s, s.id, l.product_id, l.sku, l.quantity
+               FROM shipments s JOIN order_lines l ON l.order_id = s.order_id
+               WHERE s.tenant_id = %(t)s""",
         ),
         (
             "delivery exceptions",

@@ -19,7 +19,17 @@ from sqlalchemy import func, select
 
 from hub import logs
 from hub import settings as settings_module
-from hub.core import auth, carriers, intake, inventory, migrate, stock_import, tenancy, tracking
+from hub.core import (
+    auth,
+    carriers,
+    intake,
+    inventory,
+    migrate,
+    report_rollups,
+    stock_import,
+    tenancy,
+    tracking,
+)
 from hub.core.db import utcnow
 from hub.core.errors import HubError
 from hub.core.http import HttpError
@@ -31,6 +41,7 @@ from hub.core.models import (
     StockLevel,
     Tenant,
 )
+from hub.core.scoping import TENANT_KEY
 from hub.runtime import Runtime
 from hub.settings import ConfigError
 from hub.worker import actors
@@ -732,3 +743,43 @@ def _track_one(runtime: Runtime, shipment_id: int, tenant_slug: str | None) -> N
         status = session.scalar(select(Shipment.status).where(Shipment.id == shipment_id))
     change = "changed" if result["changed"] else "no change"
     click.echo(f"shipment {shipment_id} ({found.tracking_number}): {status} ({change})")
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+@cli.group("reports")
+def reports_group() -> None:
+    """The reports' day rollups (the worker's sweep keeps them fresh every minute)."""
+
+
+@runtime_command(reports_group, "refresh")
+@click.option("--tenant", "tenant_slug", help="Only this tenant (default: every tenant).")
+@click.option("--rebuild", is_flag=True, help="Build every day again, not only changed ones.")
+def reports_refresh(runtime: Runtime, tenant_slug: str | None, rebuild: bool) -> None:
+    """Fold the latest changes into the report rollups now — or build them, which the first
+    time on a shop with years of orders takes a while: do it after an upgrade rather than
+    leave it to the worker, whose reports meanwhile sum raw rows. Safe beside a running
+    worker: refreshes of one tenant take turns."""
+    with runtime.transaction() as session:
+        tenants = (
+            [(t.id, t.slug) for t in [auth.get_tenant(session, tenant_slug)]]
+            if tenant_slug
+            else session.execute(select(Tenant.id, Tenant.slug).order_by(Tenant.id)).all()
+        )
+    for tenant_id, slug in tenants:
+        zone = runtime.tenant_settings(slug).tickets.calendar.timezone
+        with (
+            runtime.transaction() as session,
+            click.progressbar(length=1, label=f"{slug} ({zone})") as bar,
+        ):
+            session.info[TENANT_KEY] = tenant_id
+
+            def advance(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            days = report_rollups.refresh(
+                session, tenant_id, zone, rebuild=rebuild, progress=advance
+            )
+        click.echo(f"{slug}: {days} days rebuilt")

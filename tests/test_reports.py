@@ -18,7 +18,15 @@ from sqlalchemy import func, select, update
 from test_returns import carrier, delivered, made, receive  # noqa: F401 (carrier: fixture)
 
 from hub.core import report_rollups
-from hub.core.models import Order, ReportOrderDay, ReportRefresh, Tenant, Ticket, User
+from hub.core.models import (
+    Order,
+    ReportOrderDay,
+    ReportProductMonth,
+    ReportRefresh,
+    Tenant,
+    Ticket,
+    User,
+)
 from hub.runtime import Runtime
 from hub.worker import actors
 
@@ -209,6 +217,19 @@ def test_rollups_answer_exactly_what_the_raw_rows_do_and_follow_later_changes(
     assert statuses[("cancelled", "USD")] == 2
     days = report(api, "orders", f"{MARCH}&by=day")["rows"]
     assert {"day": "2026-03-20", "currency": "EUR", "orders": 1, "amount": "12.00"} in days
+    # March is a whole past month: the ranking reads its month rows, rebuilt for the change
+    with runtime.session() as session:
+        months = session.scalars(
+            select(ReportProductMonth.month).where(
+                ReportProductMonth.tenant_id == acme_id(runtime)
+            ).distinct()
+        ).all()
+    assert datetime(2026, 3, 1).date() in months
+    ranking = report(api, "products", MARCH)["rows"]
+    assert [(r["currency"], r["sku"], r["units"]) for r in ranking if r["currency"] == "EUR"] == [
+        ("EUR", "SKU-C", 6)
+    ]
+    assert "SKU-A" not in [r["sku"] for r in ranking]  # a, its only order, was cancelled
     # and the rollups alone (no raw edge covers March 20) hold it
     with runtime.session() as session:
         stored = session.scalar(

@@ -41,6 +41,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.orm import Session, aliased
@@ -55,6 +56,7 @@ from hub.core.models import (
     ReportOrderDay,
     ReportPlaceDay,
     ReportProductDay,
+    ReportProductMonth,
     ReportRefresh,
     ReportWarehouseDay,
     Shipment,
@@ -158,6 +160,11 @@ def refresh(
         _build(session, days, tenant_id, first, last)
         if progress is not None:
             progress(done, len(runs))
+    _fold_months(session, days, tenant_id, state, dirty, full, started)
+    if full and days.dialect == "postgresql":
+        # A fresh table has no statistics until autovacuum comes by; a report's plan needs them.
+        for table in (*ROLLUPS, ReportProductMonth):
+            session.execute(text(f"ANALYZE {table.__tablename__}"))
     state.timezone = timezone
     state.scanned_to = started
     state.refreshed_at = utcnow()
@@ -165,10 +172,94 @@ def refresh(
     return len(dirty)
 
 
-def built(session: Session, tenant_id: int, timezone: str) -> bool:
-    """Whether the tenant's rollups exist for this zone (else a report sums raw rows)."""
+def built(session: Session, tenant_id: int, timezone: str) -> ReportRefresh | None:
+    """The tenant's refresh state when its rollups exist for this zone (else a report sums
+    raw rows)."""
     state = session.get(ReportRefresh, tenant_id)
-    return state is not None and state.scanned_to is not None and state.timezone == timezone
+    if state is None or state.scanned_to is None or state.timezone != timezone:
+        return None
+    return state
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _fold_months(
+    session: Session,
+    days: Days,
+    tenant_id: int,
+    state: ReportRefresh,
+    dirty: list[date],
+    full: bool,
+    now: datetime,
+) -> None:
+    """Sum the product days of whole past months into month rows: the months a change
+    touched, and those that ended since the last refresh. The current month stays in days
+    (it changes every minute)."""
+    current = month_of(days.day_of(now))
+    if full:
+        session.execute(delete(ReportProductMonth).where(ReportProductMonth.tenant_id == tenant_id))
+        months = sorted({month_of(d) for d in dirty if month_of(d) < current})
+    else:
+        done = state.months_to or current
+        months = sorted({month_of(d) for d in dirty if month_of(d) < done})
+        month = done
+        while month < current:
+            months.append(month)
+            month = next_month(month)
+    for month in months:
+        session.execute(
+            delete(ReportProductMonth).where(
+                ReportProductMonth.tenant_id == tenant_id, ReportProductMonth.month == month
+            )
+        )
+    for first, last in _consecutive_months(sorted(set(months))):
+        session.execute(
+            insert(ReportProductMonth).from_select(
+                ["tenant_id", "month", "product_id", "currency", "orders", "units", "amount"],
+                _product_months_select(days, tenant_id, first, next_month(last)),
+            )
+        )
+    state.months_to = current
+
+
+def _consecutive_months(months: list[date]) -> Iterator[tuple[date, date]]:
+    if not months:
+        return
+    first = last = months[0]
+    for month in months[1:]:
+        if month == next_month(last):
+            last = month
+            continue
+        yield first, last
+        first = last = month
+    yield first, last
+
+
+def _product_months_select(days: Days, tenant_id: int, first: date, end: date) -> Any:
+    row = ReportProductDay
+    if days.dialect == "postgresql":
+        month = cast(func.date_trunc("month", row.day), Date)
+    else:
+        month = func.date(row.day, "start of month", type_=Date)
+    return (
+        select(
+            literal(tenant_id),
+            month,
+            row.product_id,
+            row.currency,
+            func.sum(row.orders),
+            func.sum(row.units),
+            func.sum(row.amount),
+        )
+        .where(row.tenant_id == tenant_id, row.day >= first, row.day < end)
+        .group_by(month, row.product_id, row.currency)
+    )
 
 
 def _lock_state(session: Session, tenant_id: int, timezone: str) -> ReportRefresh:
@@ -256,6 +347,14 @@ def _in(column: Any, tenant_column: Any, tenant_id: int, lo: datetime, hi: datet
 
 
 def order_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
+    period = _in(Order.created_at, Order.tenant_id, tenant_id, lo, hi)
+    units = (
+        select(OrderLine.order_id, func.sum(OrderLine.quantity).label("units"))
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(period)
+        .group_by(OrderLine.order_id)
+        .subquery("units")
+    )
     day = days.of(Order.created_at)
     return (
         select(
@@ -266,8 +365,10 @@ def order_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) ->
             Order.currency,
             func.count().label("orders"),
             func.sum(Order.total).label("amount"),
+            func.coalesce(func.sum(units.c.units), 0).label("units"),
         )
-        .where(_in(Order.created_at, Order.tenant_id, tenant_id, lo, hi))
+        .outerjoin(units, units.c.order_id == Order.id)
+        .where(period)
         .group_by(day, Order.channel, Order.status, Order.currency)
     )
 
@@ -275,7 +376,7 @@ def order_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) ->
 def _order_days(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
     query = order_days_select(days, tenant_id, lo, hi)
     return insert(ReportOrderDay).from_select(
-        ["tenant_id", "day", "channel", "status", "currency", "orders", "amount"], query
+        ["tenant_id", "day", "channel", "status", "currency", "orders", "amount", "units"], query
     )
 
 

@@ -1,5 +1,5 @@
 """report rollups: per tenant and local day, orders by channel/status, by ship-to place (with
-new customers), by product, by warehouse, and shipments per carrier account; the refresh
+new customers), by product (and per past month), by warehouse, and shipments per carrier account; the refresh
 state per tenant; indexes for changed rows, a customer's first order, returns and tickets by
 creation
 
@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("orders", sa.Integer(), nullable=False),
         sa.Column("amount", sa.Numeric(precision=18, scale=4), nullable=False),
+        sa.Column("units", sa.Integer(), nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -100,10 +101,30 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "report_product_months",
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("product_id", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("orders", sa.Integer(), nullable=False),
+        sa.Column("units", sa.Integer(), nullable=False),
+        sa.Column("amount", sa.Numeric(precision=18, scale=4), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_report_product_months_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "tenant_id", "month", "product_id", "currency", name=op.f("pk_report_product_months")
+        ),
+    )
+    op.create_table(
         "report_refresh",
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("scanned_to", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("months_to", sa.Date(), nullable=True),
         sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
@@ -168,6 +189,7 @@ def downgrade() -> None:
     op.create_index(op.f("ix_orders_customer_id"), "orders", ["customer_id"], unique=False)
     op.drop_table("report_warehouse_days")
     op.drop_table("report_refresh")
+    op.drop_table("report_product_months")
     op.drop_table("report_product_days")
     op.drop_table("report_place_days")
     op.drop_table("report_order_days")

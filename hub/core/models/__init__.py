@@ -21,6 +21,7 @@ from hub.core.models.reports import (
     ReportOrderDay,
     ReportPlaceDay,
     ReportProductDay,
+    ReportProductMonth,
     ReportRefresh,
     ReportWarehouseDay,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "ReportOrderDay",
     "ReportPlaceDay",
     "ReportProductDay",
+    "ReportProductMonth",
     "ReportRefresh",
     "ReportWarehouseDay",
     "Return",

@@ -36,6 +36,8 @@ class ReportRefresh(Base):
     )
     timezone: Mapped[str] = mapped_column(String(64))
     scanned_to: Mapped[datetime | None]
+    # Months before this one (its first day) are summed in the month rollups too.
+    months_to: Mapped[date | None]
     refreshed_at: Mapped[datetime | None]
 
 
@@ -50,6 +52,7 @@ class ReportOrderDay(_Day, Base):
     currency: Mapped[str] = mapped_column(String(3))
     orders: Mapped[int]
     amount: Mapped[Decimal]
+    units: Mapped[int]
 
 
 class ReportPlaceDay(_Day, Base):
@@ -74,6 +77,22 @@ class ReportProductDay(_Day, Base):
     __tablename__ = "report_product_days"
     __table_args__ = (PrimaryKeyConstraint("tenant_id", "day", "product_id", "currency"),)
 
+    product_id: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    orders: Mapped[int]
+    units: Mapped[int]
+    amount: Mapped[Decimal]
+
+
+class ReportProductMonth(Base):
+    """The product rollup summed per whole past month: a year of a large catalogue is then
+    twelve rows per product rather than one per product and day."""
+
+    __tablename__ = "report_product_months"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "month", "product_id", "currency"),)
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    month: Mapped[date]  # its first day
     product_id: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     orders: Mapped[int]
