@@ -290,6 +290,8 @@ def seed(
             # one spelling of SQL's modulo in the texts above; psycopg wants it doubled
             sql = re.sub(r"%(?!\()", "%%", sql.replace("%%", "%"))
             counts[name] = conn.execute(sql, params).rowcount
-            say(f"  {tenant_slug}: {name}: {counts[name]:,} rows in "
-                f"{time.perf_counter() - started:.1f} s")
+            say(
+                f"  {tenant_slug}: {name}: {counts[name]:,} rows in "
+                f"{time.perf_counter() - started:.1f} s"
+            )
     return counts

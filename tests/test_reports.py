@@ -184,7 +184,7 @@ def test_categories_and_warehouses_leave_cancelled_orders_out(
 
 
 def test_rollups_answer_exactly_what_the_raw_rows_do_and_follow_later_changes(
-    api: Api, runtime: Runtime, march: dict[str, Any]
+    api: Api, runtime: Runtime, march: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queries = [
         ("orders", f"{MARCH}&by={by}")
@@ -217,6 +217,46 @@ def test_rollups_answer_exactly_what_the_raw_rows_do_and_follow_later_changes(
     assert statuses[("cancelled", "USD")] == 2
     days = report(api, "orders", f"{MARCH}&by=day")["rows"]
     assert {"day": "2026-03-20", "currency": "EUR", "orders": 1, "amount": "12.00"} in days
+    ranking = report(api, "products", MARCH)["rows"]
+    assert [(r["currency"], r["sku"], r["units"]) for r in ranking if r["currency"] == "EUR"] == [
+        ("EUR", "SKU-C", 6)
+    ]
+    assert "SKU-A" not in [r["sku"] for r in ranking]  # a, its only order, was cancelled
+
+    # the reports summed the changed days raw; the rollups hold them once the sweep ran
+    def stored_on_the_20th() -> int | None:
+        with runtime.session() as session:
+            return session.scalar(
+                select(func.sum(ReportOrderDay.orders)).where(
+                    ReportOrderDay.tenant_id == acme_id(runtime),
+                    ReportOrderDay.day == datetime(2026, 3, 20).date(),
+                )
+            )
+
+    assert stored_on_the_20th() is None
+    build(runtime)
+    assert stored_on_the_20th() == 1
+    # Ten minutes on (the refresh's overlap has passed), no day is "changed" any more and
+    # the whole past month is read from its month rows: a tampered row shows through.
+    monkeypatch.setattr(report_rollups, "OVERLAP", timedelta(0))
+    with runtime.transaction() as session:
+        session.execute(
+            update(ReportProductMonth)
+            .where(ReportProductMonth.tenant_id == acme_id(runtime),
+                   ReportProductMonth.currency == "EUR")
+            .values(units=ReportProductMonth.units + 100)
+        )
+    [eur] = [r for r in report(api, "products", MARCH)["rows"] if r["currency"] == "EUR"]
+    assert eur["units"] == 106
+    def eur_units() -> int:
+        [eur] = [r for r in report(api, "products", MARCH)["rows"] if r["currency"] == "EUR"]
+        return int(eur["units"])
+
+    build(runtime)  # nothing changed: the refresh leaves the month alone
+    assert eur_units() == 106
+    with runtime.transaction() as session:  # `orderhub reports refresh --rebuild`
+        report_rollups.refresh(session, acme_id(runtime), ZONE, rebuild=True)
+    assert eur_units() == 6
     # March is a whole past month: the ranking reads its month rows, rebuilt for the change
     with runtime.session() as session:
         months = session.scalars(
@@ -225,20 +265,8 @@ def test_rollups_answer_exactly_what_the_raw_rows_do_and_follow_later_changes(
             ).distinct()
         ).all()
     assert datetime(2026, 3, 1).date() in months
-    ranking = report(api, "products", MARCH)["rows"]
-    assert [(r["currency"], r["sku"], r["units"]) for r in ranking if r["currency"] == "EUR"] == [
-        ("EUR", "SKU-C", 6)
-    ]
-    assert "SKU-A" not in [r["sku"] for r in ranking]  # a, its only order, was cancelled
-    # and the rollups alone (no raw edge covers March 20) hold it
-    with runtime.session() as session:
-        stored = session.scalar(
-            select(func.sum(ReportOrderDay.orders)).where(
-                ReportOrderDay.tenant_id == acme_id(runtime),
-                ReportOrderDay.day == datetime(2026, 3, 20).date(),
-            )
-        )
-    assert stored == 1
+    assert report(api, "products", MARCH)["rows"] == ranking
+    assert report(api, "orders", f"{MARCH}&by=day")["rows"] == days
 
 
 def test_a_new_time_zone_rebuilds_the_days(api: Api, runtime: Runtime, march: Any) -> None:

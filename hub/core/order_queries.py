@@ -46,7 +46,7 @@ class OrderQuery:
 
 
 def search(session: Session, tenant_id: int, query: OrderQuery) -> tuple[list[Order], int]:
-    stmt = _filtered(select(Order).where(Order.tenant_id == tenant_id), query)
+    stmt = _filtered(select(Order).where(Order.tenant_id == tenant_id), query, tenant_id)
     if query.sort.lstrip("-") == "queue":
         # The work queue: orders the channel fulfils from its own stock are no work of ours.
         stmt = stmt.where(Order.fulfilled_by_channel.is_(False))
@@ -67,18 +67,27 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _filtered(stmt: Select[tuple[Order]], query: OrderQuery) -> Select[tuple[Order]]:
+def _customers_like(tenant_id: int, pattern: str) -> Select[tuple[int]]:
+    """The tenant's customers whose name, e-mail or phone contains the text, found first
+    (one pass over the customers), their orders then by customer — rather than a look at
+    each matching order's customer, which on a large shop is a million look-ups."""
+    return select(Customer.id).where(
+        Customer.tenant_id == tenant_id,
+        or_(
+            Customer.name.ilike(pattern, escape="\\"),
+            Customer.email.ilike(pattern, escape="\\"),
+            Customer.phone.ilike(pattern, escape="\\"),
+        ),
+    )
+
+
+def _filtered(
+    stmt: Select[tuple[Order]], query: OrderQuery, tenant_id: int
+) -> Select[tuple[Order]]:
     customer_match = None
     if query.q:
         pattern = _like(query.q.strip())
-        customer_match = exists().where(
-            Customer.id == Order.customer_id,
-            or_(
-                Customer.name.ilike(pattern, escape="\\"),
-                Customer.email.ilike(pattern, escape="\\"),
-                Customer.phone.ilike(pattern, escape="\\"),
-            ),
-        )
+        customer_match = Order.customer_id.in_(_customers_like(tenant_id, pattern))
         stmt = stmt.where(
             or_(
                 Order.number.ilike(pattern, escape="\\"),
@@ -101,16 +110,7 @@ def _filtered(stmt: Select[tuple[Order]], query: OrderQuery) -> Select[tuple[Ord
         )
     if query.customer:
         pattern = _like(query.customer.strip())
-        stmt = stmt.where(
-            exists().where(
-                Customer.id == Order.customer_id,
-                or_(
-                    Customer.name.ilike(pattern, escape="\\"),
-                    Customer.email.ilike(pattern, escape="\\"),
-                    Customer.phone.ilike(pattern, escape="\\"),
-                ),
-            )
-        )
+        stmt = stmt.where(Order.customer_id.in_(_customers_like(tenant_id, pattern)))
     if query.consignee:
         stmt = stmt.where(Order.consignee_name.ilike(_like(query.consignee.strip()), escape="\\"))
     if query.phone:

@@ -6,13 +6,14 @@ refresh and not triggers or writes on every order: the order paths stay as fast 
 and one place decides what a rollup holds.
 
 How it stays exact: orders and shipments carry ``updated_at`` (set on every change, indexed
-per tenant). A refresh looks at the rows changed since the last one, minus an overlap that
-covers a transaction still open then and clocks that disagree a little, and rebuilds the
-local days they were created on — deleting those days' rollup rows and summing them again
-from the raw rows. Rebuilding a day is idempotent, so overlapping or concurrent refreshes
-cannot double count; a per-tenant row lock makes them take turns. A report adds what the
-rollups cannot hold (the partial days at its period's edges) from the raw rows, and calls
-:func:`refresh` first, so it is exact as of its own start.
+per tenant). The worker's sweep refreshes every minute: it looks at the rows changed since
+the last refresh, minus an overlap that covers a transaction still open then and clocks that
+disagree a little, and rebuilds the local days they were created on — deleting those days'
+rollup rows and summing them again from the raw rows, many days per statement. Rebuilding a
+day is idempotent, so overlapping refreshes cannot double count; a per-tenant row lock makes
+concurrent ones take turns. A report never waits for a refresh: it reads the same changed
+days (:func:`changed_days`) and sums those, and the partial days at its period's edges, from
+the raw rows (hub.core.reports.Period.facts), so it is exact as of its own start.
 
 Days are the tenant's local days (its ``[calendar] timezone``): a merchant in Shanghai
 closes the day at midnight in Shanghai. On SQLite (the embedded hub) a day is cut at the
@@ -67,8 +68,12 @@ from hub.core.models import (
 # A transaction open longer than this when a refresh runs may commit a change the next
 # refresh will not see; order transactions last milliseconds.
 OVERLAP = timedelta(minutes=10)
-# Days rebuilt per statement on a full rebuild: bounds one transaction's work and memory.
+# Days rebuilt per statement on a full rebuild: bounds one statement's work and memory.
 CHUNK_DAYS = 31
+# Runs of changed days one statement rebuilds (each run is a range in its WHERE clause).
+RUNS_PER_STATEMENT = 100
+# [lo, hi) instants in UTC
+Spans = list[tuple[datetime, datetime]]
 ROLLUPS = (
     ReportOrderDay,
     ReportPlaceDay,
@@ -143,23 +148,23 @@ def refresh(
         if moments:
             first, last = days.day_of(min(moments)), days.day_of(max(moments))
             dirty = [first + timedelta(n) for n in range((last - first).days + 1)]
-        runs = list(_chunks(dirty, CHUNK_DAYS))
+        batches = [[run] for run in _chunks(dirty, CHUNK_DAYS)]
     else:
         assert state.scanned_to is not None
-        since = state.scanned_to - OVERLAP
-        dirty = sorted(_changed_days(session, days, tenant_id, since))
-        runs = list(_runs(dirty))
-    for done, (first, last) in enumerate(runs, 1):
+        dirty = sorted(changed_days(session, days, tenant_id, state.scanned_to - OVERLAP))
+        runs = list(consecutive(dirty))
+        batches = [
+            runs[i : i + RUNS_PER_STATEMENT] for i in range(0, len(runs), RUNS_PER_STATEMENT)
+        ]
+    for done, runs in enumerate(batches, 1):
         if not full:
             for table in ROLLUPS:
                 session.execute(
-                    delete(table).where(
-                        table.tenant_id == tenant_id, table.day >= first, table.day <= last
-                    )
+                    delete(table).where(table.tenant_id == tenant_id, on_days(table.day, runs))
                 )
-        _build(session, days, tenant_id, first, last)
+        _build(session, days, tenant_id, runs)
         if progress is not None:
-            progress(done, len(runs))
+            progress(done, len(batches))
     _fold_months(session, days, tenant_id, state, dirty, full, started)
     if full and days.dialect == "postgresql":
         # A fresh table has no statistics until autovacuum comes by; a report's plan needs them.
@@ -284,7 +289,9 @@ def _lock_state(session: Session, tenant_id: int, timezone: str) -> ReportRefres
     return state
 
 
-def _changed_days(session: Session, days: Days, tenant_id: int, since: datetime) -> set[date]:
+def changed_days(session: Session, days: Days, tenant_id: int, since: datetime) -> set[date]:
+    """The local days whose rollup rows may be out of date: those orders and shipments that
+    changed since ``since`` were created on (and a changed shipment's order)."""
     orders = select(days.of(Order.created_at).label("day")).where(
         Order.tenant_id == tenant_id, Order.updated_at >= since
     )
@@ -301,17 +308,18 @@ def _changed_days(session: Session, days: Days, tenant_id: int, since: datetime)
     return {d for (d,) in session.execute(select(both.c.day).distinct()) if d is not None}
 
 
-def _runs(dirty: list[date]) -> Iterator[tuple[date, date]]:
-    """Consecutive days as (first, last) runs, each at most CHUNK_DAYS long."""
-    for first, last in _consecutive(dirty):
-        day = first
-        while day <= last:
-            end = min(last, day + timedelta(CHUNK_DAYS - 1))
-            yield day, end
-            day = end + timedelta(1)
+def spans_of(days: Days, runs: Iterable[tuple[date, date]]) -> Spans:
+    """Runs of local days as UTC instants [start of first, start of the day after last)."""
+    return [(days.start(first), days.start(last + timedelta(1))) for first, last in runs]
 
 
-def _consecutive(dirty: list[date]) -> Iterator[tuple[date, date]]:
+def on_days(column: Any, runs: list[tuple[date, date]]) -> Any:
+    ranges = [and_(column >= first, column <= last) for first, last in runs]
+    return ranges[0] if len(ranges) == 1 else or_(*ranges)
+
+
+def consecutive(dirty: list[date]) -> Iterator[tuple[date, date]]:
+    """Sorted days as (first, last) runs of consecutive days."""
     if not dirty:
         return
     first = last = dirty[0]
@@ -329,25 +337,27 @@ def _chunks(days: list[date], size: int) -> Iterable[tuple[date, date]]:
         yield days[i], days[min(i + size, len(days)) - 1]
 
 
-def _build(session: Session, days: Days, tenant_id: int, first: date, last: date) -> None:
-    """Sum the raw rows of the local days first..last into every rollup."""
-    lo, hi = days.start(first), days.start(last + timedelta(1))
+def _build(session: Session, days: Days, tenant_id: int, runs: list[tuple[date, date]]) -> None:
+    """Sum the raw rows of the runs of local days into every rollup."""
+    spans = spans_of(days, runs)
     for statement in (
-        _order_days(days, tenant_id, lo, hi),
-        _place_days(days, tenant_id, lo, hi),
-        _product_days(days, tenant_id, lo, hi),
-        _warehouse_days(days, tenant_id, lo, hi),
-        _carrier_days(days, tenant_id, lo, hi),
+        _order_days(days, tenant_id, spans),
+        _place_days(days, tenant_id, spans),
+        _product_days(days, tenant_id, spans),
+        _warehouse_days(days, tenant_id, spans),
+        _carrier_days(days, tenant_id, spans),
     ):
         session.execute(statement)
 
 
-def _in(column: Any, tenant_column: Any, tenant_id: int, lo: datetime, hi: datetime) -> Any:
-    return and_(tenant_column == tenant_id, column >= lo, column < hi)
+def _in(column: Any, tenant_column: Any, tenant_id: int, spans: Spans) -> Any:
+    """The tenant's rows whose ``column`` falls in one of the spans [lo, hi)."""
+    ranges = [and_(column >= lo, column < hi) for lo, hi in spans]
+    return and_(tenant_column == tenant_id, ranges[0] if len(ranges) == 1 else or_(*ranges))
 
 
-def order_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
-    period = _in(Order.created_at, Order.tenant_id, tenant_id, lo, hi)
+def order_days_select(days: Days, tenant_id: int, spans: Spans) -> Any:
+    period = _in(Order.created_at, Order.tenant_id, tenant_id, spans)
     units = (
         select(OrderLine.order_id, func.sum(OrderLine.quantity).label("units"))
         .join(Order, Order.id == OrderLine.order_id)
@@ -373,8 +383,8 @@ def order_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) ->
     )
 
 
-def _order_days(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
-    query = order_days_select(days, tenant_id, lo, hi)
+def _order_days(days: Days, tenant_id: int, spans: Spans) -> Any:
+    query = order_days_select(days, tenant_id, spans)
     return insert(ReportOrderDay).from_select(
         ["tenant_id", "day", "channel", "status", "currency", "orders", "amount", "units"], query
     )
@@ -401,7 +411,7 @@ def first_order_flag() -> Any:
     )
 
 
-def place_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
+def place_days_select(days: Days, tenant_id: int, spans: Spans) -> Any:
     day = days.of(Order.created_at)
     country = func.coalesce(Order.ship_country, "")
     region = func.coalesce(Order.ship_region, "")
@@ -416,12 +426,12 @@ def place_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) ->
             func.sum(Order.total).label("amount"),
             func.sum(first_order_flag()).label("new_customers"),
         )
-        .where(_in(Order.created_at, Order.tenant_id, tenant_id, lo, hi))
+        .where(_in(Order.created_at, Order.tenant_id, tenant_id, spans))
         .group_by(day, country, region, Order.currency)
     )
 
 
-def _place_days(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
+def _place_days(days: Days, tenant_id: int, spans: Spans) -> Any:
     return insert(ReportPlaceDay).from_select(
         [
             "tenant_id",
@@ -433,11 +443,11 @@ def _place_days(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
             "amount",
             "new_customers",
         ],
-        place_days_select(days, tenant_id, lo, hi),
+        place_days_select(days, tenant_id, spans),
     )
 
 
-def product_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
+def product_days_select(days: Days, tenant_id: int, spans: Spans) -> Any:
     day = days.of(Order.created_at)
     return (
         select(
@@ -451,24 +461,24 @@ def product_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) 
         )
         .join(Order, Order.id == OrderLine.order_id)
         .where(
-            _in(Order.created_at, Order.tenant_id, tenant_id, lo, hi),
+            _in(Order.created_at, Order.tenant_id, tenant_id, spans),
             Order.status != "cancelled",
         )
         .group_by(day, OrderLine.product_id, Order.currency)
     )
 
 
-def _product_days(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
+def _product_days(days: Days, tenant_id: int, spans: Spans) -> Any:
     return insert(ReportProductDay).from_select(
         ["tenant_id", "day", "product_id", "currency", "orders", "units", "amount"],
-        product_days_select(days, tenant_id, lo, hi),
+        product_days_select(days, tenant_id, spans),
     )
 
 
-def warehouse_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
+def warehouse_days_select(days: Days, tenant_id: int, spans: Spans) -> Any:
     """Units by the warehouse that shipped them (live shipments) or holds them reserved (an
     allocation), valued at the order's average unit price of that product."""
-    period = _in(Order.created_at, Order.tenant_id, tenant_id, lo, hi)
+    period = _in(Order.created_at, Order.tenant_id, tenant_id, spans)
     shipped = (
         select(
             Shipment.order_id.label("order_id"),
@@ -526,14 +536,14 @@ def warehouse_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime
     )
 
 
-def _warehouse_days(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
+def _warehouse_days(days: Days, tenant_id: int, spans: Spans) -> Any:
     return insert(ReportWarehouseDay).from_select(
         ["tenant_id", "day", "warehouse_id", "currency", "orders", "units", "amount"],
-        warehouse_days_select(days, tenant_id, lo, hi),
+        warehouse_days_select(days, tenant_id, spans),
     )
 
 
-def carrier_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
+def carrier_days_select(days: Days, tenant_id: int, spans: Spans) -> Any:
     """Per carrier account and day the shipment was created (voided ones left out, they
     never travelled): how many, delivered, judged (delivered with a date to judge by: the
     promised date, else the carrier's first estimate — a later estimate would excuse the
@@ -548,7 +558,7 @@ def carrier_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) 
         )
         .join(Shipment, Shipment.id == TrackingEventRecord.shipment_id)
         .where(
-            _in(Shipment.created_at, Shipment.tenant_id, tenant_id, lo, hi),
+            _in(Shipment.created_at, Shipment.tenant_id, tenant_id, spans),
             TrackingEventRecord.status.not_in(("info_received", "delivered")),
             TrackingEventRecord.source != "hub",
         )
@@ -581,14 +591,14 @@ def carrier_days_select(days: Days, tenant_id: int, lo: datetime, hi: datetime) 
         )
         .outerjoin(first_scan, first_scan.c.shipment_id == Shipment.id)
         .where(
-            _in(Shipment.created_at, Shipment.tenant_id, tenant_id, lo, hi),
+            _in(Shipment.created_at, Shipment.tenant_id, tenant_id, spans),
             Shipment.status != "cancelled",
         )
         .group_by(day, Shipment.carrier_account_id)
     )
 
 
-def _carrier_days(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any:
+def _carrier_days(days: Days, tenant_id: int, spans: Spans) -> Any:
     return insert(ReportCarrierDay).from_select(
         [
             "tenant_id",
@@ -601,5 +611,5 @@ def _carrier_days(days: Days, tenant_id: int, lo: datetime, hi: datetime) -> Any
             "transit_days",
             "exceptions",
         ],
-        carrier_days_select(days, tenant_id, lo, hi),
+        carrier_days_select(days, tenant_id, spans),
     )

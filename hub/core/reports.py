@@ -58,6 +58,8 @@ class Period:
     days: rollups.Days
     use_rollups: bool
     months_to: date | None = None
+    # Days whose rollup rows may be stale (changed since the last refresh): summed raw.
+    dirty: frozenset[date] = frozenset()
 
     def header(self, name: str) -> dict[str, Any]:
         return {
@@ -70,54 +72,64 @@ class Period:
     def facts(
         self,
         table: Any,
-        raw: Callable[[rollups.Days, int, datetime, datetime], Any],
+        raw: Callable[[rollups.Days, int, rollups.Spans], Any],
         months: Any = None,
     ) -> Any:
-        """The rollup's rows for the period as a subquery: month rows (``months``, when the
-        rollup has them) for the whole past months, day rows for the other whole days, raw
-        sums for the partial days (all raw when the rollups are not built yet)."""
-        parts = []
-        edges = [(self.start, self.end)]
+        """The rollup's rows for the period as one subquery: month rows (``months``, when
+        the rollup has them) for whole past months, day rows for the other whole days, and
+        raw sums for the partial days at the edges and for the days changed since the last
+        refresh — so the answer is exact as of now without waiting for one (all raw when the
+        rollups are not built yet)."""
+        whole = [(self.start, self.end)]
         first, last = self._whole_days()
-        if self.use_rollups and first <= last:
-            columns = [
-                c.name
-                for c in raw(self.days, self.tenant_id, self.start, self.end).selected_columns
-            ]
-            stored = table.__table__.c
-            spans = [(first, last)]
-            if months is not None and self.months_to is not None:
-                m_first = rollups.month_of(first)
-                if m_first < first:
-                    m_first = rollups.next_month(m_first)
-                m_end = min(self.months_to, rollups.month_of(last + timedelta(1)))
-                if m_first < m_end:
-                    by_month = months.__table__.c
-                    parts.append(
-                        select(
-                            *(
-                                by_month.month.label("day") if name == "day" else by_month[name]
-                                for name in columns
-                            )
-                        ).where(
-                            by_month.tenant_id == self.tenant_id,
-                            by_month.month >= m_first,
-                            by_month.month < m_end,
-                        )
-                    )
-                    spans = [(first, m_first - timedelta(1)), (m_end, last)]
-            parts += [
-                select(*(stored[name] for name in columns)).where(
-                    stored.tenant_id == self.tenant_id, stored.day >= lo, stored.day <= hi
+        if not self.use_rollups or first > last:
+            return raw(self.days, self.tenant_id, whole).subquery()
+        kinds: list[tuple[date, str]] = []
+        day = first
+        while day <= last:
+            month_end = rollups.next_month(day) - timedelta(1)
+            if (
+                months is not None
+                and self.months_to is not None
+                and day.day == 1
+                and month_end <= last
+                and rollups.next_month(day) <= self.months_to
+                and not any(d in self.dirty for d in _each_day(day, month_end))
+            ):
+                kinds += [(d, "month") for d in _each_day(day, month_end)]
+                day = month_end + timedelta(1)
+                continue
+            kinds.append((day, "raw" if day in self.dirty else "day"))
+            day += timedelta(1)
+        runs: dict[str, list[tuple[date, date]]] = {"month": [], "day": [], "raw": []}
+        for kind in runs:
+            runs[kind] = list(rollups.consecutive([d for d, k in kinds if k == kind]))
+        columns = [c.name for c in raw(self.days, self.tenant_id, whole).selected_columns]
+        parts = []
+        if runs["month"]:
+            by_month = months.__table__.c
+            parts.append(
+                select(
+                    *(by_month.month.label("day") if n == "day" else by_month[n] for n in columns)
+                ).where(
+                    by_month.tenant_id == self.tenant_id,
+                    rollups.on_days(by_month.month, runs["month"]),
                 )
-                for lo, hi in spans
-                if lo <= hi
-            ]
-            edges = [
-                (self.start, self.days.start(first)),
-                (self.days.start(last + timedelta(1)), self.end),
-            ]
-        parts += [raw(self.days, self.tenant_id, lo, hi) for lo, hi in edges if lo < hi]
+            )
+        if runs["day"]:
+            stored = table.__table__.c
+            parts.append(
+                select(*(stored[n] for n in columns)).where(
+                    stored.tenant_id == self.tenant_id, rollups.on_days(stored.day, runs["day"])
+                )
+            )
+        edges = [
+            (self.start, self.days.start(first)),
+            (self.days.start(last + timedelta(1)), self.end),
+        ]
+        spans = [(lo, hi) for lo, hi in edges if lo < hi] + rollups.spans_of(self.days, runs["raw"])
+        if spans:
+            parts.append(raw(self.days, self.tenant_id, spans))
         return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
 
     def _whole_days(self) -> tuple[date, date]:
@@ -134,12 +146,10 @@ def period(
     timezone: str,
     start: datetime,
     end: datetime,
-    *,
-    refresh: bool = True,
 ) -> Period:
-    """A report's period; folds the latest changes into the rollups first (cheap when the
-    worker's sweep keeps them fresh) unless they were never built — then the report sums raw
-    rows rather than build a shop's whole history inside a request."""
+    """A report's period. It reads, never writes: the rollups are the worker's to refresh
+    (every minute); what changed since is summed raw (Period.facts), and before the first
+    build everything is — a request never builds a shop's whole history."""
     if start >= end:
         raise Invalid("'from' must be before 'to'")
     if session.get_bind().dialect.name == "postgresql":
@@ -147,12 +157,15 @@ def period(
         # spilling them to disk doubles a report's time. Only this transaction's queries.
         session.execute(text("SET LOCAL work_mem = '32MB'"))
     state = rollups.built(session, tenant_id, timezone)
-    if state is not None and refresh:
-        rollups.refresh(session, tenant_id, timezone)
     days = rollups.days_for(session, timezone)
-    if state is None:
+    if state is None or state.scanned_to is None:
         return Period(session, tenant_id, start, end, days, False)
-    return Period(session, tenant_id, start, end, days, True, state.months_to)
+    dirty = rollups.changed_days(session, days, tenant_id, state.scanned_to - rollups.OVERLAP)
+    return Period(session, tenant_id, start, end, days, True, state.months_to, frozenset(dirty))
+
+
+def _each_day(first: date, last: date) -> list[date]:
+    return [first + timedelta(n) for n in range((last - first).days + 1)]
 
 
 def bucket(day: date, interval: str) -> date:
