@@ -61,6 +61,7 @@ ACME_LOST = "acme-only-lost-parcel"
 ACME_CARRIER_ACCOUNT = "acme-only-carrier"
 ACME_NOTIFIER = "acme-only-notifier"
 ACME_RECIPIENT = "stock@acme-only.test"
+PHOTO = b"GIF89a" + b"\x00" * 20  # an image by its first bytes
 ACME_REVIEW = "acme-only-review"
 ACME_CARE_RULE = "acme-only-rule"
 ACME_SURVEY = "acme-only-survey"
@@ -277,6 +278,18 @@ class Acme:
         if hidden:
             self.ok("POST", f"/reviews/{review_id}/hide", {"reason": "spam"})
         return review_id
+
+    def photo(self) -> str:
+        """The path of a photo on a fresh review of acme's."""
+        review_id = self.review()
+        response = self.api.client.post(
+            f"/api/v1/reviews/{review_id}/photos",
+            data={"file": (io.BytesIO(PHOTO), "parcel.gif")},
+            headers={"Authorization": f"Bearer {self.api.token}"},
+            content_type="multipart/form-data")
+        assert response.status_code == 201, response.get_json()
+        [photo] = response.get_json()["photos"]
+        return photo["url"].removeprefix("/api/v1")
 
     def ticket(self) -> str:
         """A fresh ticket of acme's, about one of its orders (its subject is acme's alone)."""
@@ -724,6 +737,15 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/reviews/<int:review_id>/reply"): Sample(
         lambda a: Request("POST", f"/reviews/{a.review()}/reply", {"body": "Thank you!"}),
         "record",
+    ),
+    ("POST", "/reviews/<int:review_id>/photos"): Sample(
+        lambda a: Request("POST", f"/reviews/{a.review()}/photos", upload=PHOTO), "record"
+    ),
+    ("GET", "/reviews/<int:review_id>/photos/<int:photo_id>"): Sample(
+        lambda a: Request("GET", a.photo()), "record"
+    ),
+    ("DELETE", "/reviews/<int:review_id>/photos/<int:photo_id>"): Sample(
+        lambda a: Request("DELETE", a.photo()), "record"
     ),
     ("GET", "/products/<sku>/rating"): Sample(
         lambda a: Request("GET", f"/products/{ACME_SKU}/rating"), "record"

@@ -6,6 +6,9 @@ link of a review request."""
 
 from __future__ import annotations
 
+import io
+import struct
+import zlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -294,7 +297,8 @@ def test_the_public_listing_shows_visible_reviews_without_email(
     assert [r["id"] for r in page["items"]] == [shown[2], shown[1]]  # newest first
     assert page["items"][0] == {
         "id": shown[2], "rating": 5, "title": "Great 2", "body": None, "verified_buyer": True,
-        "author": "Mary S.", "reply": None, "created_at": page["items"][0]["created_at"]}
+        "author": "Mary S.", "reply": None, "photos": [],
+        "created_at": page["items"][0]["created_at"]}
     second = api.client.get("/public/acme/products/SKU-A/reviews?page=2&per_page=2").get_json()
     assert [r["id"] for r in second["items"]] == [shown[0]]
     assert second["items"][0]["reply"]["body"] == "Thank you!"
@@ -410,3 +414,127 @@ def test_a_review_link_for_another_customers_order_is_refused(
                            json={"sku": "SKU-A", "rating": 5}).status_code == 404
     assert api.get("/reviews")[1]["total"] == 0
 
+
+
+# --- photos --------------------------------------------------------------------------------------
+
+
+def png(width: int = 1) -> bytes:
+    """A real PNG image, width x 1 grey pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, 1, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" + b"\x80" * width)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
+            + chunk(b"IEND", b""))
+
+
+def upload(api: Api, path: str, data: bytes, name: str = "parcel.png", *,
+           token: str | None = None, **form: str) -> tuple[int, Any]:
+    response = api.client.post(
+        path if path.startswith("/care/") else f"/api/v1{path}",
+        data={"file": (io.BytesIO(data), name), **form},
+        headers={} if path.startswith("/care/") else
+        {"Authorization": f"Bearer {token or api.token}"},
+        content_type="multipart/form-data",
+    )
+    return response.status_code, response.get_json(silent=True)
+
+
+def test_a_photo_goes_with_its_review_and_is_public_while_the_review_is(
+    api: Api, runtime: Runtime
+) -> None:
+    number, _ = delivered_order(runtime, api)
+    review_id = review(api, number)[1]["id"]
+    status, shown = upload(api, f"/reviews/{review_id}/photos", png(), "../../etc/box.png",
+                           token=api.tokens["service"])
+    assert status == 201, shown
+    [photo] = shown["photos"]
+    assert (photo["filename"], photo["content_type"], photo["size"]) == (
+        "box.png", "image/png", len(png()))
+    assert photo["url"] == f"/api/v1/reviews/{review_id}/photos/{photo['id']}"
+    staff = api.client.get(photo["url"], headers={"Authorization": f"Bearer {api.token}"})
+    assert staff.status_code == 200 and staff.data == png()
+    assert staff.headers["Content-Type"] == "image/png"
+    assert staff.headers["Content-Disposition"].startswith("inline")
+    assert staff.headers["X-Content-Type-Options"] == "nosniff"
+    [listed] = api.client.get("/public/acme/products/SKU-A/reviews").get_json()["items"]
+    [public] = listed["photos"]
+    assert public["url"] == f"/public/acme/reviews/{review_id}/photos/{photo['id']}"
+    seen = api.client.get(public["url"])  # no token
+    assert (seen.status_code, seen.data, seen.mimetype) == (200, png(), "image/png")
+    assert seen.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert api.client.get(f"/public/other/reviews/{review_id}/photos/{photo['id']}"
+                          ).status_code == 404
+    assert api.client.get(f"/public/acme/reviews/{review_id}/photos/{photo['id'] + 1}"
+                          ).status_code == 404
+    # hidden review: its photos are nobody's business but the staff's
+    assert api.post(f"/reviews/{review_id}/hide", {"reason": "personal_data"})[0] == 200
+    assert api.client.get(public["url"]).status_code == 404
+    assert api.client.get(photo["url"], headers={"Authorization": f"Bearer {api.token}"}
+                          ).status_code == 200
+    assert api.post(f"/reviews/{review_id}/show")[0] == 200
+    assert api.client.get(public["url"]).status_code == 200
+    # a moderator takes it off
+    assert api.delete(f"/reviews/{review_id}/photos/{photo['id']}",
+                      token=api.tokens["service"])[1]["photos"] == []
+    assert api.client.get(public["url"]).status_code == 404
+    actions = [e["action"] for e in api.get(f"/audit?entity_id={review_id}")[1]["items"]]
+    assert "review.photo" in actions and "review.photo_removed" in actions
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "status", "words"),
+    [
+        (b"<html><script>alert(1)</script></html>", "cat.jpg", 422,
+         "must be a JPEG, PNG, GIF or WebP image"),
+        (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "receipt.pdf", 422,
+         "must be a JPEG, PNG, GIF or WebP image"),
+        (b"GIF89a" + b"\x00" * 20, "a.gif", 201, ""),
+    ],
+)
+def test_only_images_are_photos(
+    api: Api, runtime: Runtime, data: bytes, name: str, status: int, words: str
+) -> None:
+    number, _ = delivered_order(runtime, api)
+    review_id = review(api, number)[1]["id"]
+    got, body = upload(api, f"/reviews/{review_id}/photos", data, name)
+    assert got == status, body
+    assert words in str(body)
+
+
+def test_a_review_takes_five_photos_and_only_its_own_tenants_staff_add_them(
+    api: Api, runtime: Runtime
+) -> None:
+    number, _ = delivered_order(runtime, api)
+    review_id = review(api, number)[1]["id"]
+    for width in range(1, 6):
+        assert upload(api, f"/reviews/{review_id}/photos", png(width))[0] == 201
+    status, body = upload(api, f"/reviews/{review_id}/photos", png(9))
+    assert status == 409 and body["error"]["message"] == (
+        f"review {review_id} has 5 photos already")
+    assert upload(api, f"/reviews/{review_id}/photos", png(),
+                  token=api.tokens["warehouse"])[0] == 403
+    assert upload(api, f"/reviews/{review_id}/photos", png(),
+                  token=api.tokens["stranger"])[0] == 404
+    no_file = api.client.post(f"/api/v1/reviews/{review_id}/photos", json={},
+                              headers={"Authorization": f"Bearer {api.token}"})
+    assert no_file.status_code == 415
+    assert api.delete(f"/reviews/{review_id}/photos/1", token=api.tokens["analyst"])[0] == 403
+
+
+def test_a_customer_adds_a_photo_through_the_review_link(api: Api, runtime: Runtime) -> None:
+    _, path = _review_link(api, runtime)
+    status, body = upload(api, f"{path}/photos", png(), sku="SKU-A")
+    assert status == 404 and "review the line first" in body["error"]["message"]
+    assert api.client.post(path, json={"sku": "SKU-A", "rating": 4}).status_code == 201
+    status, body = upload(api, f"{path}/photos", png())
+    assert status == 422 and "'sku'" in body["error"]["message"]
+    status, shown = upload(api, f"{path}/photos", png(), sku="SKU-A")
+    assert status == 201, shown
+    assert "customer" not in shown
+    [photo] = shown["photos"]
+    assert api.client.get(photo["url"]).data == png()
+    assert upload(api, "/care/review/not-a-token/photos", png(), sku="SKU-A")[0] == 404

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
-from hub.core import audit, care_links, events, tickets
+from hub.core import attachments, audit, care_links, events, tickets
 from hub.core.db import utcnow
 from hub.core.errors import Conflict, Invalid, NotFound
 from hub.core.models import (
@@ -30,6 +31,7 @@ from hub.core.models import (
     OrderLine,
     Product,
     Review,
+    ReviewPhoto,
     Shipment,
     ShipmentItem,
     Tenant,
@@ -259,6 +261,110 @@ def reply(session: Session, review: Review, body: str, actor: str) -> Review:
     return review
 
 
+# --- photos -------------------------------------------------------------------------------------
+
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+MAX_PHOTOS = 5
+
+
+def add_photo(
+    session: Session, review: Review, data_dir: Path, filename: str, data: bytes, actor: str
+) -> ReviewPhoto:
+    """Keep a photo with the review: an image by its content (hub.core.attachments), at most
+    MAX_PHOTOS per review."""
+    content_type = attachments.kind_of(data)
+    if content_type not in PHOTO_TYPES:
+        problem = "must be a JPEG, PNG, GIF or WebP image"
+        raise Invalid(f"a review photo {problem}", [{"field": "file", "problem": problem}])
+    if len(review.photos) >= MAX_PHOTOS:
+        raise Conflict(f"review {review.id} has {MAX_PHOTOS} photos already")
+    digest = attachments.store(data_dir, review.tenant_id, data)
+    photo = ReviewPhoto(
+        tenant_id=review.tenant_id,
+        review_id=review.id,
+        filename=attachments.clean_name(filename),
+        content_type=content_type,
+        size=len(data),
+        sha256=digest,
+        uploaded_by=actor,
+        created_at=utcnow(),
+    )
+    review.photos.append(photo)
+    review.updated_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        review.tenant_id,
+        actor,
+        "review.photo",
+        "review",
+        review.id,
+        None,
+        {"photo": photo.id, "filename": photo.filename, "size": photo.size, "sha256": digest},
+    )
+    return photo
+
+
+def photo_of(review: Review, photo_id: int) -> ReviewPhoto:
+    for photo in review.photos:
+        if photo.id == photo_id:
+            return photo
+    raise NotFound(f"review {review.id} has no photo {photo_id}")
+
+
+def remove_photo(session: Session, review: Review, photo_id: int, actor: str) -> None:
+    """Take a photo off a review (moderation); the file stays while another row names it."""
+    photo = photo_of(review, photo_id)
+    review.photos.remove(photo)
+    review.updated_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        review.tenant_id,
+        actor,
+        "review.photo_removed",
+        "review",
+        review.id,
+        {"photo": photo.id, "filename": photo.filename, "sha256": photo.sha256},
+        None,
+    )
+
+
+def of_line(session: Session, order: Order, sku: str) -> Review:
+    """The review of the order's line of this SKU."""
+    review = session.scalar(
+        select(Review).where(Review.order_id == order.id, Review.sku == sku).order_by(Review.id)
+    )
+    if review is None:
+        raise NotFound(f"no review of {sku!r} on this order yet: review the line first")
+    return review
+
+
+def visible(session: Session, slug: str, review_id: int) -> Review:
+    """A review anyone may see: of this tenant, not hidden."""
+    review = session.scalar(
+        select(Review)
+        .join(Tenant, Tenant.id == Review.tenant_id)
+        .where(Tenant.slug == slug, Review.id == review_id, Review.hidden.is_(False))
+    )
+    if review is None:
+        raise NotFound("no such review")
+    return review
+
+
+def _photos(review: Review, base: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": p.id,
+            "filename": p.filename,
+            "content_type": p.content_type,
+            "size": p.size,
+            "url": f"{base}/{p.id}",
+        }
+        for p in review.photos
+    ]
+
+
 # --- reading ------------------------------------------------------------------------------------
 
 
@@ -305,14 +411,16 @@ def view(session: Session, review: Review) -> dict[str, Any]:
         "reply": _reply(review, staff=True),
         "customer": {"email": customer.email, "name": customer.name} if customer else None,
         "ticket": ticket,
+        "photos": _photos(review, f"/api/v1/reviews/{review.id}/photos"),
         "created_by": review.created_by,
         "created_at": review.created_at.isoformat(),
         "updated_at": review.updated_at.isoformat(),
     }
 
 
-def public_view(review: Review, author: str | None) -> dict[str, Any]:
-    """What anyone may see: no e-mail address, no order, the author as "Ann L."."""
+def public_view(review: Review, author: str | None, slug: str) -> dict[str, Any]:
+    """What anyone may see: no e-mail address, no order, the author as "Ann L.", the
+    photos at their public addresses."""
     return {
         "id": review.id,
         "rating": review.rating,
@@ -321,6 +429,7 @@ def public_view(review: Review, author: str | None) -> dict[str, Any]:
         "verified_buyer": review.verified_buyer,
         "author": author,
         "reply": _reply(review, staff=False),
+        "photos": _photos(review, f"/public/{slug}/reviews/{review.id}/photos"),
         "created_at": review.created_at.isoformat(),
     }
 
@@ -398,7 +507,7 @@ def public_page(session: Session, slug: str, sku: str, page: int, per_page: int)
     return {
         "product": {"sku": item.sku, "name": item.name},
         "rating": rating(session, tenant_id, item.id),
-        "items": [public_view(r, display_name(name)) for r, name in rows],
+        "items": [public_view(r, display_name(name), slug) for r, name in rows],
         "total": total,
         "page": page,
         "per_page": per_page,

@@ -9,7 +9,10 @@ their messages and a product's public reviews. Outside ``/api/v1``: no token, no
   body?}`` reviews one (201).
 - ``/care/survey/<token>``: GET shows the question; POST ``{rating, comment?}`` answers it,
   once (a second answer is a 409).
-- ``/public/<tenant>/products/<sku>/reviews``: visible reviews, newest first, paged.
+- ``/care/review/<token>/photos``: POST a photo (multipart ``file`` and ``sku``) for the
+  customer's review of that line (201).
+- ``/public/<tenant>/products/<sku>/reviews``: visible reviews, newest first, paged, each
+  with its photos' addresses: ``/public/<tenant>/reviews/<id>/photos/<photo id>``.
 
 A token that is forged, expired or names another tenant's record is a 404 that says only
 that the link is not valid."""
@@ -26,7 +29,8 @@ from jsonschema import Draft202012Validator
 from hub.core import care, reviews, schema_errors
 from hub.core.errors import Invalid
 from hub.core.models import Tenant
-from hub.web.api.framework import ApiError
+from hub.web.api.framework import ApiError, file_body
+from hub.web.api.reviews import photo_response
 
 if TYPE_CHECKING:
     from hub.runtime import Runtime
@@ -142,7 +146,34 @@ def review(token: str) -> ResponseReturnValue:
             ),
             f"customer:{order.customer_id}",
         )
-        return reviews.public_view(made, None), 201
+        return reviews.public_view(made, None, slug), 201
+
+
+@bp.post("/care/review/<token>/photos")
+def review_photo(token: str) -> ResponseReturnValue:
+    """A photo for the customer's review of one of the order's lines: multipart with the
+    ``file`` and the line's ``sku``."""
+    runtime = _runtime()
+    with runtime.transaction() as session:
+        order = reviews.linked_order(session, _secret(), token)  # a bad link before the body
+        upload = file_body(runtime)
+        sku = request.form.get("sku", "")
+        if not sku:
+            raise Invalid(
+                "say which line's review the photo is for: the form field 'sku'",
+                [{"field": "sku", "problem": "is required"}],
+            )
+        review = reviews.of_line(session, order, sku)
+        reviews.add_photo(
+            session,
+            review,
+            runtime.settings.data_dir,
+            upload.filename,
+            upload.data,
+            f"customer:{order.customer_id}",
+        )
+        slug = session.get_one(Tenant, order.tenant_id).slug
+        return reviews.public_view(review, None, slug), 201
 
 
 # --- the satisfaction survey ---------------------------------------------------------------------
@@ -179,6 +210,16 @@ def _page_arg(name: str, default: int, maximum: int) -> int:
             [{"field": name, "problem": f"from 1 to {maximum}"}],
         )
     return int(raw)
+
+
+@bp.get("/public/<tenant>/reviews/<int:review_id>/photos/<int:photo_id>")
+def public_review_photo(tenant: str, review_id: int, photo_id: int) -> ResponseReturnValue:
+    """A visible review's photo; a hidden review's, another tenant's or an unknown one are
+    the same 404."""
+    runtime = _runtime()
+    with runtime.session() as session:
+        review = reviews.visible(session, tenant, review_id)
+        return photo_response(runtime.settings.data_dir, review, photo_id)
 
 
 @bp.get("/public/<tenant>/products/<sku>/reviews")

@@ -1,7 +1,7 @@
 """report rollups: per tenant and local day, orders by channel/status, by ship-to place (with
-new customers), by product (and per past month), by warehouse, and shipments per carrier account; the refresh
-state per tenant; indexes for changed rows, a customer's first order, returns and tickets by
-creation
+new customers), by product (and per past month), by warehouse, and shipments per carrier
+account; the refresh state per tenant; indexes for changed rows, a customer's first order,
+returns and tickets by creation
 
 Revision ID: 0016
 Revises: 0015

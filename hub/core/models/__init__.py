@@ -1,7 +1,7 @@
 """The records OrderHub owns, one module per aggregate; importing this registers them all."""
 
 from hub.core.models.audit import AuditEntry
-from hub.core.models.care import CareOptOut, CareSend, Review, TicketSurvey
+from hub.core.models.care import CareOptOut, CareSend, Review, ReviewPhoto, TicketSurvey
 from hub.core.models.catalog import Product, Warehouse
 from hub.core.models.events import Event, NotificationDelivery, NotifierState
 from hub.core.models.intake import Connection, InboxEntry, SkuMapping
@@ -66,6 +66,7 @@ __all__ = [
     "ReturnLine",
     "ReturnReceipt",
     "Review",
+    "ReviewPhoto",
     "Shipment",
     "ShipmentItem",
     "ShipmentPurchase",

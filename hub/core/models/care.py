@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.core.db import Base, utcnow
 from hub.core.models.tenancy import TenantScoped
@@ -104,3 +104,24 @@ class Review(TenantScoped, Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    photos: Mapped[list[ReviewPhoto]] = relationship(
+        order_by="ReviewPhoto.id", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+
+class ReviewPhoto(TenantScoped, Base):
+    """A photo with a review, kept by the hub like a ticket's files (hub.core.attachments):
+    images only, a few per review, shown publicly only while the review is."""
+
+    __tablename__ = "review_photos"
+    __table_args__ = (Index("ix_review_photos_review", "review_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

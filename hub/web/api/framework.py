@@ -333,7 +333,7 @@ def _parse_body(spec: Route, runtime: Runtime) -> Any:
     if spec.body_kind == "csv":
         return _csv_body(runtime)
     if spec.body_kind == "file":
-        return _file_body(runtime)
+        return file_body(runtime)
     if not request.mimetype or request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     raw = request.get_data(cache=False)  # read once, here: no copy kept for later
@@ -378,7 +378,8 @@ class Upload:
     data: bytes
 
 
-def _file_body(runtime: Runtime) -> Upload:
+def file_body(runtime: Runtime) -> Upload:
+    """The ``file`` part of a multipart request, at most the upload limit (413 above it)."""
     request.max_content_length = runtime.settings.max_attachment_bytes + 64 * 1024
     upload = request.files.get("file") if request.mimetype == "multipart/form-data" else None
     if upload is None:

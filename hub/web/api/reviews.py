@@ -4,15 +4,18 @@ and what the care rules sent and the surveys customers answered."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from flask import Response
 from sqlalchemy import func, select
 
 from hub.core import care, reviews
 from hub.core.care_rules import KINDS as CARE_KINDS
 from hub.core.models import CareSend, Customer, Review, TicketSurvey
 from hub.web.api import schemas
-from hub.web.api.framework import Ctx, Param, paginate, route
+from hub.web.api.framework import Ctx, Param, Upload, paginate, route
+from hub.web.stored_files import stored_file
 
 TAG = "reviews"
 
@@ -125,6 +128,61 @@ def show_review(ctx: Ctx, review_id: int) -> dict[str, Any]:
 def reply_review(ctx: Ctx, review_id: int, body: dict[str, Any]) -> dict[str, Any]:
     review = reviews.get(ctx.session, ctx.tenant_id, review_id, lock=True)
     return reviews.view(ctx.session, reviews.reply(ctx.session, review, body["body"], ctx.actor))
+
+
+@route(
+    "/reviews/<int:review_id>/photos",
+    "POST",
+    permission="reviews.write",
+    tag=TAG,
+    status=201,
+    body={},
+    body_kind="file",
+    summary="Add a photo (JPEG, PNG, GIF or WebP; at most 5) to a review",
+)
+def add_review_photo(ctx: Ctx, review_id: int, body: Upload) -> dict[str, Any]:
+    review = reviews.get(ctx.session, ctx.tenant_id, review_id, lock=True)
+    reviews.add_photo(
+        ctx.session, review, ctx.runtime.settings.data_dir, body.filename, body.data, ctx.actor
+    )
+    return reviews.view(ctx.session, review)
+
+
+@route(
+    "/reviews/<int:review_id>/photos/<int:photo_id>",
+    permission="reviews.read",
+    tag=TAG,
+    summary="See a review's photo",
+)
+def review_photo(ctx: Ctx, review_id: int, photo_id: int) -> Response:
+    review = reviews.get(ctx.session, ctx.tenant_id, review_id)
+    return photo_response(ctx.runtime.settings.data_dir, review, photo_id)
+
+
+@route(
+    "/reviews/<int:review_id>/photos/<int:photo_id>",
+    "DELETE",
+    permission="reviews.moderate",
+    tag=TAG,
+    summary="Take a photo off a review",
+)
+def remove_review_photo(ctx: Ctx, review_id: int, photo_id: int) -> dict[str, Any]:
+    review = reviews.get(ctx.session, ctx.tenant_id, review_id, lock=True)
+    reviews.remove_photo(ctx.session, review, photo_id, ctx.actor)
+    return reviews.view(ctx.session, review)
+
+
+def photo_response(data_dir: Path, review: Review, photo_id: int) -> Response:
+    photo = reviews.photo_of(review, photo_id)
+    return stored_file(
+        data_dir,
+        review.tenant_id,
+        photo.sha256,
+        photo.content_type,
+        photo.filename,
+        inline=True,
+        missing=f"the file of photo {photo_id} is missing from the hub's storage",
+    )
 
 
 @route(

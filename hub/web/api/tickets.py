@@ -3,17 +3,16 @@ category, and add replies and internal notes. A ticket's id is its number (``T-0
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-from flask import Response, send_file
+from flask import Response
 
-from hub.core import attachments, tickets
-from hub.core.errors import NotFound
+from hub.core import tickets
 from hub.core.models import Ticket
 from hub.core.ticket_rules import KINDS, PRIORITIES
 from hub.web.api import schemas
 from hub.web.api.framework import Ctx, Param, Upload, paginate, route
+from hub.web.stored_files import stored_file
 
 TAG = "tickets"
 BODY_TEXT = {"type": "string", "minLength": 1, "maxLength": 20_000}
@@ -214,21 +213,12 @@ def attach(ctx: Ctx, number: str, body: Upload) -> dict[str, Any]:
 def download(ctx: Ctx, number: str, attachment_id: int) -> Response:
     ticket = tickets.get(ctx.session, ctx.tenant_id, number)
     row = tickets.attachment(ctx.session, ticket, attachment_id)
-    try:
-        path = attachments.path_of(ctx.runtime.settings.data_dir, ctx.tenant_id, row.sha256)
-    except FileNotFoundError:
-        raise NotFound(
-            f"the file of attachment {attachment_id} is missing from the hub's storage"
-        ) from None
-    # Read whole (at most max_attachment_bytes): no open file is left to a client that never
-    # reads the answer to its end.
-    response = send_file(
-        io.BytesIO(path.read_bytes()),
-        mimetype=row.content_type,
-        as_attachment=True,
-        download_name=row.filename,
-        max_age=0,
+    return stored_file(
+        ctx.runtime.settings.data_dir,
+        ctx.tenant_id,
+        row.sha256,
+        row.content_type,
+        row.filename,
+        inline=False,
+        missing=f"the file of attachment {attachment_id} is missing from the hub's storage",
     )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
