@@ -54,7 +54,7 @@ def create_app(
         runtime.close()
         raise
 
-    from hub.web import carrier_hooks, errors, headers, health, hooks, public
+    from hub.web import carrier_hooks, errors, headers, health, hooks, inbound_email, public
     from hub.web.api import blueprint
 
     errors.install(app)
@@ -63,5 +63,6 @@ def create_app(
     app.register_blueprint(hooks.bp)
     app.register_blueprint(carrier_hooks.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(inbound_email.bp)
     app.register_blueprint(blueprint())
     return app

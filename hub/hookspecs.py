@@ -86,6 +86,12 @@ def ticket_sla_breached(tenant: str, payload: dict[str, Any]) -> None:
 
 
 @hookspec
+def ticket_replied(tenant: str, payload: dict[str, Any]) -> None:
+    """An agent answered a ticket's customer; payload has number, subject, body (the answer),
+    agent, customer_id and order_number (None without an order)."""
+
+
+@hookspec
 def return_created(tenant: str, payload: dict[str, Any]) -> None:
     """A return or exchange was authorised; payload has id, number, order, kind, status, lines."""
 

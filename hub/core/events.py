@@ -26,6 +26,8 @@ TICKET_ASSIGNED = "ticket_assigned"
 TICKET_STATUS_CHANGED = "ticket_status_changed"
 TICKET_SLA_WARNING = "ticket_sla_warning"
 TICKET_SLA_BREACHED = "ticket_sla_breached"
+# An agent answered the customer (a public message): what the e-mail conversation sends.
+TICKET_REPLIED = "ticket_replied"
 RETURN_CREATED = "return_created"
 RETURN_RECEIVED = "return_received"
 RETURN_LABEL_ISSUED = "return_label_issued"
@@ -64,6 +66,7 @@ EVENT_NAMES = (
     TICKET_STATUS_CHANGED,
     TICKET_SLA_WARNING,
     TICKET_SLA_BREACHED,
+    TICKET_REPLIED,
     RETURN_CREATED,
     RETURN_RECEIVED,
     RETURN_LABEL_ISSUED,

@@ -32,6 +32,7 @@ SUBJECTS = {
     "ticket_status_changed": "Ticket {number}: {from} → {to}",
     "ticket_sla_warning": "Ticket {number}: {clock} due at {due}",
     "ticket_sla_breached": "Ticket {number}: {clock} deadline passed ({due})",
+    "ticket_replied": "Re: [{number}] {subject}",
     "return_created": "Order {order}: {kind} {number} authorised",
     "return_received": "Return {number} of order {order}: goods received ({status})",
     "return_label_issued": "Return {number} of order {order}: label {tracking_number}",

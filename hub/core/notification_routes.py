@@ -402,9 +402,9 @@ RECIPIENT_KINDS: dict[str, RecipientKind] = {
         frozenset({events.TICKET_SLA_BREACHED}), _staff("escalated_to"), "SLA breaches"
     ),
     "requester": RecipientKind(
-        frozenset({events.TICKET_CREATED, events.TICKET_STATUS_CHANGED}),
+        frozenset({events.TICKET_CREATED, events.TICKET_STATUS_CHANGED, events.TICKET_REPLIED}),
         _requester,
-        "a ticket's opening and status changes",
+        "a ticket's opening, status changes and the agents' answers",
     ),
 }
 

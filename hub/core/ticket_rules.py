@@ -35,6 +35,29 @@ TICKETS_SCHEMA: dict[str, Any] = {
             "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"},
             "uniqueItems": True,
         },
+        # Tickets from e-mail (hub.core.email_intake): the mail provider's webhook signing key
+        # (a secret: write it as {"$env" = "NAME"}), what a new e-mail opens, how old a
+        # signed post may be.
+        "email": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["signing_key"],
+            "properties": {
+                "signing_key": {
+                    "anyOf": [
+                        {"type": "string", "minLength": 16},
+                        {
+                            "type": "object",
+                            "properties": {"$env": {"type": "string"}},
+                            "required": ["$env"],
+                            "additionalProperties": False,
+                        },
+                    ]
+                },
+                "kind": {"enum": list(KINDS)},
+                "max_age_seconds": {"type": "integer", "minimum": 30, "maximum": 86_400},
+            },
+        },
         "sla": {
             "type": "array",
             "items": {
@@ -79,6 +102,15 @@ class Target:
 
 
 @dataclass(frozen=True)
+class EmailIntake:
+    """``[tickets.email]``: how the tenant's support mailbox reaches the hub."""
+
+    signing_key: str = field(repr=False)  # never in a log line or an error
+    kind: str = "question"
+    max_age_seconds: int = 900
+
+
+@dataclass(frozen=True)
 class TicketRules:
     assignment: str = "least_loaded"
     reopen_days: int = 7
@@ -88,6 +120,7 @@ class TicketRules:
     # First match wins: an entry naming a category and a priority before one naming either.
     sla: tuple[dict[str, Any], ...] = ()
     calendar: WorkingHours = field(default_factory=WorkingHours)
+    email: EmailIntake | None = None
 
     def target(self, category: str | None, priority: str) -> Target:
         for entry in self.sla:
@@ -113,4 +146,5 @@ def ticket_rules_from(
         categories=tuple(tickets.get("categories", ())),
         sla=tuple(tickets.get("sla", ())),
         calendar=working_hours.parse(calendar or {}),
+        email=EmailIntake(**tickets["email"]) if "email" in tickets else None,
     )

@@ -334,6 +334,24 @@ def add_message(
             )
         if ticket.first_replied_at is None:
             ticket.first_replied_at = now
+        order = (
+            session.scalar(select(Order.number).where(Order.id == ticket.order_id))
+            if ticket.order_id
+            else None
+        )
+        events.emit(
+            session,
+            ticket.tenant_id,
+            events.TICKET_REPLIED,
+            {
+                "number": ticket.number,
+                "subject": ticket.subject,
+                "body": body,
+                "agent": author,
+                "customer_id": ticket.customer_id,
+                "order_number": order,
+            },
+        )
     if author_kind == "customer":
         if ticket.status == "waiting_customer":
             move(session, ticket, "assigned", rules, actor, now)

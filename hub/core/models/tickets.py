@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.core.db import Base, utcnow
@@ -75,7 +75,18 @@ class TicketMessage(TenantScoped, Base):
     the customer and never counted as a reply."""
 
     __tablename__ = "ticket_messages"
-    __table_args__ = (Index("ix_ticket_messages_ticket", "ticket_id", "id"),)
+    __table_args__ = (
+        Index("ix_ticket_messages_ticket", "ticket_id", "id"),
+        # An e-mail's Message-ID: a provider posting the same e-mail again adds nothing.
+        Index(
+            "uq_ticket_messages_external",
+            "tenant_id",
+            "external_id",
+            unique=True,
+            postgresql_where=text("external_id IS NOT NULL"),
+            sqlite_where=text("external_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
@@ -84,6 +95,7 @@ class TicketMessage(TenantScoped, Base):
     visibility: Mapped[str] = mapped_column(String(10), default="public")
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    external_id: Mapped[str | None] = mapped_column(String(250))
 
 
 class TicketAttachment(TenantScoped, Base):
