@@ -372,6 +372,10 @@ class Recorder:
         self._record("ticket_status_changed", tenant, payload)
 
     @hookimpl
+    def ticket_replied(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("ticket_replied", tenant, payload)
+
+    @hookimpl
     def ticket_sla_warning(self, tenant: str, payload: dict[str, Any]) -> None:
         self._record("ticket_sla_warning", tenant, payload)
 
@@ -776,6 +780,23 @@ def test_hook_ticket_status_changed(api: Api, runtime: Runtime, recorder: Record
     runtime.jobs.join()
     assert recorder.hooks("ticket_status_changed") == [
         ("acme", {"number": ticket["number"], "from": "assigned", "to": "resolved"})]
+
+
+def test_hook_ticket_replied(api: Api, runtime: Runtime, recorder: Recorder) -> None:
+    _, ticket = api.post("/tickets", QUESTION)
+    number = ticket["number"]
+    # a note for staff and the customer's own message are no answer
+    api.post(f"/tickets/{number}/messages", {"body": "VIP, be quick", "internal": True})
+    api.post(f"/tickets/{number}/messages", {"body": "Any news?", "from_customer": True})
+    status, _ = api.post(f"/tickets/{number}/messages", {"body": "It ships today."},
+                         token=api.tokens["service"])
+    assert status in (200, 201)
+    runtime.jobs.join()
+    customer_id = recorder.hooks("ticket_replied")[0][1]["customer_id"]
+    assert isinstance(customer_id, int)
+    assert recorder.hooks("ticket_replied") == [("acme", {
+        "number": number, "subject": "Where is it?", "body": "It ships today.",
+        "agent": "service", "customer_id": customer_id, "order_number": None})]
 
 
 def _sla_check(runtime: Runtime, minutes_after: int) -> None:
