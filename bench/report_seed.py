@@ -124,10 +124,10 @@ def seed(
             f"""INSERT INTO orders (tenant_id, number, channel, status, order_type, priority,
                    customer_id, currency, subtotal, shipping_total, tax_total, discount_total,
                    fees_total, total, consignee_name, ship_city, ship_region, ship_country,
-                   created_at, paid_at, updated_at, fulfilled_by_channel, created_by)
+                   created_at, paid_at, updated_at, queue_at, fulfilled_by_channel, created_by)
                SELECT %(t)s, %(prefix)s || g, ch, st, 'normal', 0, c0 + cu, cur, s, sh, 0, 0,
                    0, s + sh, 'Customer ' || cu, 'City', {regions}, {countries}, at, at, at,
-                   false, 'bench'
+                   at, false, 'bench'
                FROM (
                    SELECT g, r, cu, at, {_status_case()} AS st,
                        -- a customer ships to one place, now and then (a gift) elsewhere

@@ -132,8 +132,9 @@ def order_searches(now: datetime) -> list[tuple[str, dict[str, str], str]]:
     """(label, query of GET /orders, the same page and total in plain SQL)."""
     year_ago = (now - timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
     quarter_ago = (now - timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    page = "SELECT o.* FROM orders o WHERE {w} ORDER BY {o} LIMIT 50"
-    count = "SELECT count(*) FROM orders o WHERE {w}"
+    page = "SELECT o.* FROM orders o WHERE {w} ORDER BY {o} LIMIT 50"  # with the lines next
+    # the hub counts up to 1,000 matches (and says whether there are more)
+    count = "SELECT count(*) FROM (SELECT 1 FROM orders o WHERE {w} LIMIT 1001) c"
     cases = [
         (
             "status in (delivered, shipped) + channel + a year, newest first",
@@ -141,7 +142,7 @@ def order_searches(now: datetime) -> list[tuple[str, dict[str, str], str]]:
              "sort": "-created_at"},
             "o.tenant_id = %(t)s AND o.status IN ('delivered', 'shipped')"
             " AND o.channel = 'amazon' AND o.created_at >= %(y)s",
-            "o.created_at DESC",
+            "o.created_at DESC, o.id DESC",
         ),
         (
             "status + amount range + a quarter, largest first",
@@ -149,7 +150,7 @@ def order_searches(now: datetime) -> list[tuple[str, dict[str, str], str]]:
              "created_from": quarter_ago, "sort": "-total"},
             "o.tenant_id = %(t)s AND o.status = 'confirmed' AND o.total BETWEEN 100 AND 500"
             " AND o.created_at >= %(q)s",
-            "o.total DESC",
+            "o.total DESC, o.id DESC",
         ),
         (
             "orders with one SKU, delivered",
@@ -157,7 +158,7 @@ def order_searches(now: datetime) -> list[tuple[str, dict[str, str], str]]:
             "o.tenant_id = %(t)s AND o.status = 'delivered' AND EXISTS (SELECT 1 FROM"
             " order_lines l WHERE l.order_id = o.id AND l.tenant_id = %(t)s"
             " AND l.sku = 'BENCH-000123')",
-            "o.created_at DESC",
+            "o.created_at DESC, o.id DESC",
         ),
         (
             "one customer's orders by e-mail",
@@ -165,7 +166,7 @@ def order_searches(now: datetime) -> list[tuple[str, dict[str, str], str]]:
             "o.tenant_id = %(t)s AND EXISTS (SELECT 1 FROM customers c WHERE"
             " c.id = o.customer_id AND (c.name ILIKE %(c)s OR c.email ILIKE %(c)s"
             " OR c.phone ILIKE %(c)s))",
-            "o.created_at DESC",
+            "o.created_at DESC, o.id DESC",
         ),
         (
             "the work queue: confirmed, by queue order",
@@ -256,7 +257,7 @@ def busy_minute(url: str, tenant_id: int, changes: int) -> None:
                                                     ELSE status END,
                    updated_at = now()
                WHERE id IN (SELECT id FROM orders WHERE tenant_id = %s
-                            ORDER BY (id * 7919) %% 1000003 LIMIT %s)""",
+                            ORDER BY (id::bigint * 7919) %% 1000003 LIMIT %s)""",
             (tenant_id, changes),
         )
 

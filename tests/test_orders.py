@@ -439,3 +439,18 @@ def test_every_order_filter_on_its_boundaries(api):
     assert found("customer=stone") == []  # the consignee is not the customer
     assert found("q=0142") == [b] and found("q=park") == [b]
     assert found("fulfilled_by=hub") == [a, b] and found("fulfilled_by=channel") == []
+
+
+def test_a_search_counts_up_to_the_cap_and_says_when_there_are_more(api, monkeypatch):
+    from hub.core import order_queries
+
+    monkeypatch.setattr(order_queries, "COUNT_CAP", 2)
+    numbers = [api.post("/orders", ORDER)[1]["number"] for _ in range(3)]
+    status, page = api.get("/orders?per_page=1")
+    assert status == 200
+    assert (page["total"], page["total_capped"]) == (2, True)
+    assert [o["number"] for o in page["items"]] == [numbers[-1]]  # newest first
+    # the pages go on past the count
+    assert api.get("/orders?per_page=1&page=3")[1]["items"][0]["number"] == numbers[0]
+    exact = api.get(f"/orders?number={numbers[0]}")[1]
+    assert (exact["total"], exact["total_capped"]) == (1, False)

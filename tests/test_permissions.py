@@ -498,6 +498,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ),
     # admin
     ("GET", "/me"): Sample(lambda a: Request("GET", "/me"), "own"),
+    ("PATCH", "/me"): Sample(lambda a: Request("PATCH", "/me", {"available": True}), "own"),
     ("GET", "/users"): Sample(lambda a: Request("GET", "/users"), "list", lambda a: ACME_USER),
     ("POST", "/users"): Sample(
         lambda a: Request(

@@ -219,6 +219,27 @@ def test_an_agent_going_away_hands_their_tickets_over_and_nobody_left_queues_the
     assert api.get("/tickets?assignee=kim")[1]["total"] == 5
 
 
+def test_an_agent_goes_away_and_comes_back_by_themselves(
+    api: Api, agents: dict[str, str], runtime: Runtime
+) -> None:
+    first = opened(api)
+    holder = first["assignee"]
+    status, me = api.patch("/me", {"available": False}, token=agents[holder])
+    assert (status, me["username"], me["available"]) == (200, holder, False)
+    assert api.get(f"/tickets/{first['number']}")[1]["assignee"] != holder
+    assert all(opened(api)["assignee"] != holder for _ in range(3))
+    assert api.get("/me", token=agents[holder])[1]["available"] is False
+    assert api.patch("/me", {"available": True}, token=agents[holder])[1]["available"] is True
+    changes = api.get(f"/audit?action=user.availability&entity_id={holder}")[1]["items"]
+    assert [(c["before"], c["after"]) for c in changes] == [
+        ({"available": True}, {"available": False}),
+        ({"available": False}, {"available": True}),
+    ]
+    # availability is all a user changes of their own record this way
+    status, body = api.patch("/me", {"available": False, "role": "admin"}, token=agents[holder])
+    assert status == 422 and "role" in str(body)
+
+
 # --- the conversation and the state machine --------------------------------------------------
 
 

@@ -51,6 +51,8 @@ class Order(TenantScoped, Base):
             postgresql_include=["customer_id", "ship_country", "ship_region"],
         ),
         Index("ix_orders_tenant_status", "tenant_id", "status", "queue_at"),
+        # The back office's usual search: orders in some statuses over a stretch of time.
+        Index("ix_orders_tenant_status_created", "tenant_id", "status", "created_at"),
         Index("ix_orders_tenant_external", "tenant_id", "channel", "external_id"),
         # A customer's orders oldest first: whether an order is the customer's first (new vs
         # returning customers in the reports) is one probe.

@@ -19,12 +19,47 @@ from hub.web.api.framework import Ctx, Param, paginate, route
 )
 def me(ctx: Ctx) -> dict[str, Any]:
     p = ctx.principal
+    user = ctx.session.get(User, p.user_id)
     return {
         "username": p.username,
         "role": p.role,
         "tenant": p.tenant_slug,
         "permissions": sorted(auth.ROLES[p.role]),
+        "available": user.available if user is not None else None,
     }
+
+
+@route(
+    "/me",
+    "PATCH",
+    permission=None,
+    summary="Mark yourself available for tickets or away (your open tickets are handed over)",
+    tag="admin",
+    body=schemas.closed({"available": {"type": "boolean"}}, ("available",)),
+)
+def update_me(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
+    """An agent going to lunch need not ask an admin: availability is the one thing of their
+    own record a user changes themselves."""
+    user = ctx.session.get(User, ctx.principal.user_id)
+    if user is None:  # a token whose user was removed meanwhile
+        raise NotFound("your user is not there any more")
+    before = user.available
+    user.available = body["available"]
+    ctx.session.flush()
+    if before and not user.available:
+        ticket_assignment.hand_over(ctx.session, user, ctx.tenant.tickets, ctx.actor)
+    if before != user.available:
+        audit_log.record(
+            ctx.session,
+            ctx.tenant_id,
+            ctx.actor,
+            "user.availability",
+            "user",
+            user.username,
+            {"available": before},
+            {"available": user.available},
+        )
+    return me(ctx)
 
 
 @route("/users", permission="users.read", summary="List users", tag="admin")

@@ -94,10 +94,11 @@ def list_orders(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         **{k: v for k, v in args.items() if k != "per_page"},
         per_page=min(args.get("per_page", 50), ctx.runtime.settings.max_per_page),
     )
-    found, total = search(ctx.session, ctx.tenant_id, query)
+    found, total, capped = search(ctx.session, ctx.tenant_id, query)
     return {
         "items": [orders.order_dict(o) for o in found],
         "total": total,
+        "total_capped": capped,
         "page": query.page,
         "per_page": query.per_page,
     }
