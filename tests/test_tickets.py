@@ -231,9 +231,9 @@ def test_an_agent_goes_away_and_comes_back_by_themselves(
     assert api.get("/me", token=agents[holder])[1]["available"] is False
     assert api.patch("/me", {"available": True}, token=agents[holder])[1]["available"] is True
     changes = api.get(f"/audit?action=user.availability&entity_id={holder}")[1]["items"]
-    assert [(c["before"], c["after"]) for c in changes] == [
-        ({"available": True}, {"available": False}),
+    assert [(c["before"], c["after"]) for c in changes] == [  # newest first
         ({"available": False}, {"available": True}),
+        ({"available": True}, {"available": False}),
     ]
     # availability is all a user changes of their own record this way
     status, body = api.patch("/me", {"available": False, "role": "admin"}, token=agents[holder])

@@ -18,6 +18,10 @@ from hub.web.api.framework import Ctx, Param, paginate, route
     "/me", permission=None, summary="The caller: user, role, tenant and permissions", tag="admin"
 )
 def me(ctx: Ctx) -> dict[str, Any]:
+    return _me_view(ctx)
+
+
+def _me_view(ctx: Ctx) -> dict[str, Any]:
     p = ctx.principal
     user = ctx.session.get(User, p.user_id)
     return {
@@ -59,7 +63,7 @@ def update_me(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
             {"available": before},
             {"available": user.available},
         )
-    return me(ctx)
+    return _me_view(ctx)
 
 
 @route("/users", permission="users.read", summary="List users", tag="admin")
