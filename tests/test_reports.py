@@ -236,8 +236,10 @@ def test_rollups_answer_exactly_what_the_raw_rows_do_and_follow_later_changes(
     assert stored_on_the_20th() is None
     build(runtime)
     assert stored_on_the_20th() == 1
-    # Ten minutes on (the refresh's overlap has passed), no day is "changed" any more and
-    # the whole past month is read from its month rows: a tampered row shows through.
+    # Ten minutes on (the refresh's and the reports' look-backs have passed), no day is
+    # "changed" any more and the whole past month is read from its month rows: a tampered
+    # row shows through.
+    monkeypatch.setattr(report_rollups, "REPORT_OVERLAP", timedelta(0))
     monkeypatch.setattr(report_rollups, "OVERLAP", timedelta(0))
     with runtime.transaction() as session:
         session.execute(

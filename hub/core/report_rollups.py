@@ -11,9 +11,10 @@ the last refresh, minus an overlap that covers a transaction still open then and
 disagree a little, and rebuilds the local days they were created on — deleting those days'
 rollup rows and summing them again from the raw rows, many days per statement. Rebuilding a
 day is idempotent, so overlapping refreshes cannot double count; a per-tenant row lock makes
-concurrent ones take turns. A report never waits for a refresh: it reads the same changed
-days (:func:`changed_days`) and sums those, and the partial days at its period's edges, from
-the raw rows (hub.core.reports.Period.facts), so it is exact as of its own start.
+concurrent ones take turns. A report never waits for a refresh: it finds the days changed
+since a minute before the last refresh (:func:`changed_days`, REPORT_OVERLAP) and sums
+those, and the partial days at its period's edges, from the raw rows
+(hub.core.reports.Period.facts), so it is exact as of its own start.
 
 Days are the tenant's local days (its ``[calendar] timezone``): a merchant in Shanghai
 closes the day at midnight in Shanghai. On SQLite (the embedded hub) a day is cut at the
@@ -68,6 +69,11 @@ from hub.core.models import (
 # A transaction open longer than this when a refresh runs may commit a change the next
 # refresh will not see; order transactions last milliseconds.
 OVERLAP = timedelta(minutes=10)
+# What a report sums raw: the days changed since this long before the last refresh. Shorter
+# than OVERLAP — the refresh looks back further to be safe — so that a day folded in is read
+# from the rollups a minute later, not ten: a change whose transaction commits more than a
+# minute after it was made may then reach a report up to a refresh late.
+REPORT_OVERLAP = timedelta(minutes=1)
 # Days rebuilt per statement on a full rebuild: bounds one statement's work and memory.
 CHUNK_DAYS = 31
 # Runs of changed days one statement rebuilds (each run is a range in its WHERE clause).

@@ -160,7 +160,9 @@ def period(
     days = rollups.days_for(session, timezone)
     if state is None or state.scanned_to is None:
         return Period(session, tenant_id, start, end, days, False)
-    dirty = rollups.changed_days(session, days, tenant_id, state.scanned_to - rollups.OVERLAP)
+    dirty = rollups.changed_days(
+        session, days, tenant_id, state.scanned_to - rollups.REPORT_OVERLAP
+    )
     return Period(session, tenant_id, start, end, days, True, state.months_to, frozenset(dirty))
 
 
