@@ -268,6 +268,15 @@ def change_orders(url: str, tenant_id: int, changes: int, days: int) -> None:
         )
 
 
+def kept_seed(out: Path) -> dict[str, Any] | None:
+    """With --reuse: what the run that seeded the kept database wrote of its seeding."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        previous = json.loads(out.read_text())
+        if previous.get("seed"):
+            return {**previous["seed"], "seeded_by_the_run_of": previous["date"]}
+    return None
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -335,6 +344,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 }
             else:
                 cli(env, workdir, "db", "upgrade")  # a kept database, code moved on since
+                report["seed"] = kept_seed(args.out)
             took, out = cli(env, workdir, "reports", "refresh", "--rebuild")
             report["rollups_full_build"] = {
                 "command": "orderhub reports refresh --rebuild",

@@ -67,12 +67,14 @@ from hub.core.models import (
 )
 
 # A transaction open longer than this when a refresh runs may commit a change the next
-# refresh will not see; order transactions last milliseconds.
-OVERLAP = timedelta(minutes=10)
+# refresh will not see; order transactions last milliseconds. Each refresh rebuilds again the
+# days changed this long before the last one: longer costs a burst of changes that many more
+# rebuilds of its days (the sweep refreshes every minute).
+OVERLAP = timedelta(minutes=2)
 # What a report sums raw: the days changed since this long before the last refresh. Shorter
 # than OVERLAP — the refresh looks back further to be safe — so that a day folded in is read
-# from the rollups a minute later, not ten: a change whose transaction commits more than a
-# minute after it was made may then reach a report up to a refresh late.
+# from the rollups a minute later: a change whose transaction commits more than a minute
+# after it was made may then reach a report up to a refresh late.
 REPORT_OVERLAP = timedelta(minutes=1)
 # Days rebuilt per statement on a full rebuild: bounds one statement's work and memory.
 CHUNK_DAYS = 31
