@@ -204,6 +204,15 @@ class Client:
         self.headers = {"Authorization": f"Bearer {token}"}
 
     def get(self, path: str) -> tuple[float, int, bytes]:
+        try:
+            return self._get(path)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # the server closed the idle keep-alive connection (a minute's pause): reconnect
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.conn.port, timeout=120)
+            return self._get(path)
+
+    def _get(self, path: str) -> tuple[float, int, bytes]:
         started = time.perf_counter()
         self.conn.request("GET", path, headers=self.headers)
         answer = self.conn.getresponse()
