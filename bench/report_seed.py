@@ -221,10 +221,12 @@ def seed(
                        + make_interval(hours => 2 + (k * 7) % 70) END,
                    CASE WHEN k % 10 <> 0 THEN o.created_at + interval '8 days' END,
                    o.created_at + interval '5 days 4 hours',
-                   o.created_at + interval '7 days', false, false,
-                   CASE WHEN (k * 13) % 600 > 230 THEN o.created_at
+                   o.created_at + interval '7 days', true, true,
+                   -- past deadlines are breached (and were warned of) as the sweep left them
+                   CASE WHEN (k * 13) % 600 > 230 OR k % 10 = 0 THEN o.created_at
                        + interval '5 days 4 hours' END,
-                   CASE WHEN (k * 7) % 70 > 46 THEN o.created_at + interval '7 days' END
+                   CASE WHEN (k * 7) % 70 > 46 OR k % 10 = 0 THEN o.created_at
+                       + interval '7 days' END
                FROM (SELECT k, %(order0)s + (k * 16661) %% %(orders)s AS oid
                      FROM generate_series(1, %(tickets)s) k) picked
                JOIN orders o ON o.id = picked.oid
