@@ -282,7 +282,8 @@ def kept_seed(out: Path) -> dict[str, Any] | None:
     with contextlib.suppress(OSError, ValueError, KeyError):
         previous = json.loads(out.read_text())
         if previous.get("seed"):
-            return {**previous["seed"], "seeded_by_the_run_of": previous["date"]}
+            seeded_by = previous["seed"].get("seeded_by_the_run_of", previous["date"])
+            return {**previous["seed"], "seeded_by_the_run_of": seeded_by}
     return None
 
 
