@@ -15,9 +15,11 @@ import re
 import tempfile
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import filetype
 
+from hub.core.db import utcnow
 from hub.core.errors import Invalid
 
 ALLOWED = ("image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf", "text/plain")
@@ -72,6 +74,22 @@ def store(data_dir: Path, tenant_id: int, data: bytes) -> str:
             os.fsync(tmp.fileno())
         os.replace(tmp.name, path)
     return digest
+
+
+def kept(
+    data_dir: Path, tenant_id: int, filename: str, data: bytes, content_type: str, actor: str
+) -> dict[str, Any]:
+    """Store the bytes (their type already checked) and return what every row of a kept
+    file holds — a ticket's attachment and a review's photo alike."""
+    return {
+        "tenant_id": tenant_id,
+        "filename": clean_name(filename),
+        "content_type": content_type,
+        "size": len(data),
+        "sha256": store(data_dir, tenant_id, data),
+        "uploaded_by": actor,
+        "created_at": utcnow(),
+    }
 
 
 def path_of(data_dir: Path, tenant_id: int, digest: str) -> Path:

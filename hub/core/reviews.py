@@ -278,16 +278,9 @@ def add_photo(
         raise Invalid(f"a review photo {problem}", [{"field": "file", "problem": problem}])
     if len(review.photos) >= MAX_PHOTOS:
         raise Conflict(f"review {review.id} has {MAX_PHOTOS} photos already")
-    digest = attachments.store(data_dir, review.tenant_id, data)
     photo = ReviewPhoto(
-        tenant_id=review.tenant_id,
         review_id=review.id,
-        filename=attachments.clean_name(filename),
-        content_type=content_type,
-        size=len(data),
-        sha256=digest,
-        uploaded_by=actor,
-        created_at=utcnow(),
+        **attachments.kept(data_dir, review.tenant_id, filename, data, content_type, actor),
     )
     review.photos.append(photo)
     review.updated_at = utcnow()
@@ -300,7 +293,12 @@ def add_photo(
         "review",
         review.id,
         None,
-        {"photo": photo.id, "filename": photo.filename, "size": photo.size, "sha256": digest},
+        {
+            "photo": photo.id,
+            "filename": photo.filename,
+            "size": photo.size,
+            "sha256": photo.sha256,
+        },
     )
     return photo
 

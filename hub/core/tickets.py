@@ -371,16 +371,9 @@ def attach(
         raise IllegalTransition(
             f"ticket {ticket.number} has {attachments.MAX_PER_TICKET} files already"
         )
-    digest = attachments.store(data_dir, ticket.tenant_id, data)
     row = TicketAttachment(
-        tenant_id=ticket.tenant_id,
         ticket_id=ticket.id,
-        filename=attachments.clean_name(filename),
-        content_type=content_type,
-        size=len(data),
-        sha256=digest,
-        uploaded_by=actor,
-        created_at=utcnow(),
+        **attachments.kept(data_dir, ticket.tenant_id, filename, data, content_type, actor),
     )
     session.add(row)
     session.flush()
@@ -393,7 +386,7 @@ def attach(
         "ticket",
         ticket.number,
         None,
-        {"attachment": row.id, "filename": row.filename, "size": row.size, "sha256": digest},
+        {"attachment": row.id, "filename": row.filename, "size": row.size, "sha256": row.sha256},
     )
     ticket.updated_at = utcnow()
     return row
