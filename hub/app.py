@@ -41,7 +41,7 @@ def create_app(
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = Flask("hub")
+    app = Flask("hub", static_folder=None)  # page assets: hub.web.ui serves them
     app.json = JSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["SECRET_KEY"] = settings.secret_key
@@ -54,9 +54,21 @@ def create_app(
         runtime.close()
         raise
 
-    from hub.web import carrier_hooks, errors, headers, health, hooks, inbound_email, public
+    from hub.web import (
+        admin,
+        carrier_hooks,
+        errors,
+        headers,
+        health,
+        hooks,
+        inbound_email,
+        portal,
+        public,
+        ui,
+    )
     from hub.web.api import blueprint
 
+    ui.install(app, runtime)
     errors.install(app)
     headers.install(app)
     app.register_blueprint(health.bp)
@@ -65,4 +77,6 @@ def create_app(
     app.register_blueprint(public.bp)
     app.register_blueprint(inbound_email.bp)
     app.register_blueprint(blueprint())
+    admin.install(app)
+    portal.install(app)
     return app

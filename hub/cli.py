@@ -104,9 +104,11 @@ def init(runtime: Runtime, demo: bool) -> None:
             runtime.settings.tenants = settings_module.load_tenants(
                 runtime.settings.config_dir, dict(os.environ)
             )
-        token = load_demo(runtime)
+        token, password = load_demo(runtime)
         click.echo("demo tenant 'demo' ready: user 'admin' (role admin)")
         click.echo(f"API token: {token}")
+        click.echo(f"Admin password: {password}")
+        click.echo("web admin: /admin/ (user 'admin', shop 'demo'); customer portal: /portal/demo/")
     _echo_sync(_sync_config(runtime), quiet=True)
 
 

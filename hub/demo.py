@@ -117,9 +117,10 @@ def install_tenant_file(config_dir: Path) -> Path | None:
     return path
 
 
-def load_demo(runtime: Runtime) -> str:
-    """Create the demo tenant once; every call returns a fresh admin token. Products are in
-    the demo tenant's configured currency."""
+def load_demo(runtime: Runtime) -> tuple[str, str]:
+    """Create the demo tenant once; every call returns a fresh admin token and sets (and
+    returns) a fresh password for the web admin. Products are in the demo tenant's
+    configured currency."""
     currency = runtime.tenant_settings("demo").currency
     with runtime.transaction() as session:
         tenant = session.scalar(select(Tenant).where(Tenant.slug == "demo"))
@@ -159,4 +160,6 @@ def load_demo(runtime: Runtime) -> str:
             select(User).where(User.tenant_id == tenant.id, User.username == "admin")
         )
         assert admin is not None
-        return auth.create_token(session, admin, "demo", "init --demo")
+        password = secrets.token_urlsafe(12)
+        auth.set_password(admin, password)
+        return auth.create_token(session, admin, "demo", "init --demo"), password

@@ -18,6 +18,7 @@ import fastjsonschema
 from flask import Blueprint, current_app, request
 from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
 
 from hub.core import auth, schema_errors, times
 from hub.core.errors import HubError, line_problem
@@ -174,9 +175,12 @@ class Route:
     # The same schema compiled to Python by fastjsonschema: ~30x quicker on valid bodies,
     # which is nearly all of them; jsonschema explains the rest.
     fast_check: Callable[[Any], Any] | None = field(default=None, repr=False)
+    # The view itself, so the web admin's pages run the very same code (see ``invoke``).
+    fn: Callable[..., Any] | None = field(default=None, repr=False)
 
 
 ROUTES: list[Route] = []
+BY_ENDPOINT: dict[str, Route] = {}
 
 
 @dataclass(frozen=True)
@@ -241,8 +245,10 @@ def route(
             body_kind,
             Draft202012Validator(json_body, format_checker=FORMATS) if json_body else None,
             fastjsonschema.compile(json_body, formats=FAST_FORMATS) if json_body else None,
+            fn,
         )
         ROUTES.append(spec)
+        BY_ENDPOINT[fn.__name__] = spec
 
         @functools.wraps(fn)
         def view(**path: Any) -> Any:
@@ -262,6 +268,41 @@ def _serve(spec: Route, fn: Callable[..., Any], path: dict[str, Any]) -> Any:
     ``route``'s closure, so that what every request does is code that runs per request."""
     runtime: Runtime = current_app.extensions["orderhub"]
     principal = _authenticate(runtime)
+    check_permission(spec, principal)
+    _check_path(path)
+    args = parse_query(spec, request.args)
+    payload = _parse_body(spec, runtime) if spec.body is not None else None
+    return _run(spec, fn, runtime, principal, path, args, payload), spec.status
+
+
+def invoke(
+    endpoint: str,
+    principal: auth.Principal,
+    path: dict[str, Any] | None = None,
+    query: MultiDict[str, str] | dict[str, str] | None = None,
+    body: Any = None,
+) -> Any:
+    """An API route's view run for a signed-in page rather than an HTTP call: the same
+    permission, the same query and body checks and the same transaction, so a page can never
+    do what the API would refuse. Raises ApiError as the API would answer."""
+    spec = BY_ENDPOINT[endpoint]
+    assert spec.fn is not None
+    runtime: Runtime = current_app.extensions["orderhub"]
+    check_permission(spec, principal)
+    path = dict(path or {})
+    _check_path(path)
+    given = (
+        query
+        if isinstance(query, MultiDict)
+        else MultiDict({k: v for k, v in (query or {}).items() if v not in (None, "")})
+    )
+    args = parse_query(spec, given)
+    if spec.body is not None and spec.body_kind == "json":
+        body = check_body(spec, body if body is not None else {})
+    return _run(spec, spec.fn, runtime, principal, path, args, body)
+
+
+def check_permission(spec: Route, principal: auth.Principal) -> None:
     if spec.permission and not principal.can(spec.permission):
         raise ApiError(
             403,
@@ -270,13 +311,25 @@ def _serve(spec: Route, fn: Callable[..., Any], path: dict[str, Any]) -> Any:
             f"{spec.summary[0].lower() + spec.summary[1:]}"
             f" (needs {spec.permission})",
         )
+
+
+def _check_path(path: dict[str, Any]) -> None:
     for name, value in path.items():
         if isinstance(value, int) and not 0 < value <= MAX_ID:
             raise ApiError(404, "not_found", f"no record with {name} {value}")
         if isinstance(value, str) and _bad_text(value):
             raise ApiError(400, "bad_path", f"path segment {name!r} {_bad_text(value)}")
-    args = _parse_query(spec)
-    payload = _parse_body(spec, runtime) if spec.body is not None else None
+
+
+def _run(
+    spec: Route,
+    fn: Callable[..., Any],
+    runtime: Runtime,
+    principal: auth.Principal,
+    path: dict[str, Any],
+    args: dict[str, Any],
+    payload: Any,
+) -> Any:
     with runtime.transaction() as session:
         session.info["orderhub.tenant_id"] = principal.tenant_id
         ctx = Ctx(principal, session, runtime, runtime.tenant_settings(principal.tenant_slug))
@@ -288,7 +341,7 @@ def _serve(spec: Route, fn: Callable[..., Any], path: dict[str, Any]) -> Any:
         result = fn(ctx, **kwargs)
     if isinstance(result, AfterCommit):
         result = result.run()
-    return result, spec.status
+    return result
 
 
 def _authenticate(runtime: Runtime) -> auth.Principal:
@@ -308,9 +361,9 @@ def _authenticate(runtime: Runtime) -> auth.Principal:
     return principal
 
 
-def _parse_query(spec: Route) -> dict[str, Any]:
+def parse_query(spec: Route, given: MultiDict[str, str]) -> dict[str, Any]:
     known = {p.name: p for p in spec.query}
-    unknown = sorted(set(request.args) - set(known))
+    unknown = sorted(set(given) - set(known))
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
         raise ApiError(
@@ -320,7 +373,7 @@ def _parse_query(spec: Route) -> dict[str, Any]:
             [{"field": name, "problem": "is not a known query parameter"} for name in unknown],
         )
     out: dict[str, Any] = {}
-    for name, values in request.args.lists():
+    for name, values in given.lists():
         if len(values) > 1:
             raise known[name].refuse("is given more than once")
         if _bad_text(values[0]):
@@ -343,6 +396,11 @@ def _parse_body(spec: Route, runtime: Runtime) -> Any:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         raise ApiError(400, "malformed_json", "the body is nested too deeply") from None
+    return check_body(spec, data)
+
+
+def check_body(spec: Route, data: Any) -> Any:
+    """The body checked against the route's schema: 422 naming each field it refuses."""
     assert spec.validator is not None and spec.fast_check is not None
     unusable = list(itertools.islice(_unusable(data), MAX_DETAILS))
     try:

@@ -1,0 +1,109 @@
+"""Integrations: the plugins on offer, connecting a marketplace with a form made from its
+settings schema, and each connection's inbox with rejected deliveries and replay."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from hub.core.errors import HubError, NotFound
+from hub.web.admin import api, field_errors, page
+from hub.web.ui import schema_form
+
+
+def _plugin(name: str) -> dict[str, Any]:
+    for p in api("list_plugins")["items"]:
+        if p["name"] == name and p["kind"] == "channel" and p["enabled"]:
+            return p
+    raise NotFound(f"no channel plugin {name!r} is enabled for this shop")
+
+
+@page("/integrations", "channels.read")
+def integrations() -> ResponseReturnValue:
+    plugins = api("list_plugins")["items"]
+    return render_template(
+        "admin/integrations.html",
+        channels=[p for p in plugins if p["kind"] == "channel" and p["enabled"]],
+        others=[p for p in plugins if p["kind"] != "channel"],
+        connections=api("list_connections")["items"],
+    )
+
+
+@page("/integrations/connect/<plugin>", "channels.write", methods=("GET", "POST"))
+def connect(plugin: str) -> ResponseReturnValue:
+    spec = _plugin(plugin)
+    schema = spec["settings_schema"]
+    fields = schema_form.fields(schema)
+    errors: dict[str, str] = {}
+    name = request.form.get("name", "").strip()
+    if request.method == "POST":
+        settings, errors = schema_form.settings_from(request.form, schema)
+        generated = {}
+        # A required secret left blank is made here, for channels where the hub names the
+        # webhook secret (the merchant pastes it into the channel); it is shown once.
+        for f in fields:
+            if f.kind == "password" and f.required and f.name not in settings and not errors:
+                generated[f.name] = settings[f.name] = secrets.token_urlsafe(32)
+        if not name:
+            errors["name"] = _("Give the connection a name.")
+        if not errors:
+            try:
+                created = api(
+                    "create_connection", body={"plugin": plugin, "name": name, "settings": settings}
+                )
+            except HubError as exc:
+                if exc.status >= 500:
+                    raise
+                errors = {
+                    k if k in ("name", "") else f"settings.{k.removeprefix('settings.')}": v
+                    for k, v in field_errors(exc).items()
+                }
+            else:
+                return render_template(
+                    "admin/connected.html", connection=created, generated=generated, plugin=spec
+                )
+    return render_template(
+        "admin/connect.html",
+        plugin=spec,
+        fields=fields,
+        errors=errors,
+        form=request.form,
+        name=name,
+    ), 400 if errors else 200
+
+
+@page("/integrations/connections/<int:connection_id>", "channels.read")
+def connection(connection_id: int) -> ResponseReturnValue:
+    status = request.args.get("status") or None
+    return render_template(
+        "admin/connection.html",
+        connection=api("get_connection", connection_id=connection_id),
+        inbox=api(
+            "list_inbox",
+            query={"connection": str(connection_id), "status": status, "per_page": "100"},
+        ),
+        status=status,
+    )
+
+
+@page(
+    "/integrations/inbox/<int:entry_id>/<any(replay, discard):action>",
+    "channels.read",
+    methods=("POST",),
+)
+def inbox_action(entry_id: int, action: str) -> ResponseReturnValue:
+    back = request.form.get("connection", type=int)
+    try:
+        api("replay_inbox" if action == "replay" else "discard_inbox", entry_id=entry_id)
+        flash(_("Delivery %(id)s: %(action)s done.", id=entry_id, action=action))
+    except HubError as exc:
+        if exc.status >= 500:
+            raise
+        flash(exc.message, "error")
+    if back:
+        return redirect(url_for("admin.connection", connection_id=back))
+    return redirect(url_for("admin.integrations"))

@@ -1,0 +1,149 @@
+"""What the web admin and the customer portal share: languages, CSRF protection, the login
+rate limit, page headers, formatting filters, charts, and the local assets (nothing is ever
+loaded from another site)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, Flask, Response, request
+from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale
+from flask_babel import format_currency as babel_currency
+from flask_babel import lazy_gettext as _l
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFProtect
+
+from hub.runtime import Runtime
+from hub.web.ui import charts, i18n
+
+bp = Blueprint(
+    "ui",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+# One policy for every page: nothing inline, nothing from another origin. Bare ``data:``
+# images are allowed for the form controls' own icons.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    # Not no-referrer: Flask-WTF checks that an HTTPS form came from this origin.
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex",
+}
+
+
+def page_headers(response: Response) -> Response:
+    for name, value in PAGE_HEADERS.items():
+        response.headers[name] = value
+    if request.args.get("lang"):
+        response.set_cookie(
+            i18n.COOKIE, i18n.select_locale(), max_age=365 * 86400, samesite="Lax", httponly=True
+        )
+    return response
+
+
+def install(app: Flask, runtime: Runtime) -> None:
+    settings = runtime.settings
+    app.config.update(
+        # Forms are checked where the pages are (hub.web.admin, hub.web.portal); webhooks and
+        # the bearer-token API are never asked for a CSRF token.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=8 * 3600,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=(settings.public_url or "").startswith("https://"),
+        SESSION_COOKIE_NAME="orderhub_session",
+        PERMANENT_SESSION_LIFETIME=8 * 3600,
+        BABEL_DEFAULT_LOCALE="en",
+        BABEL_TRANSLATION_DIRECTORIES=str(
+            i18n.compile_catalogs(settings.data_dir / "translations")
+        ),
+        # The broker's Redis in production, so every server counts the same attempts.
+        RATELIMIT_STORAGE_URI="memory://" if settings.embedded_broker else settings.broker_url,
+        RATELIMIT_KEY_PREFIX=f"{settings.broker_namespace}:ratelimit",
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    Babel(app, locale_selector=i18n.select_locale)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    app.register_blueprint(bp)
+    env = app.jinja_env
+    env.filters.update(
+        money=money,
+        number=number,
+        when=when,
+        day=day,
+        zip_labels=lambda values: [(v, v) for v in values],
+        status_label=lambda s: STATUS_LABELS.get(s, s),
+        status_tone=lambda s: STATUS_TONES.get(s, ""),
+    )
+    env.globals.update(
+        html_lang=lambda: i18n.html_lang(str(get_locale())),
+        locale=lambda: str(get_locale()),
+        chart=charts,
+    )
+
+
+# Order, shipment and ticket statuses as people read them.
+STATUS_LABELS: dict[str, Any] = {
+    "new": _l("New"),
+    "held": _l("On hold"),
+    "awaiting_approval": _l("Awaiting approval"),
+    "confirmed": _l("Confirmed"),
+    "partially_shipped": _l("Partially shipped"),
+    "shipped": _l("Shipped"),
+    "delivered": _l("Delivered"),
+    "returned": _l("Returned"),
+    "closed": _l("Closed"),
+    "cancelled": _l("Cancelled"),
+    "open": _l("Open"),
+    "assigned": _l("Assigned"),
+    "waiting_customer": _l("Waiting on the customer"),
+    "resolved": _l("Resolved"),
+}
+STATUS_TONES = {
+    "held": "warn",
+    "awaiting_approval": "warn",
+    "cancelled": "bad",
+    "delivered": "ok",
+    "shipped": "ok",
+    "closed": "ok",
+    "resolved": "ok",
+    "open": "warn",
+}
+
+
+def money(amount: Any, currency: str | None) -> str:
+    if amount is None or amount == "":
+        return ""
+    return babel_currency(Decimal(str(amount)), currency or "USD")
+
+
+def number(value: Any) -> str:
+    return "" if value is None else format_decimal(value)
+
+
+def when(value: Any) -> str:
+    if not value:
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return format_datetime(moment, "medium")
+
+
+def day(value: Any) -> str:
+    if not value:
+        return ""
+    moment = date.fromisoformat(value[:10]) if isinstance(value, str) else value
+    return format_date(moment, "medium")
