@@ -381,6 +381,15 @@ def api(client: FlaskClient, runtime: Runtime) -> Api:
     return Api(client, tokens["admin"], tokens)
 
 
+@pytest.fixture
+def web(client: FlaskClient, api: Api) -> Any:
+    """The web admin through the test client, with ``api``'s shops seeded: sign in with
+    ``web.login(<role>)`` (users are named after their roles; password ``password-<name>``)."""
+    from web_support import Web
+
+    return Web(client)
+
+
 ORDER = {
     "lines": [{"sku": "SKU-A", "quantity": 2, "unit_price": "10.00"},
               {"sku": "SKU-B", "quantity": 1, "unit_price": "25.50"}],

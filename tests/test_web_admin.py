@@ -5,15 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
 from conftest import ORDER, Api
 from flask.testing import FlaskClient
 from web_support import Web, text
-
-
-@pytest.fixture
-def web(client: FlaskClient, api: Api) -> Web:
-    return Web(client)
 
 
 def test_pages_need_a_signed_in_user(web: Web) -> None:

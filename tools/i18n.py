@@ -2,6 +2,9 @@
 
     python tools/i18n.py missing              # list them (exit 1 when any)
     python tools/i18n.py add --into admin.po  # append them, untranslated, to that file
+    python tools/i18n.py add --into inventory.po --from admin/inventory --from stock
+                                              # only those found in files whose path has one
+                                              # of these parts
 
 Strings are extracted with Babel from hub/web (Python ``_``/``gettext``/``lazy_gettext``/
 ``_l``/``ngettext``, and Jinja templates). Each area keeps its own ``.po`` file under
@@ -64,8 +67,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=("missing", "add"))
     parser.add_argument("--into", default="admin.po")
+    parser.add_argument("--from", dest="sources", action="append", default=[])
     args = parser.parse_args()
     found = missing()
+    if args.sources:
+        found = {m: p for m, p in found.items() if any(s in w for w in p for s in args.sources)}
     if args.command == "missing":
         for message, places in found.items():
             print(f"{message!r}  ({places[0]})")
