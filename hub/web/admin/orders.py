@@ -104,7 +104,9 @@ def _timeline(number: str) -> list[dict[str, Any]]:
             {
                 "at": t["created_at"],
                 "kind": "ticket",
-                "what": f"{_('ticket')} {t['number']}: {t['subject']}",
+                "what": _(
+                    "Ticket %(number)s: %(subject)s", number=t["number"], subject=t["subject"]
+                ),
                 "detail": t["status"],
                 "who": t.get("assignee"),
                 "link": url_for("admin.ticket", number=t["number"]),
@@ -115,7 +117,7 @@ def _timeline(number: str) -> list[dict[str, Any]]:
             {
                 "at": r["created_at"],
                 "kind": "return",
-                "what": f"{_('return')} #{r['id']}: {r.get('reason') or ''}",
+                "what": _("Return %(id)s: %(reason)s", id=r["id"], reason=r.get("reason") or ""),
                 "detail": r["status"],
                 "who": r.get("created_by"),
             }

@@ -299,6 +299,10 @@ def invoke(
     args = parse_query(spec, given)
     if spec.body is not None and spec.body_kind == "json":
         body = check_body(spec, body if body is not None else {})
+    elif spec.body_kind in ("csv", "file") and body is None:
+        # An upload page passes no body: the view reads the page's own multipart ``file``
+        # part, with the same limits and checks as the API.
+        body = _parse_body(spec, runtime)
     return _run(spec, spec.fn, runtime, principal, path, args, body)
 
 

@@ -75,7 +75,7 @@ def install(app: Flask, runtime: Runtime) -> None:
         RATELIMIT_KEY_PREFIX=f"{settings.broker_namespace}:ratelimit",
         RATELIMIT_HEADERS_ENABLED=True,
     )
-    Babel(app, locale_selector=i18n.select_locale)
+    Babel(app, locale_selector=i18n.select_locale, timezone_selector=_timezone)
     csrf.init_app(app)
     limiter.init_app(app)
     app.register_blueprint(bp)
@@ -123,6 +123,18 @@ STATUS_TONES = {
     "resolved": "ok",
     "open": "warn",
 }
+
+
+def _timezone() -> str | None:
+    """Times on a page read in the shop's own calendar zone (the one its reports cut days
+    in); a page with no shop (the sign-in form) stays in UTC."""
+    from flask import current_app, g
+
+    slug = getattr(g.get("principal"), "tenant_slug", None) or g.get("portal_tenant")
+    if not slug:
+        return None
+    runtime = current_app.extensions["orderhub"]
+    return str(runtime.tenant_settings(slug).tickets.calendar.timezone)
 
 
 def money(amount: Any, currency: str | None) -> str:
