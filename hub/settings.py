@@ -216,6 +216,19 @@ TENANT_SCHEMA: dict[str, Any] = {
         "reviews": REVIEWS_SCHEMA,
         "notifications": NOTIFICATIONS_SCHEMA,
         "service": SERVICE_SCHEMA,
+        # The customer portal's look: the name customers know the shop by, and a logo file
+        # in the config folder's ``logos/`` (a bare file name: the portal reads nothing else).
+        "portal": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "title": {"type": "string", "minLength": 1, "maxLength": 100},
+                "logo": {
+                    "type": "string",
+                    "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.(png|svg|jpg|jpeg|webp)$",
+                },
+            },
+        },
         "notifiers": {
             "type": "array",
             "items": {
@@ -326,6 +339,8 @@ class TenantSettings:
     service: Service = field(default_factory=Service)
     # [[care.rules]] and [reviews] (hub.core.care_rules).
     care: CareRules = field(default_factory=CareRules)
+    # [portal]: title and logo file name (hub.web.portal).
+    portal: dict[str, str] = field(default_factory=dict)
 
     def plugin_enabled(self, name: str) -> bool:
         if name in self.disabled_plugins:
@@ -539,6 +554,7 @@ def load_tenants(config_dir: Path, env: dict[str, str]) -> dict[str, TenantSetti
             tickets=_ticket_rules(path, raw),
             service=service_from(raw.get("service")),
             care=_care_rules(path, raw),
+            portal=raw.get("portal", {}),
         )
     return tenants
 

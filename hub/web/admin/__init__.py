@@ -19,7 +19,9 @@ from werkzeug.exceptions import HTTPException
 
 from hub.core.errors import HubError
 from hub.web.api import framework
-from hub.web.ui import csrf, page_headers
+from hub.web.ui import csrf, field_errors, page_headers
+
+__all__ = ["api", "bp", "can", "field_errors", "page"]
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
@@ -62,17 +64,6 @@ def api(
 def can(permission: str | None) -> bool:
     principal = g.get("principal")
     return principal is not None and (permission is None or principal.can(permission))
-
-
-def field_errors(exc: HubError) -> dict[str, str]:
-    """An API refusal as {field: problem} for the form; "" holds what names no field."""
-    out: dict[str, str] = {}
-    for detail in exc.details or []:
-        if isinstance(detail, dict) and detail.get("field"):
-            out.setdefault(str(detail["field"]).removeprefix("body."), str(detail["problem"]))
-    if not out:
-        out[""] = exc.message
-    return out
 
 
 @bp.before_request

@@ -16,6 +16,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
+from hub.core.errors import HubError
 from hub.runtime import Runtime
 from hub.web.ui import charts, i18n
 
@@ -42,6 +43,17 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex",
 }
+
+
+def field_errors(exc: HubError) -> dict[str, str]:
+    """An API refusal as {field: problem} for a form; "" holds what names no field."""
+    out: dict[str, str] = {}
+    for detail in exc.details or []:
+        if isinstance(detail, dict) and detail.get("field"):
+            out.setdefault(str(detail["field"]).removeprefix("body."), str(detail["problem"]))
+    if not out:
+        out[""] = exc.message
+    return out
 
 
 def page_headers(response: Response) -> Response:
@@ -88,6 +100,7 @@ def install(app: Flask, runtime: Runtime) -> None:
         zip_labels=lambda values: [(v, v) for v in values],
         status_label=lambda s: STATUS_LABELS.get(s, s),
         status_tone=lambda s: STATUS_TONES.get(s, ""),
+        tracking_label=lambda s: TRACKING_LABELS.get(s, s),
     )
     env.globals.update(
         html_lang=lambda: i18n.html_lang(str(get_locale())),
@@ -112,6 +125,18 @@ STATUS_LABELS: dict[str, Any] = {
     "assigned": _l("Assigned"),
     "waiting_customer": _l("Waiting on the customer"),
     "resolved": _l("Resolved"),
+}
+# The hub's normalised tracking statuses, in plain words for customers.
+TRACKING_LABELS: dict[str, Any] = {
+    "info_received": _l("Label created"),
+    "picked_up": _l("Picked up by the carrier"),
+    "in_transit": _l("On its way"),
+    "out_for_delivery": _l("Out for delivery"),
+    "available_for_pickup": _l("Ready to collect"),
+    "delivery_failed": _l("Delivery attempt failed"),
+    "exception": _l("Delayed: the carrier reports a problem"),
+    "returned_to_sender": _l("Returned to the shop"),
+    "delivered": _l("Delivered"),
 }
 STATUS_TONES = {
     "held": "warn",
