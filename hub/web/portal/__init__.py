@@ -122,7 +122,9 @@ def api(endpoint: str, query: Any = None, body: Any = None, **path: Any) -> Any:
 def title() -> str:
     runtime = current_app.extensions["orderhub"]
     settings = runtime.tenant_settings(g.portal_tenant)
-    return settings.portal.get("title") or g.portal_tenant_name
+    # The portal's own title, else the name in the shop's settings file, else its record's.
+    named = settings.name if settings.name != g.portal_tenant else None
+    return settings.portal.get("title") or named or g.portal_tenant_name
 
 
 @bp.url_value_preprocessor
