@@ -159,3 +159,9 @@ def anniversary_greeting(tenant: str, payload: dict[str, Any]) -> None:
 @hookspec
 def review_created(tenant: str, payload: dict[str, Any]) -> None:
     """A customer reviewed a product; payload has id, sku, rating, number, verified_buyer."""
+
+
+@hookspec
+def portal_link(tenant: str, payload: dict[str, Any]) -> None:
+    """A customer asked for a sign-in link to the customer portal; payload has customer_id,
+    url (works once, until expires_at) and expires_at. Deliver it only to that customer."""

@@ -411,6 +411,10 @@ class Recorder:
     def review_created(self, tenant: str, payload: dict[str, Any]) -> None:
         self._record("review_created", tenant, payload)
 
+    @hookimpl
+    def portal_link(self, tenant: str, payload: dict[str, Any]) -> None:
+        self._record("portal_link", tenant, payload)
+
     def hooks(self, name: str) -> list[tuple[str, dict[str, Any]]]:
         return [(tenant, payload) for hook, tenant, payload in self.calls if hook == name]
 
@@ -746,6 +750,20 @@ def test_every_hook_has_a_test(hook: str) -> None:
     for path in Path(__file__).parent.glob("test_*.py"):
         tested.update(re.findall(r"^def test_hook_(\w+)\(", path.read_text(), re.MULTILINE))
     assert hook in tested, f"no test_hook_{hook} test proves the hub calls {hook}"
+
+
+def test_hook_portal_link(api: Api, runtime: Runtime, recorder: Recorder, client: Any) -> None:
+    from web_support import Web
+
+    _, order = api.post("/orders", ORDER)
+    visitor = Web(client)
+    visitor.get("/portal/acme/")
+    runtime.settings.public_url = "https://hub.example"  # links need the public address
+    assert visitor.post("/portal/acme/link", {"email": "ann@example.com"}).status_code == 200
+    runtime.jobs.join()
+    [(tenant, payload)] = recorder.hooks("portal_link")
+    assert tenant == "acme" and set(payload) == {"customer_id", "url", "expires_at"}
+    assert payload["url"].startswith("https://hub.example/portal/acme/signin/")
 
 
 # --- tickets ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from conftest import ORDER, Api
 from flask.testing import FlaskClient
 from web_support import Web, text
@@ -243,3 +244,64 @@ def test_every_asset_is_served_locally(web: Web) -> None:
     for url in urls:
         with web.client.get(url) as response:
             assert response.status_code == 200, url
+
+
+def test_a_saved_view_restores_its_filters_for_its_owner_only(web: Web, app: Any) -> None:
+    web.login("operator")
+    response = web.post("/admin/views/orders", {"name": "Big ones",
+                                                "query": "amount_min=100&page=3&status=held"})
+    assert response.status_code == 302
+    html = text(web.get("/admin/orders"))
+    assert 'href="/admin/orders?amount_min=100&amp;status=held"' in html  # no page kept
+    again = web.post("/admin/views/orders", {"name": "Big ones", "query": "amount_min=5"})
+    assert "exists already" in text(web.get(again.headers["Location"]))
+    other = Web(app.test_client())
+    other.login("admin")
+    assert "Big ones" not in text(other.get("/admin/orders"))
+
+
+def test_a_shared_view_is_offered_to_everyone_and_needs_a_writer(web: Web, app: Any) -> None:
+    web.login("analyst")
+    web.post("/admin/views/orders", {"name": "Team", "query": "sku=SKU-A", "shared": "on"})
+    assert "Team" not in text(web.get("/admin/orders"))  # an analyst may not share
+    writer = Web(app.test_client())
+    writer.login("operator")
+    writer.post("/admin/views/orders", {"name": "Team", "query": "sku=SKU-A", "shared": "on"})
+    assert "Team" in text(web.get("/admin/orders"))
+    view_id = re.search(r'/admin/views/(\d+)/delete', text(writer.get("/admin/orders")))
+    assert view_id
+    assert "not yours" in text(web.get(web.post(f"/admin/views/{view_id[1]}/delete")
+                                       .headers["Location"]))
+    writer.post(f"/admin/views/{view_id[1]}/delete")
+    assert "Team" not in text(web.get("/admin/orders"))
+
+
+@pytest.mark.redis
+def test_failed_sign_ins_are_counted_across_servers_in_redis(
+    redis_url: str, postgres_url: str, config_dir: Any, tmp_path: Any
+) -> None:
+    """Two servers on one Redis broker share the count, so spreading guesses over the
+    servers behind a load balancer does not help."""
+    from conftest import HUB_SECRET_KEY, REDIS_NAMESPACE, reset_postgres, seed_tenant
+
+    from hub.app import create_app
+
+    reset_postgres(postgres_url)
+    settings = {"database_url": postgres_url, "broker_url": redis_url,
+                "broker_namespace": REDIS_NAMESPACE, "config_dir": config_dir,
+                "secret_key": HUB_SECRET_KEY}
+    first = create_app({**settings, "data_dir": tmp_path / "a"})
+    second = create_app({**settings, "data_dir": tmp_path / "b"})
+    try:
+        seed_tenant(first.extensions["orderhub"], "acme")
+        one, two = Web(first.test_client()), Web(second.test_client())
+        one.get("/admin/login")
+        two.get("/admin/login")
+        for web in (one, two) * 4:
+            assert web.post("/admin/login", {"username": "admin", "password": "wrong-guess",
+                                             "tenant": "acme"}).status_code == 401
+        assert two.post("/admin/login", {"username": "admin", "password": "password-admin",
+                                         "tenant": "acme"}).status_code == 429
+    finally:
+        first.extensions["orderhub"].close()
+        second.extensions["orderhub"].close()

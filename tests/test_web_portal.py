@@ -205,3 +205,84 @@ def _set_up_carrier(api: Api) -> None:
     status, body = api.post("/carrier-accounts", {"plugin": "table_rate", "name": "cards",
                                                   "settings": EXAMPLE_SETTINGS})
     assert status == 201, body
+
+
+def _sent_links(runtime: Any) -> list[str]:
+    from sqlalchemy import select
+
+    from hub.core.models import Event
+
+    with runtime.session() as session:
+        rows = session.scalars(select(Event.payload).where(Event.name == "portal_link")
+                               .order_by(Event.id)).all()
+    return [r["url"] for r in rows]
+
+
+def test_a_one_time_link_signs_the_customer_in_to_all_their_orders(
+    visitor: Web, order: dict[str, Any], api: Api, app: Flask
+) -> None:
+    runtime = app.extensions["orderhub"]
+    _, second = api.post("/orders", ORDER)
+    visitor.get("/portal/acme/")
+    response = visitor.post("/portal/acme/link", {"email": "Ann@Example.com"})
+    assert response.status_code == 200 and 'id="link-sent"' in text(response)
+    [url] = _sent_links(runtime)
+    assert url.startswith("http://localhost/portal/acme/signin/")
+    path = url.removeprefix("http://localhost")
+    # a mail scanner's GET does not use it up
+    for _ in range(2):
+        assert "Continue" in text(visitor.get(path))
+    assert visitor.post(path).status_code == 302
+    home = text(visitor.get("/portal/acme/"))
+    assert order["number"] in home and second["number"] in home
+    assert visitor.get(f"/portal/acme/orders/{second['number']}").status_code == 200
+    # once only, and not in another browser either
+    stranger = Web(app.test_client())
+    stranger.get("/portal/acme/")
+    assert stranger.post(path).status_code == 404
+    assert stranger.get(path).status_code == 404
+
+
+def test_asking_for_a_link_says_the_same_for_an_unknown_address(
+    visitor: Web, order: dict[str, Any], app: Flask
+) -> None:
+    visitor.get("/portal/acme/")
+    known = visitor.post("/portal/acme/link", {"email": "ann@example.com"})
+    unknown = visitor.post("/portal/acme/link", {"email": "nobody@example.com"})
+    assert known.status_code == unknown.status_code == 200
+    assert text(known) == text(unknown)
+    assert len(_sent_links(app.extensions["orderhub"])) == 1
+
+
+def test_an_expired_link_is_refused(visitor: Web, order: dict[str, Any], app: Flask) -> None:
+    from sqlalchemy import update
+
+    from hub.core.db import utcnow
+    from hub.core.models import PortalLink
+
+    runtime = app.extensions["orderhub"]
+    visitor.get("/portal/acme/")
+    visitor.post("/portal/acme/link", {"email": "ann@example.com"})
+    [url] = _sent_links(runtime)
+    with runtime.transaction() as session:
+        session.execute(update(PortalLink).values(expires_at=utcnow()))
+    response = visitor.post(url.removeprefix("http://localhost"))
+    assert response.status_code == 404 and "not valid any more" in text(response)
+
+
+def test_a_link_of_one_shop_is_nothing_in_another(
+    visitor: Web, order: dict[str, Any], app: Flask
+) -> None:
+    visitor.get("/portal/acme/")
+    visitor.post("/portal/acme/link", {"email": "ann@example.com"})
+    [url] = _sent_links(app.extensions["orderhub"])
+    token = url.rsplit("/", 1)[1]
+    visitor.get("/portal/other/")
+    assert visitor.post(f"/portal/other/signin/{token}").status_code == 404
+
+
+def test_link_requests_are_limited(visitor: Web, order: dict[str, Any]) -> None:
+    visitor.get("/portal/acme/")
+    answers = [visitor.post("/portal/acme/link", {"email": "ann@example.com"}).status_code
+               for _ in range(4)]
+    assert answers == [200, 200, 200, 429]

@@ -43,6 +43,8 @@ WIN_BACK = "win_back"
 BIRTHDAY_GREETING = "birthday_greeting"
 ANNIVERSARY_GREETING = "anniversary_greeting"
 REVIEW_CREATED = "review_created"
+# A customer asked the portal for a one-time sign-in link: the message that carries it.
+PORTAL_LINK = "portal_link"
 
 CARE_EVENTS = (
     REVIEW_REQUEST,
@@ -76,6 +78,7 @@ EVENT_NAMES = (
     REFUND_SETTLED,
     *CARE_EVENTS,
     REVIEW_CREATED,
+    PORTAL_LINK,
 )
 
 OUTBOX_KEY = "orderhub.outbox"

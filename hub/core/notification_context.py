@@ -47,6 +47,7 @@ SUBJECTS = {
     "birthday_greeting": "Happy birthday ({customer})",
     "anniversary_greeting": "{years} years with us ({customer})",
     "review_created": "Review of {sku}: {rating}/5 (order {number})",
+    "portal_link": "Sign-in link to the order portal (customer {customer_id})",
 }
 
 

@@ -389,9 +389,10 @@ def _order_number(payload: Mapping[str, Any]) -> str:
 
 RECIPIENT_KINDS: dict[str, RecipientKind] = {
     "customer": RecipientKind(
-        ORDER_EVENTS | RETURN_EVENTS | frozenset(events.CARE_EVENTS),
+        ORDER_EVENTS | RETURN_EVENTS | frozenset((*events.CARE_EVENTS, events.PORTAL_LINK)),
         _customer,
-        "events about an order, its returns and refunds, and customer care messages",
+        "events about an order, its returns and refunds, customer care messages and portal"
+        " sign-in links",
     ),
     "agent": RecipientKind(
         frozenset({events.TICKET_ASSIGNED, events.TICKET_SLA_WARNING, events.TICKET_SLA_BREACHED}),

@@ -27,6 +27,7 @@ from hub.core.models.reports import (
 )
 from hub.core.models.returns import Refund, Return, ReturnLine, ReturnReceipt
 from hub.core.models.tenancy import ApiToken, Counter, Tenant, TenantScoped, User
+from hub.core.models.web import PortalLink, SavedView
 from hub.core.models.tickets import (
     Ticket,
     TicketAttachment,
@@ -36,6 +37,8 @@ from hub.core.models.tickets import (
 )
 
 __all__ = [
+    "PortalLink",
+    "SavedView",
     "Allocation",
     "ApiToken",
     "AuditEntry",

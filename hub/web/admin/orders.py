@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
 from hub.core.errors import HubError
-from hub.web.admin import api, can, field_errors, page
+from hub.web.admin import api, can, field_errors, page, views
 from hub.web.api.framework import BY_ENDPOINT
 
 STATUSES = BY_ENDPOINT["list_orders"].query
@@ -57,6 +57,8 @@ def orders() -> ResponseReturnValue:
         statuses=_enum("list_orders", "status"),
         sorts=_enum("list_orders", "sort"),
         page_sizes=PAGE_SIZES,
+        views=views.listed("orders"),
+        query=views.current_query(),
         status=400 if errors else 200,
     ), 400 if errors else 200
 

@@ -24,7 +24,7 @@ from hub.core.models import Tenant, User
 from hub.core.models.tenancy import username_key
 from hub.runtime import Runtime
 from hub.web.admin import bp
-from hub.web.ui import limiter
+from hub.web.ui import attempts
 
 PUBLIC = {"admin.login"}
 KEY = "staff"
@@ -97,7 +97,7 @@ def login() -> ResponseReturnValue:
         errors["password"] = _("Enter your password.")
     if errors:
         return render_template("admin/login.html", shop=shop, username=username, errors=errors), 400
-    counter = limiter.limiter
+    counter = attempts()
     keys = [("address", request.remote_addr or "?"), ("name", f"{shop}/{username_key(username)}")]
     limits = {"address": PER_ADDRESS, "name": PER_NAME}
     if not all(counter.test(limits[kind], "admin-login", kind, key) for kind, key in keys):

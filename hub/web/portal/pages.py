@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import time
 from pathlib import Path
@@ -24,12 +25,15 @@ from flask_babel import gettext as _
 from limits import parse
 from sqlalchemy import select
 
-from hub.core import reviews
+from hub.core import portal_links, reviews
 from hub.core.errors import HubError, NotFound
 from hub.core.models import Customer, Order
-from hub.web.portal import LOOKUP_SECONDS, Grant, api, bp, write_grant
+from hub.web.portal import LOOKUP_SECONDS, SIGNED_IN_SECONDS, Grant, api, bp, write_grant
 from hub.web.portal import forget_grant as _forget
-from hub.web.ui import field_errors, limiter
+from hub.web.public_url import PROBLEM, external_url
+from hub.web.ui import attempts, field_errors
+
+logger = logging.getLogger("orderhub.portal")
 
 # Lookups allowed per address and per order number (failures count against the number).
 PER_ADDRESS = (parse("10/minute"), parse("50/day"))
@@ -129,7 +133,7 @@ def lookup() -> ResponseReturnValue:
         errors["contact"] = _("Enter the e-mail or phone number you ordered with.")
     if errors:
         return render_template("portal/home.html", orders=[], errors=errors, form=request.form), 400
-    counter = limiter.limiter
+    counter = attempts()
     address = request.remote_addr or "?"
     shop = g.portal_tenant
     if not all(counter.test(lim, "portal-lookup", shop, address) for lim in PER_ADDRESS) or (
@@ -164,6 +168,66 @@ def lookup() -> ResponseReturnValue:
     grant.orders = [n for n in grant.orders if n != number] + [number]
     grant.until = max(grant.until, time.time() + LOOKUP_SECONDS)
     return write_grant(make_response(redirect(url_for("portal.order", number=number))), grant)
+
+
+PER_ADDRESS_LINKS = parse("5/10 minutes")
+PER_EMAIL_LINKS = parse("3/hour")
+
+
+@bp.route("/link", methods=["POST"])
+def ask_link() -> ResponseReturnValue:
+    """E-mail me a sign-in link: the same answer whether or not the address is known."""
+    email = (request.form.get("email") or "").strip()
+    if "@" not in email or len(email) > 254:
+        return render_template(
+            "portal/home.html",
+            orders=[],
+            form=request.form,
+            errors={"email": _("Enter the e-mail address you ordered with.")},
+        ), 400
+    counter = attempts()
+    shop, address = g.portal_tenant, request.remote_addr or "?"
+    if not counter.hit(PER_ADDRESS_LINKS, "portal-link", shop, address) or not counter.hit(
+        PER_EMAIL_LINKS, "portal-link-email", shop, email.lower()
+    ):
+        return render_template(
+            "portal/home.html",
+            orders=[],
+            form=request.form,
+            errors={"": _("Too many attempts. Please wait a while and try again.")},
+        ), 429
+    base = external_url(f"/portal/{shop}/signin/")
+    if base is None:
+        logger.warning("portal sign-in link not sent: %s", PROBLEM)
+    else:
+        with _runtime().transaction(g.portal_tenant_id) as session:
+            portal_links.request_link(session, g.portal_tenant_id, email, base + "{token}")
+    return render_template("portal/link_sent.html")
+
+
+@bp.route("/signin/<token>", methods=["GET", "POST"])
+def signin(token: str) -> ResponseReturnValue:
+    """GET only shows a button (mail scanners open every link); the POST uses the link."""
+    with _runtime().transaction(g.portal_tenant_id) as session:
+        if request.method == "GET":
+            live = portal_links.is_live(session, g.portal_tenant_id, token)
+            customer_id = None
+        else:
+            customer_id = portal_links.redeem(session, g.portal_tenant_id, token)
+            live = customer_id is not None
+    if not live:
+        return render_template(
+            "portal/error.html",
+            status=404,
+            message=_(
+                "This sign-in link is not valid any more: links work once, for 15 "
+                "minutes. Ask for a new one."
+            ),
+        ), 404
+    if request.method == "GET":
+        return render_template("portal/signin.html", token=token)
+    grant = Grant(g.portal_tenant_id, [], customer_id, time.time() + SIGNED_IN_SECONDS)
+    return write_grant(make_response(redirect(url_for("portal.home"))), grant)
 
 
 @bp.route("/signout", methods=["POST"])

@@ -12,9 +12,9 @@ from flask import Blueprint, Flask, Response, request
 from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale
 from flask_babel import format_currency as babel_currency
 from flask_babel import lazy_gettext as _l
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter, RateLimiter
 
 from hub.core.errors import HubError
 from hub.runtime import Runtime
@@ -29,7 +29,6 @@ bp = Blueprint(
 )
 
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 # One policy for every page: nothing inline, nothing from another origin. Bare ``data:``
 # images are allowed for the form controls' own icons.
@@ -43,6 +42,13 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex",
 }
+
+
+def attempts() -> RateLimiter:
+    """This app's counter of sign-in and lookup attempts (``limits``' moving window)."""
+    from flask import current_app
+
+    return current_app.extensions["orderhub.attempts"]  # type: ignore[no-any-return]
 
 
 def field_errors(exc: HubError) -> dict[str, str]:
@@ -82,14 +88,19 @@ def install(app: Flask, runtime: Runtime) -> None:
         BABEL_TRANSLATION_DIRECTORIES=str(
             i18n.compile_catalogs(settings.data_dir / "translations")
         ),
-        # The broker's Redis in production, so every server counts the same attempts.
-        RATELIMIT_STORAGE_URI="memory://" if settings.embedded_broker else settings.broker_url,
-        RATELIMIT_KEY_PREFIX=f"{settings.broker_namespace}:ratelimit",
-        RATELIMIT_HEADERS_ENABLED=True,
     )
+    # Sign-in and lookup attempts are counted in the broker's Redis in production, so every
+    # server counts the same attempts; in memory on the embedded default.
+    storage = (
+        storage_from_string("memory://")
+        if settings.embedded_broker
+        else storage_from_string(
+            settings.broker_url, key_prefix=f"{settings.broker_namespace}:attempts"
+        )
+    )
+    app.extensions["orderhub.attempts"] = MovingWindowRateLimiter(storage)
     Babel(app, locale_selector=i18n.select_locale, timezone_selector=_timezone)
     csrf.init_app(app)
-    limiter.init_app(app)
     app.register_blueprint(bp)
     env = app.jinja_env
     env.filters.update(
