@@ -201,6 +201,9 @@ class Ctx:
     session: Any
     runtime: Runtime
     tenant: TenantSettings
+    # The query as it was written (a view may need to know that "2026-12-01" was a plain
+    # day), whether it came with an HTTP request or from a page through ``invoke``.
+    raw_query: MultiDict[str, str] = field(default_factory=MultiDict)
 
     @property
     def actor(self) -> str:
@@ -272,7 +275,7 @@ def _serve(spec: Route, fn: Callable[..., Any], path: dict[str, Any]) -> Any:
     _check_path(path)
     args = parse_query(spec, request.args)
     payload = _parse_body(spec, runtime) if spec.body is not None else None
-    return _run(spec, fn, runtime, principal, path, args, payload), spec.status
+    return _run(spec, fn, runtime, principal, path, args, payload, request.args), spec.status
 
 
 def invoke(
@@ -303,7 +306,7 @@ def invoke(
         # An upload page passes no body: the view reads the page's own multipart ``file``
         # part, with the same limits and checks as the API.
         body = _parse_body(spec, runtime)
-    return _run(spec, spec.fn, runtime, principal, path, args, body)
+    return _run(spec, spec.fn, runtime, principal, path, args, body, given)
 
 
 def check_permission(spec: Route, principal: auth.Principal) -> None:
@@ -333,10 +336,12 @@ def _run(
     path: dict[str, Any],
     args: dict[str, Any],
     payload: Any,
+    raw_query: MultiDict[str, str],
 ) -> Any:
     with runtime.transaction() as session:
         session.info["orderhub.tenant_id"] = principal.tenant_id
-        ctx = Ctx(principal, session, runtime, runtime.tenant_settings(principal.tenant_slug))
+        tenant = runtime.tenant_settings(principal.tenant_slug)
+        ctx = Ctx(principal, session, runtime, tenant, raw_query)
         kwargs: dict[str, Any] = dict(path)
         if spec.body is not None:
             kwargs["body"] = payload

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, request
+from flask import Response
 
 from hub.core import reports
 from hub.core.errors import Invalid, NotFound
@@ -70,8 +70,8 @@ def read_report(ctx: Ctx, name: str, args: dict[str, Any]) -> Any:
     if table is not None and table not in tables:
         raise Invalid(f"the {name} report has the tables: {', '.join(tables)}")
     zone = ctx.tenant.tickets.calendar.timezone
-    end = _local(request.args.get("to"), args.get("to"), zone, True) or datetime.now(UTC)
-    start = _local(request.args.get("from"), args.get("from"), zone, False) or (
+    end = _local(ctx.raw_query.get("to"), args.get("to"), zone, True) or datetime.now(UTC)
+    start = _local(ctx.raw_query.get("from"), args.get("from"), zone, False) or (
         end - timedelta(days=30)
     )
     result = fn(reports.period(ctx.session, ctx.tenant_id, zone, start, end), **options)
