@@ -755,7 +755,7 @@ def test_every_hook_has_a_test(hook: str) -> None:
 def test_hook_portal_link(api: Api, runtime: Runtime, recorder: Recorder, client: Any) -> None:
     from web_support import Web
 
-    _, order = api.post("/orders", ORDER)
+    api.post("/orders", ORDER)
     visitor = Web(client)
     visitor.get("/portal/acme/")
     runtime.settings.public_url = "https://hub.example"  # links need the public address

@@ -57,3 +57,16 @@ def test_the_compiled_catalogue_answers_in_chinese(tmp_path: Path) -> None:
     t = Translations.load(str(tmp_path), ["zh_Hans_CN"])
     assert t.gettext("Sign in") == "登录"
     assert t.ngettext("%(num)s order", "%(num)s orders", 3) == "%(num)s 个订单"
+
+
+def test_a_string_kept_in_two_areas_reads_the_same_in_both() -> None:
+    """Areas' files are merged when the hub starts and the later one wins: a string in two
+    files with two translations would read differently from what one area's author meant."""
+    seen: dict[object, tuple[str, object]] = {}
+    clashes = []
+    for name, m in _entries():
+        key = m.id if isinstance(m.id, str) else tuple(m.id)
+        if key in seen and seen[key][1] != m.string:
+            clashes.append((key, seen[key][0], name))
+        seen.setdefault(key, (name, m.string))
+    assert not clashes, f"translated differently in two files: {clashes[:10]}"

@@ -27,7 +27,6 @@ from hub.core.models.reports import (
 )
 from hub.core.models.returns import Refund, Return, ReturnLine, ReturnReceipt
 from hub.core.models.tenancy import ApiToken, Counter, Tenant, TenantScoped, User
-from hub.core.models.web import PortalLink, SavedView
 from hub.core.models.tickets import (
     Ticket,
     TicketAttachment,
@@ -35,10 +34,9 @@ from hub.core.models.tickets import (
     TicketLine,
     TicketMessage,
 )
+from hub.core.models.web import PortalLink, SavedView
 
 __all__ = [
-    "PortalLink",
-    "SavedView",
     "Allocation",
     "ApiToken",
     "AuditEntry",
@@ -56,6 +54,7 @@ __all__ = [
     "Order",
     "OrderHistory",
     "OrderLine",
+    "PortalLink",
     "Product",
     "Refund",
     "ReportCarrierDay",
@@ -70,6 +69,7 @@ __all__ = [
     "ReturnReceipt",
     "Review",
     "ReviewPhoto",
+    "SavedView",
     "Shipment",
     "ShipmentItem",
     "ShipmentPurchase",

@@ -32,8 +32,11 @@ NAV: list[tuple[str, Any, str | None]] = [
     ("admin.stock", _l("Inventory"), "stock.read"),
     ("admin.shipments", _l("Logistics"), "shipping.read"),
     ("admin.tickets", _l("Service"), "tickets.read"),
+    ("admin.returns", _l("Returns"), "returns.read"),
+    ("admin.reviews", _l("Reviews"), "reviews.read"),
     ("admin.reports", _l("Reports"), "reports.read"),
     ("admin.integrations", _l("Integrations"), "channels.read"),
+    ("admin.notifications", _l("Notifications"), "notifications.read"),
     ("admin.users", _l("System"), "users.read"),
 ]
 
@@ -142,11 +145,16 @@ def install(app: Flask) -> None:
         integrations,
         inventory,
         logistics,
+        mappings,
+        notifications,
         orders,
         reports,
+        returns,
+        reviews,
         service,
         staff,
         system,
+        views,
     )
 
     app.register_blueprint(bp)

@@ -60,7 +60,12 @@ def nice_ceiling(value: float) -> float:
 def bars(rows: list[tuple[str, Any]]) -> Chart:
     """A bar per (label, value); values may be Decimal strings as the API gives them."""
     values = [float(Decimal(str(v or 0))) for _, v in rows]
-    top = nice_ceiling(max(values, default=0))
+    # Four steps of a readable size (1, 2 or 5 times a power of ten); whole steps for counts,
+    # so an axis of orders never reads 0.25.
+    step = nice_ceiling(max(values, default=0) / 4)
+    if all(v == int(v) for v in values):
+        step = max(step, 1.0)
+    top = step * 4
     plot_h = HEIGHT - BOTTOM - TOP
     plot_w = WIDTH - LEFT - 8
     slot = plot_w / max(len(rows), 1)
