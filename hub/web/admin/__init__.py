@@ -147,6 +147,7 @@ def install(app: Flask) -> None:
         logistics,
         mappings,
         notifications,
+        order_form,
         orders,
         reports,
         returns,

@@ -8,14 +8,31 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import MultiDict
 
 from hub.core.errors import HubError
-from hub.web.admin import api, can, field_errors, page, views
+from hub.web.admin import api, can, field_errors, order_form, page, views
 from hub.web.api.framework import BY_ENDPOINT
 
 STATUSES = BY_ENDPOINT["list_orders"].query
 PAGE_SIZES = (25, 50, 100, 250)
+SORTS = {
+    "-created_at": _l("Newest first"),
+    "created_at": _l("Oldest first"),
+    "-paid_at": _l("Paid, newest first"),
+    "paid_at": _l("Paid, oldest first"),
+    "-total": _l("Highest total first"),
+    "total": _l("Lowest total first"),
+    "number": _l("Number, ascending"),
+    "-number": _l("Number, descending"),
+    "-priority": _l("Highest priority first"),
+    "priority": _l("Lowest priority first"),
+    "status": _l("Status"),
+    "-status": _l("Status, reversed"),
+    "-queue": _l("Work queue (priority and age)"),
+    "queue": _l("Work queue, reversed"),
+}
 # Form fields that are the page's own, not the API's filters.
 _PAGE_ONLY = {"lang", "status_pick"}
 
@@ -55,7 +72,7 @@ def orders() -> ResponseReturnValue:
         args=request.args,
         chosen=chosen,
         statuses=_enum("list_orders", "status"),
-        sorts=_enum("list_orders", "sort"),
+        sort_labels=[(key, SORTS.get(key, key)) for key in _enum("list_orders", "sort")],
         page_sizes=PAGE_SIZES,
         views=views.listed("orders"),
         query=views.current_query(),
@@ -172,6 +189,11 @@ def bulk() -> ResponseReturnValue:
     action = request.form.get("action", "")
     if action == "packing":
         return redirect(url_for("admin.packing", numbers=",".join(numbers)))
+    if action == "merge":
+        if not can("orders.write"):
+            flash(_("Your role may not merge orders."), "error")
+            return redirect(url_for("admin.orders"))
+        return order_form.merge(numbers)
     if action not in ACTIONS or not numbers:
         flash(_("Pick orders and an action first."), "error")
         return redirect(url_for("admin.orders"))

@@ -44,6 +44,21 @@ PAGE_HEADERS = {
 }
 
 
+def page_url(number: int) -> str:
+    """This list page's address at another page number, every filter kept (several values
+    of one filter included)."""
+    from urllib.parse import urlencode
+
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k != "page"]
+    return f"{request.path}?{urlencode([*kept, ('page', number)])}"
+
+
+def field_id(name: str) -> str:
+    """A form field's element id from its name, which is the API's field path
+    ("consignee.address.city", "lines[0].sku"): "f-consignee-address-city", "f-lines-0-sku"."""
+    return "f-" + name.replace(".", "-").replace("[", "-").replace("]", "")
+
+
 def attempts() -> RateLimiter:
     """This app's counter of sign-in and lookup attempts (``limits``' moving window)."""
     from flask import current_app
@@ -109,11 +124,13 @@ def install(app: Flask, runtime: Runtime) -> None:
         when=when,
         day=day,
         zip_labels=lambda values: [(v, v) for v in values],
+        field_id=field_id,
         status_label=lambda s: STATUS_LABELS.get(s, s),
         status_tone=lambda s: STATUS_TONES.get(s, ""),
         tracking_label=lambda s: TRACKING_LABELS.get(s, s),
     )
     env.globals.update(
+        page_url=page_url,
         html_lang=lambda: i18n.html_lang(str(get_locale())),
         locale=lambda: str(get_locale()),
         chart=charts,
