@@ -441,3 +441,8 @@ _WAITING_FOR_A_LOCK = text(
     " AND wait_event_type = 'Lock'"
 )
 
+
+
+# The browser tests' fixtures (a session-wide Chromium, the live server, tabs), declared here
+# once so every module shares the one browser.
+from browser_support import browser, live, tab, tab_zh  # noqa: E402, F401
