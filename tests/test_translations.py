@@ -70,3 +70,26 @@ def test_a_string_kept_in_two_areas_reads_the_same_in_both() -> None:
             clashes.append((key, seen[key][0], name))
         seen.setdefault(key, (name, m.string))
     assert not clashes, f"translated differently in two files: {clashes[:10]}"
+
+
+def test_many_processes_may_compile_into_one_folder_at_once(tmp_path: Path) -> None:
+    import threading
+
+    from hub.web.ui.i18n import compile_catalogs
+
+    failures: list[BaseException] = []
+
+    def compile_once() -> None:
+        try:
+            compile_catalogs(tmp_path)
+        except BaseException as exc:  # pragma: no cover - the failure being tested
+            failures.append(exc)
+
+    threads = [threading.Thread(target=compile_once) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert (tmp_path / "zh_Hans_CN" / "LC_MESSAGES" / "messages.mo").stat().st_size > 1000

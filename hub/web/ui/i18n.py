@@ -11,6 +11,8 @@ folder, so the catalogue lives in ``zh_Hans_CN`` and every Chinese tag the brows
 
 from __future__ import annotations
 
+import io
+import tempfile
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -63,8 +65,14 @@ def compile_catalogs(target: Path) -> Path:
             continue
         out = target / folder.name / "LC_MESSAGES"
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "messages.mo.tmp"
-        with tmp.open("wb") as f:
-            write_mo(f, load_catalog(folder.name))
-        tmp.replace(out / "messages.mo")  # atomic: another process may be reading it
+        compiled = io.BytesIO()
+        write_mo(compiled, load_catalog(folder.name))
+        final = out / "messages.mo"
+        if final.exists() and final.read_bytes() == compiled.getvalue():
+            continue
+        # Several processes may start at once on one data folder: each writes its own
+        # temporary file and renames it into place (atomic; readers never see half a file).
+        with tempfile.NamedTemporaryFile(dir=out, suffix=".tmp", delete=False) as f:
+            f.write(compiled.getvalue())
+        Path(f.name).replace(final)
     return target
