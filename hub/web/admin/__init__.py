@@ -14,12 +14,9 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
-from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
 
-from hub.core.errors import HubError
 from hub.web.api import framework
-from hub.web.ui import csrf, field_errors, page_headers
+from hub.web.ui import csrf, error_pages, field_errors, page_headers
 
 __all__ = ["api", "bp", "can", "field_errors", "page"]
 
@@ -116,27 +113,7 @@ def _context() -> dict[str, Any]:
     }
 
 
-@bp.errorhandler(CSRFError)
-def _csrf(exc: CSRFError) -> ResponseReturnValue:
-    return render_template(
-        "admin/error.html",
-        status=400,
-        message=_l(
-            "The form was refused: its security token is missing or expired. "
-            "Reload the page and try again."
-        ),
-    ), 400
-
-
-@bp.errorhandler(HubError)
-def _hub_error(exc: HubError) -> ResponseReturnValue:
-    return render_template("admin/error.html", status=exc.status, message=exc.message), exc.status
-
-
-@bp.errorhandler(HTTPException)
-def _http(exc: HTTPException) -> ResponseReturnValue:
-    status = exc.code or 500
-    return render_template("admin/error.html", status=status, message=exc.description), status
+error_pages(bp, "admin/error.html")
 
 
 def install(app: Flask) -> None:

@@ -56,8 +56,6 @@ def connect(plugin: str) -> ResponseReturnValue:
                     "create_connection", body={"plugin": plugin, "name": name, "settings": settings}
                 )
             except HubError as exc:
-                if exc.status >= 500:
-                    raise
                 errors = {
                     k if k in ("name", "") else f"settings.{k.removeprefix('settings.')}": v
                     for k, v in field_errors(exc).items()
@@ -101,8 +99,6 @@ def inbox_action(entry_id: int, action: str) -> ResponseReturnValue:
         api("replay_inbox" if action == "replay" else "discard_inbox", entry_id=entry_id)
         flash(_("Delivery %(id)s: %(action)s done.", id=entry_id, action=action))
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         flash(exc.message, "error")
     if back:
         return redirect(url_for("admin.connection", connection_id=back))

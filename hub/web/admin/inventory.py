@@ -51,8 +51,6 @@ def _listing(endpoint: str, names: tuple[str, ...]) -> tuple[dict[str, str], Any
     try:
         return args, api(endpoint, query=query), {}
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         return args, {"items": [], "total": 0, "page": 1, "per_page": 50}, field_errors(exc)
 
 
@@ -185,8 +183,6 @@ def stock_adjust() -> ResponseReturnValue:
             try:
                 api("adjust", body=body)
             except HubError as exc:
-                if exc.status >= 500:
-                    raise
                 errors = _form_errors(exc)
             else:
                 flash(
@@ -214,9 +210,7 @@ def _balance(sku: str, warehouse: str) -> dict[str, Any] | None:
         return None
     try:
         found = api("list_stock", query={"sku": sku, "warehouse": warehouse, "per_page": "1"})
-    except HubError as exc:
-        if exc.status >= 500:
-            raise
+    except HubError:
         return None
     return found["items"][0] if found["items"] else None
 
@@ -258,8 +252,6 @@ def _move(kind: str) -> ResponseReturnValue:
             try:
                 api(kind, body=body)
             except HubError as exc:
-                if exc.status >= 500:
-                    raise
                 errors = _form_errors(exc, rows)
             else:
                 flash(
@@ -332,8 +324,6 @@ def stock_import() -> ResponseReturnValue:
             try:
                 done = api("import_csv", query=form)
             except HubError as exc:
-                if exc.status >= 500:
-                    raise
                 problems = [d for d in exc.details or [] if isinstance(d, dict) and d.get("line")]
                 if problems:
                     errors["file"] = _(

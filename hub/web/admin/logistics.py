@@ -433,8 +433,6 @@ def rates() -> ResponseReturnValue:
         try:
             answer = api("quote_rates", body=body)
         except HubError as exc:
-            if exc.status >= 500:
-                raise
             errors = {names.get(k, k): v for k, v in field_errors(exc).items()}
             if mode == "order" and "" in errors:
                 errors["order"] = errors.pop("")
@@ -518,8 +516,6 @@ def carrier_new(plugin: str) -> ResponseReturnValue:
             try:
                 created = api("create_carrier_account", body=body)
             except HubError as exc:
-                if exc.status >= 500:
-                    raise
                 errors = _setting_errors(exc, fields)
             else:
                 flash(_("Carrier account %(name)s added.", name=created["name"]))

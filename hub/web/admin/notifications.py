@@ -39,8 +39,6 @@ def notifications() -> ResponseReturnValue:
     try:
         found = api("list_notifications", query=query)
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         errors, found = field_errors(exc), {"items": [], "total": 0, "page": 1, "per_page": 50}
     notifiers = api("list_notifiers")["items"]
     names = [n["name"] for n in notifiers]
@@ -72,8 +70,6 @@ def notification_replay(notification_id: int) -> ResponseReturnValue:
     try:
         api("replay_notification", notification_id=notification_id)
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         flash(exc.message, "error")
     else:
         flash(
@@ -90,8 +86,6 @@ def notifier_enable(name: str) -> ResponseReturnValue:
     try:
         api("enable_notifier", name=name)
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         flash(exc.message, "error")
     else:
         flash(

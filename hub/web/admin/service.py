@@ -19,8 +19,6 @@ def tickets() -> ResponseReturnValue:
     try:
         found = api("list_tickets", query=query)
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         errors, found = field_errors(exc), {"items": [], "total": 0, "page": 1, "per_page": 50}
     return render_template(
         "admin/tickets.html", found=found, args=request.args, errors=errors
@@ -42,8 +40,6 @@ def ticket_reply(number: str) -> ResponseReturnValue:
     try:
         api("add_message", number=number, body=body)
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         return render_template(
             "admin/ticket.html",
             ticket=api("get_ticket", number=number),
@@ -63,7 +59,5 @@ def ticket_update(number: str) -> ResponseReturnValue:
         api("update_ticket", number=number, body=body)
         flash(_("The ticket is updated."))
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         flash(exc.message, "error")
     return redirect(url_for("admin.ticket", number=number))

@@ -19,16 +19,13 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
-from flask_wtf.csrf import CSRFError
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import select
-from werkzeug.exceptions import HTTPException
 
 from hub.core import auth
-from hub.core.errors import HubError
 from hub.core.models import Tenant
 from hub.web.api import framework
-from hub.web.ui import csrf, page_headers
+from hub.web.ui import csrf, error_pages, page_headers
 
 bp = Blueprint("portal", __name__, url_prefix="/portal/<tenant>", template_folder="templates")
 
@@ -172,28 +169,7 @@ def _context() -> dict[str, Any]:
     return {"shop_title": title(), "has_logo": bool(logo), "grant": g.get("grant")}
 
 
-@bp.errorhandler(CSRFError)
-def _csrf(exc: CSRFError) -> ResponseReturnValue:
-    return render_template(
-        "portal/error.html",
-        status=400,
-        message=_l(
-            "The form was refused: its security token is missing or expired. "
-            "Reload the page and try again."
-        ),
-    ), 400
-
-
-@bp.errorhandler(HubError)
-def _hub_error(exc: HubError) -> ResponseReturnValue:
-    status = 404 if exc.status in (403, 404) else exc.status
-    return render_template("portal/error.html", status=status, message=exc.message), status
-
-
-@bp.errorhandler(HTTPException)
-def _http(exc: HTTPException) -> ResponseReturnValue:
-    status = exc.code or 500
-    return render_template("portal/error.html", status=status, message=exc.description), status
+error_pages(bp, "portal/error.html", forbidden_as_missing=True)
 
 
 def install(app: Flask) -> None:

@@ -321,8 +321,6 @@ def ask(number: str) -> ResponseReturnValue:
             try:
                 ticket = api("create_ticket", body=body)
             except HubError as exc:
-                if exc.status >= 500:
-                    raise
                 errors = field_errors(exc)
             else:
                 flash(
@@ -357,8 +355,6 @@ def ticket(number: str) -> ResponseReturnValue:
             try:
                 api("add_message", number=number, body={"body": text, "from_customer": True})
             except HubError as exc:
-                if exc.status >= 500:
-                    raise
                 errors = field_errors(exc)
             else:
                 flash(_("Your message is sent."))
@@ -384,8 +380,6 @@ def review(number: str) -> ResponseReturnValue:
     try:
         api("create_review", body=body)
     except HubError as exc:
-        if exc.status >= 500:
-            raise
         flash(_("Your review was not saved: %(why)s", why=exc.message), "error")
     else:
         flash(_("Thank you for your review."))

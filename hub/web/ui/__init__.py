@@ -8,13 +8,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale
 from flask_babel import format_currency as babel_currency
 from flask_babel import lazy_gettext as _l
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter, RateLimiter
+from werkzeug.exceptions import HTTPException
 
 from hub.core.errors import HubError
 from hub.runtime import Runtime
@@ -75,6 +77,35 @@ def field_errors(exc: HubError) -> dict[str, str]:
     if not out:
         out[""] = exc.message
     return out
+
+
+def error_pages(blueprint: Blueprint, template: str, *, forbidden_as_missing: bool = False) -> None:
+    """Refusals on a blueprint's pages as pages (the JSON API answers its own way): a form
+    without its CSRF token, a refusal by the service, an HTTP error. ``forbidden_as_missing``
+    answers 403 as 404, for visitors who should not learn that a record exists."""
+
+    def render(status: int, message: Any) -> ResponseReturnValue:
+        if forbidden_as_missing and status == 403:
+            status = 404
+        return render_template(template, status=status, message=message), status
+
+    @blueprint.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> ResponseReturnValue:
+        return render(
+            400,
+            _l(
+                "The form was refused: its security token is missing or "
+                "expired. Reload the page and try again."
+            ),
+        )
+
+    @blueprint.errorhandler(HubError)
+    def _hub_error(exc: HubError) -> ResponseReturnValue:
+        return render(exc.status, exc.message)
+
+    @blueprint.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> ResponseReturnValue:
+        return render(exc.code or 500, exc.description)
 
 
 def page_headers(response: Response) -> Response:
