@@ -201,6 +201,52 @@ def test_services_can_be_limited_and_the_account_disabled_each_change_audited(
     ]
 
 
+def test_settings_change_keeping_a_secret_left_out(api: Api, runtime: Runtime) -> None:
+    _, made = api.post("/carrier-accounts", account())
+    path = f"/carrier-accounts/{made['id']}"
+
+    status, changed = api.patch(path, {"settings": {"account_number": "Z9Y8X7"}})
+
+    assert status == 200, changed
+    assert changed["settings"] == {"api_key": "********", "account_number": "Z9Y8X7"}
+    row = stored(runtime)["main"]
+    assert runtime.carrier_adapter(row).settings == {"api_key": API_KEY,
+                                                      "account_number": "Z9Y8X7"}
+    [entry] = audit(runtime, "carrier_account.settings")
+    assert entry.after == {"changed": ["account_number"]}  # names, never values
+    # a new secret replaces the old one, sealed
+    status, _ = api.patch(path, {"settings": {"api_key": "another-key-123",
+                                              "account_number": "Z9Y8X7"}})
+    assert status == 200
+    row = stored(runtime)["main"]
+    assert "another-key-123" not in json.dumps(row.settings)
+    assert runtime.carrier_adapter(row).settings["api_key"] == "another-key-123"
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"account_number": "lower"}, "settings.account_number: must match the pattern"),
+        ({"api_key": {"$env": "KEYED_API_KEY"}, "account_number": "A1B2C3"}, "api_key"),
+        ({"api_key": "short", "account_number": "A1B2C3"}, "settings.api_key"),
+        ({}, "settings.account_number: is required"),
+    ],
+    ids=["bad value", "a reference", "bad secret", "required left out"],
+)
+def test_a_bad_settings_change_is_refused_and_nothing_changes(
+    api: Api, runtime: Runtime, settings: dict[str, Any], says: str
+) -> None:
+    _, made = api.post("/carrier-accounts", account())
+    before = stored(runtime)["main"].settings
+
+    status, error = api.patch(f"/carrier-accounts/{made['id']}", {"settings": settings})
+
+    assert status == 422, error
+    assert says in error["error"]["message"]
+    assert "short" not in json.dumps(error)  # a refused secret is not repeated either
+    assert stored(runtime)["main"].settings == before
+
+
 def test_another_tenants_account_is_not_found(api: Api) -> None:
     _, made = api.post("/carrier-accounts", account())
     stranger = api.tokens["stranger"]
@@ -264,6 +310,9 @@ def test_config_accounts_are_synced_by_name_keeping_secrets_as_references(
     # An operator disables one through the API; a file that does not say otherwise keeps it
     # so, while what the file does set wins.
     assert api.patch(f"/carrier-accounts/{main['id']}", {"enabled": False})[0] == 200
+    status, error = api.patch(f"/carrier-accounts/{main['id']}",
+                              {"settings": {"account_number": "B2C3D4"}})
+    assert status == 422 and "config file" in error["error"]["message"]
     acme_file.write_text(entry() + entry("keyed-express", extra="enabled = false\n"))
     result = sync(cli_env)
     assert "config carrier account acme/ups-main: unchanged" in result.output

@@ -519,3 +519,35 @@ def test_the_pages_in_chinese(web: Web, shipment: dict[str, Any]) -> None:
     assert 'lang="zh-Hans"' in html
     assert "记录跟踪事件" in html and "Record a tracking event" not in html
     assert "运费报价" in text(web.get("/admin/rates"))
+
+
+def test_carrier_settings_change_from_the_generated_form(web: Web, api: Api) -> None:
+    """A carrier account's settings are edited in the form made from the plugin's schema,
+    prefilled with what is stored; a refused value sits by its field and changes nothing."""
+    import html as html_module
+    import json
+
+    from plugins.carriers.table_rate import EXAMPLE_SETTINGS
+
+    status, account = api.post("/carrier-accounts", {"plugin": "table_rate", "name": "cards",
+                                                     "settings": EXAMPLE_SETTINGS})
+    assert status == 201, account
+    path = f"/admin/carriers/{account['id']}"
+    web.login("admin")
+    page = text(web.get(path))
+    assert "Change the settings" in page
+    zones = re.search(r'name="settings.zones"[^>]*>([^<]*)</textarea>', page)
+    assert zones and json.loads(html_module.unescape(zones[1])) == EXAMPLE_SETTINGS["zones"]
+    form = {"settings.currency": "USD", "settings.carrier_name": "Depot courier",
+            "settings.zones": json.dumps(EXAMPLE_SETTINGS["zones"]),
+            "settings.services": json.dumps(EXAMPLE_SETTINGS["services"])}
+    refused = web.post(f"{path}/settings", {**form, "settings.zones": "[not json"})
+    assert refused.status_code == 400 and 'id="f-settings-zones-err"' in text(refused)
+    assert api.get(f"/carrier-accounts/{account['id']}")[1]["settings"]["carrier_name"] == (
+        EXAMPLE_SETTINGS["carrier_name"])
+    saved = web.post(f"{path}/settings", form)
+    assert saved.status_code == 302, text(saved)[:2000]
+    assert api.get(f"/carrier-accounts/{account['id']}")[1]["settings"]["carrier_name"] == (
+        "Depot courier")
+    web.login("operator")
+    assert web.post(f"{path}/settings", form).status_code == 403

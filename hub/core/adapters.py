@@ -307,6 +307,14 @@ class ChannelAdapter(Adapter):
         last page carries the cursor the next poll starts from. HTTP through ``self.http``."""
         raise NotImplementedError
 
+    def test_delivery(self) -> tuple[dict[str, str], bytes] | None:
+        """A delivery signed with this connection's settings exactly as the channel signs,
+        about something the hub acknowledges and does not store (a topic that is not an
+        order): the hub posts it to its own webhook URL to show a merchant that the address
+        is reachable and the secret right ("send a test delivery"). (headers, raw body), or
+        None when the channel offers no such test (the default)."""
+        return None
+
     def polls(self) -> bool:
         """Should the worker poll this connection on schedule? A push channel that also
         reconciles by polling says no when this connection lacks the credentials for it."""

@@ -116,12 +116,44 @@ def update_account(
     box: SecretBox,
     actor: str,
 ) -> CarrierAccount:
-    """Switch an account on or off (``enabled``) or change which of its services may be used
-    (``services``: a list of codes, or None for all). An account declared in a config file can
-    be changed too — disabling a carrier in an outage should not wait for a deploy — but a key
-    its file sets wins again at the next sync."""
+    """Switch an account on or off (``enabled``), change which of its services may be used
+    (``services``: a list of codes, or None for all) or its ``settings`` (secrets left out keep
+    their stored value). An account declared in a config file can be switched too — disabling
+    a carrier in an outage should not wait for a deploy — but a key its file sets wins again
+    at the next sync, and its settings are changed in the file only."""
     account = get_account(session, tenant_id, account_id)
     wanted: dict[str, Any] = {}
+    if "settings" in changes:
+        cls = plugins.get(account.plugin)
+        if cls is None:
+            raise Invalid(f"settings: carrier plugin {account.plugin!r} is not installed")
+        if account.source == "config":
+            raise Invalid(
+                "settings: this account is declared in the shop's config file; change its"
+                " settings there",
+                [{"field": "settings", "problem": "is set in the config file"}],
+            )
+        sealed, _opened = plugin_settings.check_change(
+            cls, account.settings, changes["settings"], box=box
+        )
+        if sealed != account.settings:
+            names = sorted(
+                k
+                for k in set(sealed) | set(account.settings)
+                if sealed.get(k) != account.settings.get(k)
+            )
+            account.settings = sealed
+            # Which settings changed, never their values (secrets among them).
+            audit.record(
+                session,
+                tenant_id,
+                actor,
+                "carrier_account.settings",
+                "carrier_account",
+                account.id,
+                None,
+                {"changed": names},
+            )
     if "enabled" in changes:
         wanted["enabled"] = bool(changes["enabled"])
     if "services" in changes:

@@ -51,6 +51,25 @@ def check(
     return opened
 
 
+def check_change(
+    cls: type[Adapter], stored: Mapping[str, Any], sent: Mapping[str, Any], *, box: SecretBox
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """New settings sent through the API for an existing record: every setting as sent, and
+    each secret the sender left out kept as stored ("leave blank to keep": a secret is never
+    shown, so it cannot be sent back). Returns (what to store, sealed; the settings opened);
+    the same checks as ``check``."""
+    refuse_references(sent)
+    merged = dict(sent)
+    for name in cls.secret_settings:
+        if name not in merged and name in stored:
+            merged[name] = stored[name]
+    sealed = box.seal(merged, cls.secret_settings)
+    opened = box.open(sealed, references=False)
+    cls.validate_settings(opened)
+    check_outbound(cls, opened)
+    return sealed, opened
+
+
 def published_schema(cls: type[Adapter]) -> dict[str, Any]:
     """The adapter's settings schema as ``GET /api/v1/plugins`` and ``orderhub plugins --json``
     show it: a copy with each of its ``secret_settings`` marked ``"x-secret": true``, so whoever

@@ -18,6 +18,7 @@ the fulfilment with its tracking. It needs the ``shop_domain`` and an Admin API
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -35,7 +36,7 @@ from hub.core.adapters import (
 from hub.core.http import BusinessError, HttpError, RateLimit
 from hub.core.normalised import Address, Consignee, CustomerInfo, LineItem, OrderDraft
 from plugins.channels._fields import Fields
-from plugins.channels._signing import signature_matches
+from plugins.channels._signing import base64_hmac_sha256, signature_matches
 
 # Shopify's own validator rejects a delivery missing any of these, so the plugin does too:
 # a request without them did not come from Shopify, whatever its signature says.
@@ -146,6 +147,24 @@ class ShopifyChannel(ChannelAdapter):
         if not isinstance(data, dict):
             raise PayloadError("shopify: body is not a JSON object (the REST Order resource)")
         return [_order(data, topic)]
+
+    def test_delivery(self) -> tuple[dict[str, str], bytes] | None:
+        """A ``shop/update`` delivery (a real Shopify topic the hub acknowledges and does not
+        store), signed with the current secret as Shopify signs."""
+        secret = self.settings.get("secret")
+        if not secret:
+            return None
+        body = json.dumps({"id": 0, "name": "OrderHub test delivery"}, separators=(",", ":"))
+        raw = body.encode()
+        return {
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": "shop/update",
+            "X-Shopify-Hmac-Sha256": base64_hmac_sha256(secret, raw),
+            "X-Shopify-Shop-Domain": self.settings.get("shop_domain")
+            or "orderhub-test.myshopify.com",
+            "X-Shopify-API-Version": self.settings.get("api_version") or DEFAULT_API_VERSION,
+            "X-Shopify-Webhook-Id": f"orderhub-test-{secrets.token_hex(8)}",
+        }, raw
 
     def _secrets(self) -> list[str]:
         return [s for s in (self.settings.get("secret"), self.settings.get("previous_secret")) if s]

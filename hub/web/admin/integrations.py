@@ -103,3 +103,31 @@ def inbox_action(entry_id: int, action: str) -> ResponseReturnValue:
     if back:
         return redirect(url_for("admin.connection", connection_id=back))
     return redirect(url_for("admin.integrations"))
+
+
+@page("/integrations/connections/<int:connection_id>/test", "channels.write", methods=("POST",))
+def connection_test(connection_id: int) -> ResponseReturnValue:
+    """Send a test delivery to the connection's webhook URL and say what came back."""
+    try:
+        result = api("test_connection", connection_id=connection_id)
+    except HubError as exc:
+        flash(_("No test delivery was sent: %(why)s", why=exc.message), "error")
+    else:
+        if result["ok"]:
+            flash(
+                _(
+                    "Test delivery received at %(url)s: the address is reachable and the "
+                    "secret is right.",
+                    url=result["url"],
+                )
+            )
+        else:
+            flash(
+                _(
+                    "The test delivery to %(url)s failed: %(why)s",
+                    url=result["url"],
+                    why=result["message"],
+                ),
+                "error",
+            )
+    return redirect(url_for("admin.connection", connection_id=connection_id))

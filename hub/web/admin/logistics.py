@@ -554,8 +554,11 @@ def _account_page(
     *,
     errors: dict[str, str] | None = None,
     form: MultiDict[str, str] | None = None,
+    settings_form: MultiDict[str, str] | None = None,
 ) -> ResponseReturnValue:
     account = api("get_carrier_account", account_id=account_id)
+    spec = next((p for p in _carrier_plugins() if p["name"] == account["plugin"]), None)
+    fields = schema_form.fields(spec["settings_schema"]) if spec else []
     return _render(
         "admin/carrier_account.html",
         400 if errors else 200,
@@ -563,7 +566,49 @@ def _account_page(
         settings=_shown_settings(account),
         errors=errors or {},
         form=form,
+        fields=fields,
+        settings_form=settings_form or _settings_prefill(account, fields),
+        settings_open=settings_form is not None,
     )
+
+
+def _settings_prefill(account: dict[str, Any], fields: list[schema_form.Field]) -> MultiDict:
+    """The stored settings as the generated form shows them; secrets stay blank ("leave
+    blank to keep"), since they are never shown."""
+    out: MultiDict[str, str] = MultiDict()
+    kinds = {f.name: f.kind for f in fields}
+    for key, value in account["settings"].items():
+        kind = kinds.get(key)
+        if kind in (None, "password") or value == "********":
+            continue
+        if kind == "checkbox":
+            if value:
+                out[f"settings.{key}"] = "on"
+        elif kind == "lines":
+            out[f"settings.{key}"] = "\n".join(str(v) for v in value)
+        elif kind == "json":
+            out[f"settings.{key}"] = json.dumps(value, ensure_ascii=False)
+        else:
+            out[f"settings.{key}"] = str(value)
+    return out
+
+
+@page("/carriers/<int:account_id>/settings", "carriers.write", methods=("POST",))
+def carrier_settings(account_id: int) -> ResponseReturnValue:
+    """New settings from the generated form; a secret left blank keeps its stored value."""
+    account = api("get_carrier_account", account_id=account_id)
+    spec = _carrier_plugin(account["plugin"])
+    fields = schema_form.fields(spec["settings_schema"])
+    settings, errors = schema_form.settings_from(request.form, spec["settings_schema"])
+    if not errors:
+        try:
+            api("update_carrier_account", account_id=account_id, body={"settings": settings})
+        except HubError as exc:
+            errors = _setting_errors(exc, fields)
+    if errors:
+        return _account_page(account_id, errors=errors, settings_form=request.form)
+    flash(_("The settings of %(name)s are saved.", name=account["name"]))
+    return redirect(url_for("admin.carrier_account", account_id=account_id))
 
 
 @page("/carriers/<int:account_id>", "shipping.read")

@@ -11,7 +11,8 @@ from hub.core import events, intake
 from hub.core.db import utcnow
 from hub.core.errors import Conflict, Invalid, NotFound
 from hub.core.models import Connection, InboxEntry
-from hub.web.api.framework import Ctx, Param, paginate, route
+from hub.web import webhook_test
+from hub.web.api.framework import AfterCommit, Ctx, Param, paginate, route
 from hub.web.api.schemas import closed
 from hub.web.public_url import PROBLEM, external_url
 
@@ -79,6 +80,29 @@ def create_connection(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
         actor=ctx.actor,
     )
     return _view(ctx, connection)
+
+
+@route(
+    "/connections/<int:connection_id>/test",
+    "POST",
+    permission="channels.write",
+    tag=TAG,
+    summary="Send a test delivery to the connection's own webhook URL (nothing is stored)",
+)
+def test_connection(ctx: Ctx, connection_id: int) -> AfterCommit:
+    """The channel plugin signs a delivery the hub acknowledges and does not store; the hub
+    posts it to its public webhook URL, through whatever stands in front of it, and reports
+    what came back: reachable and the secret right, or what went wrong."""
+    connection = intake.get_connection(ctx.session, ctx.tenant_id, connection_id)
+    adapter = ctx.runtime.adapter_for(connection)
+    sample = adapter.test_delivery()
+    if sample is None:
+        raise Invalid(f"the {connection.plugin} plugin offers no test delivery")
+    url = external_url(f"/hooks/{ctx.principal.tenant_slug}/{connection.id}")
+    if url is None:
+        raise Invalid(PROBLEM)
+    headers, body = sample
+    return AfterCommit(lambda: webhook_test.send(url, headers, body))
 
 
 @route(

@@ -41,6 +41,11 @@ ACCOUNT_UPDATE = closed(
             "description": "service codes this account may use, or null for all it offers",
             "anyOf": [ACCOUNT_CREATE["properties"]["services"], {"type": "null"}],
         },
+        "settings": {
+            "type": "object",
+            "description": "the plugin's settings, all of them; a secret left out keeps its"
+            " stored value (secrets are never returned, so they cannot be sent back)",
+        },
     },
     minProperties=1,
 )
@@ -189,7 +194,7 @@ def get_carrier_account(ctx: Ctx, account_id: int) -> dict[str, Any]:
     "PATCH",
     permission="carriers.write",
     tag=TAG,
-    summary="Enable or disable a carrier account, or choose which of its services to use",
+    summary="Enable or disable a carrier account, choose its services or change its settings",
     body=ACCOUNT_UPDATE,
 )
 def update_carrier_account(ctx: Ctx, account_id: int, body: dict[str, Any]) -> dict[str, Any]:
