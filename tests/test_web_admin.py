@@ -305,3 +305,18 @@ def test_failed_sign_ins_are_counted_across_servers_in_redis(
     finally:
         first.extensions["orderhub"].close()
         second.extensions["orderhub"].close()
+
+
+def test_an_order_action_needs_its_own_routes_permission(web: Web, api: Api) -> None:
+    """One page stands for approve, reject, cancel and ship: each asks for the permission of
+    its own API route, and a role without it gets 403 and changes nothing."""
+    _, order = api.post("/orders", ORDER)
+    number = order["number"]
+    web.login("analyst")
+    for action in ("approve", "reject", "cancel", "ship"):
+        response = web.post(f"/admin/orders/{number}/{action}", {"reason": "x"})
+        assert response.status_code == 403, action
+    assert api.get(f"/orders/{number}")[1]["status"] == "confirmed"
+    web.login("warehouse")
+    status, _ = api.post(f"/orders/{number}/cancel", {}, token=api.tokens["warehouse"])
+    assert web.post(f"/admin/orders/{number}/cancel").status_code == status

@@ -39,9 +39,12 @@ NAV: list[tuple[str, Any, str | None]] = [
 
 
 def page(
-    rule: str, permission: str | None, methods: tuple[str, ...] = ("GET",)
+    rule: str,
+    permission: str | Callable[[dict[str, Any]], str | None] | None,
+    methods: tuple[str, ...] = ("GET",),
 ) -> Callable[[Callable[..., ResponseReturnValue]], Callable[..., ResponseReturnValue]]:
-    """Declares a signed-in page needing ``permission`` (the one its API route needs)."""
+    """Declares a signed-in page needing ``permission`` (the one its API route needs; for a
+    page that stands for several routes, a function of the path's values naming it)."""
 
     def decorate(fn: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
         fn.permission = permission  # type: ignore[attr-defined]
@@ -84,6 +87,8 @@ def _guard() -> ResponseReturnValue | None:
             "admin/error.html", status=401, message=_l("Please sign in again.")
         ), 401
     permission = getattr(view, "permission", None)
+    if callable(permission):  # one page for several API routes: the path says which
+        permission = permission(request.view_args or {})
     if permission and not g.principal.can(permission):
         return render_template(
             "admin/error.html",

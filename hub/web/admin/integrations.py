@@ -90,7 +90,7 @@ def connection(connection_id: int) -> ResponseReturnValue:
 
 @page(
     "/integrations/inbox/<int:entry_id>/<any(replay, discard):action>",
-    "channels.read",
+    lambda path: "orders.write" if path["action"] == "replay" else "channels.write",
     methods=("POST",),
 )
 def inbox_action(entry_id: int, action: str) -> ResponseReturnValue:

@@ -165,7 +165,9 @@ def _act(action: str, number: str, reason: str) -> Any:
 
 
 @page(
-    "/orders/<number>/<any(approve, reject, cancel, ship):action>", "orders.read", methods=("POST",)
+    "/orders/<number>/<any(approve, reject, cancel, ship):action>",
+    lambda path: ACTIONS[path["action"]][1],
+    methods=("POST",),
 )
 def order_action(number: str, action: str) -> ResponseReturnValue:
     try:
