@@ -219,6 +219,11 @@ class Acme:
         }
         return self.ok("POST", "/connections", body)["id"]
 
+    def shopify_connection(self) -> int:
+        """A connection whose plugin offers a test delivery (the stub's does not)."""
+        body = {"plugin": "shopify", "name": self.unique("sh-"), "settings": {"secret": "shh"}}
+        return self.ok("POST", "/connections", body)["id"]
+
     def ship(self) -> dict[str, Any]:
         """A fresh shipment of a fresh acme order (its tracking number is acme's alone)."""
         body = {"carrier_account": self.carrier_account_id, "service": "standard"}
@@ -547,6 +552,9 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ),
     ("POST", "/connections/<int:connection_id>/resume"): Sample(
         lambda a: Request("POST", f"/connections/{a.connection()}/resume"), "record"
+    ),
+    ("POST", "/connections/<int:connection_id>/test"): Sample(
+        lambda a: Request("POST", f"/connections/{a.shopify_connection()}/test"), "record"
     ),
     ("POST", "/connections/<int:connection_id>/poll"): Sample(
         lambda a: Request("POST", f"/connections/{a.feed_id}/poll"), "record"
