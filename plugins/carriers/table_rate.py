@@ -64,6 +64,8 @@ EVERY_COUNTRY = "*"
 # second collide about once in 10**15 pairs.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 TIME_CHARS = 7  # 32**7 seconds reaches the year 3058
+# No number of this plugin was issued before this: earlier "issue times" are damaged numbers.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 RANDOM_CHARS = 10
 BODY_CHARS = TIME_CHARS + RANDOM_CHARS
 
@@ -405,7 +407,7 @@ class TableRate(CarrierAdapter):
         one mistyped number must not fail the batch. Later statuses are recorded by hand."""
         updates = []
         for number in tracking_numbers:
-            issued = issued_at(number)
+            issued = issued_at(number, self.now())
             events = (
                 ()
                 if issued is None
@@ -561,15 +563,22 @@ def check_character(body: str) -> str:
     return ALPHABET[-total % base]
 
 
-def issued_at(number: str) -> datetime | None:
+def issued_at(number: str, now: datetime) -> datetime | None:
     """When a number this plugin issued was issued, or None when it is not well-formed
-    (whatever its prefix: a card whose prefix changed still tracks its older numbers)."""
+    (whatever its prefix: a card whose prefix changed still tracks its older numbers).
+
+    The check character alone lets one in 32 damaged numbers through (a number cut short
+    reads its prefix's last character as body), so the issue time must also be possible:
+    not before ``EARLIEST`` and not after ``now``."""
     if len(number) <= BODY_CHARS + 1:
         return None
     body, check = number[-BODY_CHARS - 1 : -1], number[-1]
     if any(ch not in ALPHABET for ch in body + check) or check_character(body) != check:
         return None
-    return datetime.fromtimestamp(_decode(body[:TIME_CHARS]), UTC)
+    issued = datetime.fromtimestamp(_decode(body[:TIME_CHARS]), UTC)
+    if not EARLIEST <= issued <= now + timedelta(minutes=5):  # a little clock skew
+        return None
+    return issued
 
 
 # --- what the schema cannot say ------------------------------------------------------------
