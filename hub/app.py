@@ -62,6 +62,7 @@ def create_app(
         health,
         hooks,
         inbound_email,
+        metrics_route,
         portal,
         public,
         ui,
@@ -71,6 +72,7 @@ def create_app(
     ui.install(app, runtime)
     errors.install(app)
     headers.install(app)
+    metrics_route.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(carrier_hooks.bp)

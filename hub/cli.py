@@ -359,7 +359,10 @@ def serve(runtime: Runtime, host: str | None, port: int | None, threads: int | N
             "jobs go to the Redis broker: start 'orderhub worker' processes to run them"
             " (this server only queues them)"
         )
-    click.echo(f"OrderHub listening on http://{host}:{port} (API at /api/v1, health at /healthz)")
+    click.echo(
+        f"OrderHub listening on http://{host}:{port}"
+        " (API at /api/v1, web admin at /admin/, readiness at /readyz)"
+    )
     try:
         server.run()
     finally:

@@ -372,7 +372,7 @@ class Settings:
     sweep_grace_seconds: float = 60.0
     # Attempts at ingesting one channel delivery before it is rejected as a poison message.
     max_delivery_attempts: int = 5
-    # Each worker process writes a heartbeat this often; /healthz counts the workers heard
+    # Each worker process writes a heartbeat this often; /readyz counts the workers heard
     # from within heartbeat_timeout_seconds (Redis broker only).
     heartbeat_seconds: float = 10.0
     heartbeat_timeout_seconds: float = 60.0

@@ -74,7 +74,7 @@ def test_quick_start_init_demo_then_serve_answers_with_the_printed_token(tmp_pat
         deadline = time.monotonic() + 60
         while True:
             try:
-                health = requests.get(f"{base}/healthz", timeout=1)
+                health = requests.get(f"{base}/readyz", timeout=1)
                 break
             except requests.ConnectionError:
                 if time.monotonic() > deadline or server.poll() is not None:

@@ -405,14 +405,14 @@ def test_every_answer_carries_the_security_headers(api: Api):
         "a 404": api.client.get("/api/v1/orders/NOPE", headers=token),
         "an unknown path": api.client.get("/nowhere"),
         "a webhook answer": api.client.post("/hooks/acme/999999", data=b"{}"),
-        "healthz": api.client.get("/healthz"),
+        "readyz": api.client.get("/readyz"),
     }
     for what, response in answers.items():
         for name, value in SECURITY.items():
             assert response.headers.get(name) == value, (what, name, response.status_code)
     assert answers["an API route"].status_code == 200
     assert answers["a 401"].status_code == 401
-    assert answers["healthz"].status_code in (200, 503)  # 503: no worker has reported yet
+    assert answers["readyz"].status_code in (200, 503)  # 503: no worker has reported yet
 
 
 def test_clamp_pulls_any_instant_into_the_range():

@@ -1,5 +1,5 @@
 """Running the hub in production: its public address (never a request's Host header), what
-/healthz tells an unauthenticated caller, worker heartbeats, and the README's server commands.
+/readyz tells an unauthenticated caller, worker heartbeats, and the README's server commands.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,7 @@ def test_without_a_public_url_the_webhook_url_is_null_and_says_why(
         app.extensions["orderhub"].close()
 
 
-# --- /healthz ------------------------------------------------------------------------------
+# --- /readyz: ready to serve (the database, the broker, a worker) ----------------------------
 
 
 def test_health_names_no_host_when_the_database_and_broker_are_down(
@@ -181,7 +182,7 @@ def test_health_names_no_host_when_the_database_and_broker_are_down(
         broker_url=f"redis://127.0.0.1:{closed_port}/0",
     )
     try:
-        answer = app.test_client().get("/healthz")
+        answer = app.test_client().get("/readyz")
         assert answer.status_code == 503
         text = answer.get_data(as_text=True)
         for private in ("127.0.0.1", str(closed_port), "db-password", "hub:"):
@@ -199,14 +200,14 @@ def test_health_names_no_host_when_the_database_and_broker_are_down(
 
 @SQLITE_ONLY
 def test_health_with_the_embedded_broker_counts_the_in_process_worker(client, runtime) -> None:
-    answer = client.get("/healthz")
+    answer = client.get("/readyz")
     assert answer.status_code == 503
     workers = answer.get_json()["checks"]["workers"]
     assert (workers["ok"], workers["kind"], workers["live"]) == (False, "embedded", 0)
     assert "orderhub serve" in workers["error"]
 
     runtime.jobs.start_worker(1, sweep=False)
-    answer = client.get("/healthz")
+    answer = client.get("/readyz")
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["checks"]["workers"] == {"ok": True, "kind": "embedded", "live": 1}
 
@@ -224,7 +225,7 @@ def test_health_on_redis_counts_workers_heard_from_within_the_window(
     client = app.test_client()
     try:
         # No worker ever ran: Redis is up, but nobody takes jobs from it.
-        answer = client.get("/healthz")
+        answer = client.get("/readyz")
         assert answer.status_code == 503
         assert answer.get_json()["checks"]["broker"]["ok"] is True
         workers = answer.get_json()["checks"]["workers"]
@@ -234,11 +235,11 @@ def test_health_on_redis_counts_workers_heard_from_within_the_window(
         now = utcnow()
         with runtime.transaction() as session:
             heartbeats.beat(session, "host-a-1", "default", now - timedelta(seconds=31))
-        assert client.get("/healthz").status_code == 503  # heard from too long ago
+        assert client.get("/readyz").status_code == 503  # heard from too long ago
         with runtime.transaction() as session:
             heartbeats.beat(session, "host-a-1", "default", now - timedelta(seconds=29))
             heartbeats.beat(session, "host-b-2", "default", now)
-        answer = client.get("/healthz")
+        answer = client.get("/readyz")
         assert answer.status_code == 200, answer.get_json()
         assert answer.get_json()["checks"]["workers"]["live"] == 2
     finally:
@@ -301,7 +302,7 @@ def _health(port: int, proc: subprocess.Popen[str]) -> requests.Response:
             pytest.fail(f"the server exited:\n{_stop(proc)}")
         try:
             # Generous: a gunicorn worker builds the app before it answers the first request.
-            return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=20)
+            return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=20)
         except requests.ConnectionError:
             time.sleep(0.2)
     pytest.fail(f"the server did not answer:\n{_stop(proc)}")
@@ -342,3 +343,43 @@ def test_serve_on_redis_says_workers_are_needed(env: dict[str, str], tmp_path: P
         output = _stop(proc)
     assert "start 'orderhub worker' processes to run them" in output
     assert "embedded worker running" not in output
+
+
+@pytest.mark.slow
+def test_metrics_add_up_across_gunicorn_workers(env: dict[str, str], tmp_path: Path) -> None:
+    """Two gunicorn workers, one PROMETHEUS_MULTIPROC_DIR: whichever worker answers the
+    scrape, it counts every request any worker served, including workers since recycled."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    port = _free_port()
+    env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    # Each worker is recycled after 40 requests (gunicorn's --max-requests), so 120 requests
+    # are surely served by several processes, live and gone, whose counts must all add up.
+    command = [str(BIN / "gunicorn"), "-w", "2", "--max-requests", "40",
+               "-b", f"127.0.0.1:{port}", "hub:create_app()"]
+    proc = _start(command, env, tmp_path)
+    try:
+        _health(port, proc)
+
+        def ping(_: int) -> bool:
+            with requests.Session() as fresh:  # a new connection each: any worker may take it
+                return fresh.get(f"http://127.0.0.1:{port}/healthz", timeout=10).ok
+
+        # Many at once, so both (sync, one request at a time) workers must take some.
+        with ThreadPoolExecutor(16) as pool:
+            assert all(pool.map(ping, range(120)))
+        counts = []
+        for _ in range(4):
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if (sample.name == "orderhub_http_requests_total"
+                            and sample.labels["route"] == "/healthz"):
+                        counts.append(sample.value)
+        files = sorted(p.name for p in folder.iterdir())
+    finally:
+        output = _stop(proc)
+    assert counts == [120.0] * 4, output
+    assert len({name for name in files if name.startswith("counter_")}) >= 3

@@ -519,7 +519,7 @@ def test_worker_processes_on_redis_and_postgres(
     try:
         _wait_for("two workers to start", lambda: output.count("worker running") == 2)
         # Health counts both workers by their heartbeats, and names no host.
-        health = client.get("/healthz")
+        health = client.get("/readyz")
         assert health.status_code == 200, health.get_json()
         assert health.get_json()["checks"]["workers"]["live"] == 2
         for url in (postgres_url, redis_url):
@@ -557,7 +557,7 @@ def test_worker_processes_on_redis_and_postgres(
         _wait_for("both workers to stop", lambda: output.count("worker stopping") == 2, 5)
         assert "Traceback" not in output.text()
         # Stopped workers remove their heartbeats: no worker is left, and health says so.
-        health = client.get("/healthz")
+        health = client.get("/readyz")
         assert health.status_code == 503
         workers = health.get_json()["checks"]["workers"]
         assert (workers["ok"], workers["live"]) == (False, 0)

@@ -1,5 +1,5 @@
 """Worker heartbeats: each ``orderhub worker`` process says it is alive every few seconds, so
-``/healthz`` can tell "Redis is up but nobody takes jobs from it" from a healthy hub."""
+``/readyz`` can tell "Redis is up but nobody takes jobs from it" from a healthy hub."""
 
 from __future__ import annotations
 

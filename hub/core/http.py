@@ -50,6 +50,7 @@ from urllib3.exceptions import ConnectTimeoutError, InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
 from hub.core import outbound
+from hub.metrics import BREAKERS_OPEN, OUTBOUND_ERRORS
 
 __all__ = [
     "USER_AGENT",
@@ -314,8 +315,15 @@ class _Circuit:
                 return
             with contextlib.suppress(_ServerFailure):
                 self.breaker.call(_fail if failed else _succeed)
-            if self.breaker.current_state == pybreaker.STATE_OPEN:
+            after = self.breaker.current_state
+            if after == pybreaker.STATE_OPEN:
                 self.opened_at = now
+            # /metrics counts the breakers not closed: one more when one trips, one fewer when
+            # its trial succeeds (open → half-open → closed).
+            if before == pybreaker.STATE_CLOSED and after != pybreaker.STATE_CLOSED:
+                BREAKERS_OPEN.inc()
+            elif before != pybreaker.STATE_CLOSED and after == pybreaker.STATE_CLOSED:
+                BREAKERS_OPEN.dec()
 
     @property
     def state(self) -> str:
@@ -349,6 +357,7 @@ def reset_for_tests() -> None:
     with _registry_lock:
         _circuits.clear()
         _buckets.clear()
+        BREAKERS_OPEN.set(0)
 
 
 # --- the client ----------------------------------------------------------------------------
@@ -397,7 +406,16 @@ class HttpClient:
         """The account's circuit: closed, open or half-open; for status pages and logs."""
         return self._circuit().state
 
-    def request(
+    def request(self, method: str, url: str, **options: Any) -> requests.Response:
+        """Send a request (``send``'s options); a failure is also counted for ``/metrics``
+        by plugin and kind (``orderhub_outbound_errors_total``)."""
+        try:
+            return self.send(method, url, **options)
+        except HttpError as exc:
+            OUTBOUND_ERRORS.labels(self.name.split(":", 1)[0], type(exc).__name__).inc()
+            raise
+
+    def send(
         self,
         method: str,
         url: str,

@@ -37,6 +37,7 @@ from hub.core.http import HttpError
 from hub.core.models import Connection, InboxEntry, Order, Product, SkuMapping, Tenant
 from hub.core.normalised import LineItem
 from hub.core.secret_box import SecretBox, redact
+from hub.metrics import ORDERS_INGESTED
 from hub.settings import TenantSettings
 
 KEY_LENGTH = 200  # inbox.delivery_key
@@ -601,6 +602,7 @@ def ingest(
             _apply(session, row, statement, prefix, maps_skus=row.maps_skus)
     except (PayloadError, Invalid) as problem:
         raise Rejected(entry_id, str(problem)[:REASON_LENGTH]) from problem
+    ORDERS_INGESTED.labels(row.plugin).inc(len(statements))
     return _finish(session, entry_id, "processed", None)
 
 

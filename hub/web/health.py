@@ -1,5 +1,7 @@
-"""``/healthz``: is the database reachable and migrated, is the broker reachable, and does a
-worker take jobs from it.
+"""``/healthz``: is the process alive (for a liveness probe: it never asks the database, so a
+database outage does not get every web process restarted). ``/readyz``: is the database
+reachable and migrated to head, is the broker reachable, and does a worker take jobs from it
+(for a readiness probe and a load balancer).
 
 Unauthenticated, so it names no host and repeats no exception text (which can carry addresses
 and user names): each check says ok or not, and a short generic reason. The log has the rest.
@@ -27,6 +29,11 @@ logger = logging.getLogger("orderhub.web")
 
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
+    return jsonify({"status": "ok"}), 200
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
     runtime = current_app.extensions["orderhub"]
     checks: dict[str, dict[str, object]] = {"database": _database(runtime)}
     checks["broker"] = runtime.jobs.health()

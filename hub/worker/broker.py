@@ -17,6 +17,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import TimeLimit, default_middleware
 
+from hub.metrics import JOBS
 from hub.worker import actors
 from hub.worker.heartbeat import Heartbeat
 
@@ -50,6 +51,24 @@ def _embedded_broker() -> StubBroker:
     return broker
 
 
+class JobMetrics(dramatiq.Middleware):
+    """Counts every job's outcome by actor for ``/metrics``: done, failed (an exception: a
+    retry follows unless its retries are spent) or skipped."""
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: Any,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        JOBS.labels(message.actor_name, "failed" if exception is not None else "done").inc()
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        JOBS.labels(message.actor_name, "skipped").inc()
+
+
 class Jobs:
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
@@ -62,6 +81,7 @@ class Jobs:
                 socket_connect_timeout=REDIS_TIMEOUT,
             )
             self.broker = RedisBroker(connection_pool=pool, namespace=settings.broker_namespace)
+        self.broker.add_middleware(JobMetrics())
         self.actors: dict[str, dramatiq.Actor[Any, Any]] = {}
         for name, (fn, options) in actors.ACTORS.items():
             self.actors[name] = dramatiq.actor(
@@ -85,6 +105,22 @@ class Jobs:
     @property
     def embedded(self) -> bool:
         return isinstance(self.broker, StubBroker)
+
+    def queue_depths(self) -> dict[str, int]:
+        """Messages waiting per queue (delayed queues end in ``.DQ``), for ``/metrics``;
+        empty when the broker does not answer (the health check says why)."""
+        queues = sorted(self.broker.get_declared_queues())
+        queues += sorted(self.broker.get_declared_delay_queues())
+        if self.embedded:
+            stub = self.broker
+            return {q: stub.queues[q].qsize() for q in queues if q in stub.queues}  # type: ignore[attr-defined]
+        try:
+            client = self.broker.client  # type: ignore[attr-defined]
+            namespace = self.runtime.settings.broker_namespace
+            return {q: int(client.llen(f"{namespace}:{q}")) for q in queues}
+        except Exception as exc:
+            logger.warning("metrics: cannot read queue depths: %s", exc)
+            return {}
 
     def health(self) -> dict[str, object]:
         """Reachable or not, for an unauthenticated caller: no host, no exception text (the

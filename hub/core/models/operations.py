@@ -1,4 +1,4 @@
-"""What the hub knows about its own processes: worker heartbeats (read by ``/healthz``)."""
+"""What the hub knows about its own processes: worker heartbeats (read by ``/readyz``)."""
 
 from __future__ import annotations
 
