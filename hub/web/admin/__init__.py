@@ -15,10 +15,11 @@ from flask import Blueprint, Flask, current_app, g, redirect, render_template, r
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
 
+from hub.core.errors import NotFound
 from hub.web.api import framework
 from hub.web.ui import csrf, error_pages, field_errors, page_headers
 
-__all__ = ["api", "bp", "can", "field_errors", "page"]
+__all__ = ["api", "bp", "can", "enabled_plugin", "enabled_plugins", "field_errors", "page"]
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
@@ -62,6 +63,19 @@ def api(
 ) -> Any:
     """The API view ``endpoint`` run as the signed-in user."""
     return framework.invoke(endpoint, g.principal, path, query, body)
+
+
+def enabled_plugins(kind: str) -> list[dict[str, Any]]:
+    """The shop's enabled plugins of one kind ("channel", "carrier"), as the API lists them
+    (with their published settings schema)."""
+    return [p for p in api("list_plugins")["items"] if p["kind"] == kind and p["enabled"]]
+
+
+def enabled_plugin(kind: str, name: str) -> dict[str, Any]:
+    for found in enabled_plugins(kind):
+        if found["name"] == name:
+            return found
+    raise NotFound(f"no {kind} plugin {name!r} is enabled for this shop")
 
 
 def can(permission: str | None) -> bool:

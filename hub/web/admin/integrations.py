@@ -4,22 +4,14 @@ settings schema, and each connection's inbox with rejected deliveries and replay
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from hub.core.errors import HubError, NotFound
-from hub.web.admin import api, field_errors, page
+from hub.core.errors import HubError
+from hub.web.admin import api, enabled_plugin, field_errors, page
 from hub.web.ui import schema_form
-
-
-def _plugin(name: str) -> dict[str, Any]:
-    for p in api("list_plugins")["items"]:
-        if p["name"] == name and p["kind"] == "channel" and p["enabled"]:
-            return p
-    raise NotFound(f"no channel plugin {name!r} is enabled for this shop")
 
 
 @page("/integrations", "channels.read")
@@ -35,7 +27,7 @@ def integrations() -> ResponseReturnValue:
 
 @page("/integrations/connect/<plugin>", "channels.write", methods=("GET", "POST"))
 def connect(plugin: str) -> ResponseReturnValue:
-    spec = _plugin(plugin)
+    spec = enabled_plugin("channel", plugin)
     schema = spec["settings_schema"]
     fields = schema_form.fields(schema)
     errors: dict[str, str] = {}

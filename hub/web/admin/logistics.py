@@ -21,9 +21,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import MultiDict
 
-from hub.core.errors import HubError, NotFound
+from hub.core.errors import HubError
 from hub.core.shipments import CANCELLABLE
-from hub.web.admin import api, can, field_errors, page
+from hub.web.admin import api, can, enabled_plugin, enabled_plugins, field_errors, page
 from hub.web.api.framework import BY_ENDPOINT
 from hub.web.ui import schema_form
 
@@ -452,23 +452,12 @@ def rates() -> ResponseReturnValue:
 # --- carrier accounts ------------------------------------------------------------------------
 
 
-def _carrier_plugins() -> list[dict[str, Any]]:
-    return [p for p in api("list_plugins")["items"] if p["kind"] == "carrier" and p["enabled"]]
-
-
-def _carrier_plugin(name: str) -> dict[str, Any]:
-    for p in _carrier_plugins():
-        if p["name"] == name:
-            return p
-    raise NotFound(f"no carrier plugin {name!r} is enabled for this shop")
-
-
 @page("/carriers", "shipping.read")
 def carrier_accounts() -> ResponseReturnValue:
     return _render(
         "admin/carrier_accounts.html",
         accounts=api("list_carrier_accounts")["items"],
-        plugins=_carrier_plugins() if can("carriers.write") else [],
+        plugins=enabled_plugins("carrier") if can("carriers.write") else [],
     )
 
 
@@ -497,7 +486,7 @@ def _setting_errors(exc: HubError, fields: list[schema_form.Field]) -> dict[str,
 
 @page("/carriers/new/<plugin>", "carriers.write", methods=("GET", "POST"))
 def carrier_new(plugin: str) -> ResponseReturnValue:
-    spec = _carrier_plugin(plugin)
+    spec = enabled_plugin("carrier", plugin)
     schema = spec["settings_schema"]
     fields = schema_form.fields(schema)
     errors: dict[str, str] = {}
@@ -533,7 +522,7 @@ def carrier_new(plugin: str) -> ResponseReturnValue:
 
 def _shown_settings(account: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """(label, value, is a secret) for each stored setting; secrets only say they are set."""
-    spec = next((p for p in _carrier_plugins() if p["name"] == account["plugin"]), None)
+    spec = next((p for p in enabled_plugins("carrier") if p["name"] == account["plugin"]), None)
     fields = {f.name: f for f in schema_form.fields(spec["settings_schema"])} if spec else {}
     out = []
     for key, value in account["settings"].items():
@@ -557,7 +546,7 @@ def _account_page(
     settings_form: MultiDict[str, str] | None = None,
 ) -> ResponseReturnValue:
     account = api("get_carrier_account", account_id=account_id)
-    spec = next((p for p in _carrier_plugins() if p["name"] == account["plugin"]), None)
+    spec = next((p for p in enabled_plugins("carrier") if p["name"] == account["plugin"]), None)
     fields = schema_form.fields(spec["settings_schema"]) if spec else []
     return _render(
         "admin/carrier_account.html",
@@ -597,7 +586,7 @@ def _settings_prefill(account: dict[str, Any], fields: list[schema_form.Field]) 
 def carrier_settings(account_id: int) -> ResponseReturnValue:
     """New settings from the generated form; a secret left blank keeps its stored value."""
     account = api("get_carrier_account", account_id=account_id)
-    spec = _carrier_plugin(account["plugin"])
+    spec = enabled_plugin("carrier", account["plugin"])
     fields = schema_form.fields(spec["settings_schema"])
     settings, errors = schema_form.settings_from(request.form, spec["settings_schema"])
     if not errors:

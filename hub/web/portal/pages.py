@@ -115,6 +115,11 @@ def _require(number: str) -> None:
         raise NotFound(_("Find your order first: enter its number and your e-mail or phone."))
 
 
+def _refused(errors: dict[str, str], status: int) -> ResponseReturnValue:
+    """The start page again, with the visitor's form as typed and what was wrong with it."""
+    return render_template("portal/home.html", orders=[], errors=errors, form=request.form), status
+
+
 @bp.route("/")
 def home() -> ResponseReturnValue:
     return render_template(
@@ -132,19 +137,14 @@ def lookup() -> ResponseReturnValue:
     if not contact:
         errors["contact"] = _("Enter the e-mail or phone number you ordered with.")
     if errors:
-        return render_template("portal/home.html", orders=[], errors=errors, form=request.form), 400
+        return _refused(errors, 400)
     counter = attempts()
     address = request.remote_addr or "?"
     shop = g.portal_tenant
     if not all(counter.test(lim, "portal-lookup", shop, address) for lim in PER_ADDRESS) or (
         not counter.test(PER_NUMBER, "portal-number", shop, number)
     ):
-        return render_template(
-            "portal/home.html",
-            orders=[],
-            form=request.form,
-            errors={"": _("Too many attempts. Please wait a while and try again.")},
-        ), 429
+        return _refused({"": _("Too many attempts. Please wait a while and try again.")}, 429)
     for lim in PER_ADDRESS:
         counter.hit(lim, "portal-lookup", shop, address)
     with _runtime().session() as session:
@@ -158,12 +158,9 @@ def lookup() -> ResponseReturnValue:
     if not ok:
         counter.hit(PER_NUMBER, "portal-number", shop, number)
         # The same answer whether the order is unknown or the contact does not match.
-        return render_template(
-            "portal/home.html",
-            orders=[],
-            form=request.form,
-            errors={"": _("We found no order with that number and that e-mail or phone.")},
-        ), 404
+        return _refused(
+            {"": _("We found no order with that number and that e-mail or phone.")}, 404
+        )
     grant = g.get("grant") or Grant(g.portal_tenant_id)
     grant.orders = [n for n in grant.orders if n != number] + [number]
     grant.until = max(grant.until, time.time() + LOOKUP_SECONDS)
@@ -179,23 +176,13 @@ def ask_link() -> ResponseReturnValue:
     """E-mail me a sign-in link: the same answer whether or not the address is known."""
     email = (request.form.get("email") or "").strip()
     if "@" not in email or len(email) > 254:
-        return render_template(
-            "portal/home.html",
-            orders=[],
-            form=request.form,
-            errors={"email": _("Enter the e-mail address you ordered with.")},
-        ), 400
+        return _refused({"email": _("Enter the e-mail address you ordered with.")}, 400)
     counter = attempts()
     shop, address = g.portal_tenant, request.remote_addr or "?"
     if not counter.hit(PER_ADDRESS_LINKS, "portal-link", shop, address) or not counter.hit(
         PER_EMAIL_LINKS, "portal-link-email", shop, email.lower()
     ):
-        return render_template(
-            "portal/home.html",
-            orders=[],
-            form=request.form,
-            errors={"": _("Too many attempts. Please wait a while and try again.")},
-        ), 429
+        return _refused({"": _("Too many attempts. Please wait a while and try again.")}, 429)
     base = external_url(f"/portal/{shop}/signin/")
     if base is None:
         logger.warning("portal sign-in link not sent: %s", PROBLEM)
