@@ -61,10 +61,9 @@ def _contact_matches(given: str, email: str | None, phones: list[str | None]) ->
     for phone in phones:
         theirs = _DIGITS.sub("", phone or "")
         if len(theirs) >= 7:
+            # One ends with the other: the shorter one may leave out the country code.
             tail = min(len(theirs), len(digits))
-            found |= hmac.compare_digest(digits[-tail:].encode(), theirs[-tail:].encode()) and (
-                theirs.endswith(digits) or digits.endswith(theirs)
-            )
+            found |= hmac.compare_digest(digits[-tail:].encode(), theirs[-tail:].encode())
     return found
 
 
